@@ -1,0 +1,50 @@
+# lutcore: two commands set up and test a fresh machine:
+#   make install    venv, Python packages (with dev extras), Icarus and liblz4-dev if missing
+#   make test       the default suite (unit, golden, amaranth.sim, a cocotb subset, quick synthesis)
+# Further targets: make sim [SIM=icarus|verilator] [WAVES=1], make synth, make doctor, make emit.
+
+PYTHON   ?= python3
+VENV     ?= .venv
+PY       := $(VENV)/bin/python
+PYTEST   := $(PY) -m pytest
+JOBS     ?= 2
+SIM      ?=
+WAVES    ?=
+SYNTH_ARGS ?=
+EMIT_ARGS  ?= --w-bits 2 --a-bits 8
+
+export SIM WAVES
+
+.PHONY: install test sim synth doctor emit clean
+
+install:
+	@command -v iverilog >/dev/null || { \
+	  echo "installing Icarus Verilog (Debian package iverilog)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog; }
+	@dpkg -s liblz4-dev >/dev/null 2>&1 || { \
+	  echo "installing liblz4-dev (Verilator FST waveforms)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq liblz4-dev; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m gen.doctor --quick
+
+test:
+	$(PYTEST) -n $(JOBS) -m "not slow" tests
+
+sim:
+	$(PYTEST) -n $(JOBS) -m sim tests
+
+synth:
+	$(PY) -m gen.synth $(SYNTH_ARGS)
+
+doctor:
+	$(PY) -m gen.doctor
+
+emit:
+	$(PY) -m gen.emit $(EMIT_ARGS)
+
+clean:
+	rm -rf build reports sim_build .pytest_cache

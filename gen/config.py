@@ -1,0 +1,345 @@
+"""One design point of the LUT Tensor Core, and every width derived from it.
+
+Everything that needs a width -- the hardware in ``hw/``, the golden model, the emit CLI, the
+cocotb testbenches and the synthesis reports -- reads it from :class:`LutConfig`. Nothing
+recomputes a width on its own.
+
+Terms follow Mo et al., "LUT Tensor Core" (ISCA 2025, arXiv 2408.06003):
+
+* ``g`` is the group size (the paper's K): ``g`` activations form one table of ``2**g`` signed
+  sums ``T[idx] = sum_i a_i * (+1 if bit i of idx else -1)``.
+* a weight *bit-plane* supplies the ``g``-bit index into that table; multi-bit weights run
+  bit-serially, one plane per cycle, MSB first.
+* ``symmetric`` tables store only the half with index MSB = 0 (``2**(g-1)`` entries); the other
+  half is ``T[~idx] = -T[idx]``.
+* the tile is ``m`` rows (tables) x ``n`` columns (weights): the paper's elongated M2N64K4.
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import math
+from dataclasses import dataclass
+
+__all__ = ["WeightFormat", "LutConfig", "signed_width", "unsigned_width",
+           "W_BITS_RANGE", "A_BITS_RANGE", "G_RANGE", "M_RANGE", "N_RANGE", "K_MAX_RANGE"]
+
+W_BITS_RANGE = (1, 4)
+A_BITS_RANGE = (2, 16)
+G_RANGE = (2, 6)
+M_RANGE = (1, 16)
+N_RANGE = (1, 256)
+K_MAX_RANGE = (1, 1 << 20)
+TABLE_FORMATS = ("int",)
+
+
+class WeightFormat(enum.Enum):
+    """How a ``w``-bit weight code is read. The value is the ``format`` field of a command."""
+    #: two's complement ``s`` in ``-2**(w-1) .. 2**(w-1)-1``; planes of ``q = s + 2**(w-1)``.
+    INT = 0
+    #: unsigned code ``q`` in ``0 .. 2**w - 1``; planes of ``q``.
+    UINT = 1
+    #: one bit, 1 means +1 and 0 means -1 (BitNet-style); ``w`` must be 1.
+    BINARY = 2
+    #: ``INT`` with ``w = 2`` restricted to ``{-1, 0, +1}``.
+    TERNARY = 3
+
+    @property
+    def label(self):
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, value):
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, str):
+            for fmt in cls:
+                if fmt.label == value.lower():
+                    return fmt
+        raise ValueError(f"weight format must be one of {', '.join(f.label for f in cls)}, "
+                         f"not {value!r}")
+
+    def allows(self, w_bits):
+        """Whether this format can run with ``w_bits`` weight bits."""
+        if self is WeightFormat.BINARY:
+            return w_bits == 1
+        if self is WeightFormat.TERNARY:
+            return w_bits == 2
+        return 1 <= w_bits
+
+    def value_range(self, w_bits):
+        """Inclusive range of the weight *values* (not codes) of this format."""
+        if self is WeightFormat.INT:
+            return -(1 << (w_bits - 1)), (1 << (w_bits - 1)) - 1
+        if self is WeightFormat.UINT:
+            return 0, (1 << w_bits) - 1
+        return -1, 1
+
+
+def signed_width(lo, hi):
+    """Fewest bits of a two's complement number that holds every integer in ``lo .. hi``."""
+    width = 1
+    while not (-(1 << (width - 1)) <= lo and hi <= (1 << (width - 1)) - 1):
+        width += 1
+    return width
+
+
+def unsigned_width(hi):
+    """Fewest bits (at least 1) of an unsigned number that holds ``0 .. hi``."""
+    return max(1, int(hi).bit_length())
+
+
+def _check_int(name, value, lo, hi):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, not {value!r}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be in {lo}..{hi}, not {value}")
+
+
+@dataclass(frozen=True)
+class LutConfig:
+    """A design point of the LUT mpGEMM array.
+
+    Parameters
+    ----------
+    w_bits : int
+        Largest weight precision the build runs (1..4). Each operation picks its own
+        ``w_bits`` up to this at run time.
+    a_bits : int
+        Activation precision, signed integers (2..16).
+    g : int
+        Group size: activations per table (2..6; the paper's K = 4).
+    m : int
+        Tile rows: tables held at once, each broadcast across the ``n`` columns (1..16).
+    n : int
+        Tile columns: weight columns sharing each table (1..256).
+    k_max : int
+        Longest reduction (activations) one operation accumulates without overflow.
+    symmetric : bool
+        Store only the index-MSB = 0 half of each table and negate (table symmetrization).
+    weight_formats : tuple of str
+        Weight formats the build supports at run time (``int``, ``uint``, ``binary``,
+        ``ternary``); ``None`` means every format valid for ``w_bits``.
+    table_format : str
+        Type of the table entries. Only ``"int"`` (exact integer sums) exists today; quantized
+        FP16/BF16 tables (INT8 entries plus one scale per table) will be another choice.
+
+    Raises
+    ------
+    TypeError
+        A parameter has the wrong type.
+    ValueError
+        A parameter is out of range; the message names it, its value and the allowed range.
+    """
+    w_bits: int = 2
+    a_bits: int = 8
+    g: int = 4
+    m: int = 2
+    n: int = 64
+    k_max: int = 4096
+    symmetric: bool = True
+    weight_formats: tuple = None
+    table_format: str = "int"
+
+    def __post_init__(self):
+        _check_int("w_bits", self.w_bits, *W_BITS_RANGE)
+        _check_int("a_bits", self.a_bits, *A_BITS_RANGE)
+        _check_int("g", self.g, *G_RANGE)
+        _check_int("m", self.m, *M_RANGE)
+        _check_int("n", self.n, *N_RANGE)
+        _check_int("k_max", self.k_max, *K_MAX_RANGE)
+        if not isinstance(self.symmetric, bool):
+            raise TypeError(f"symmetric must be a bool, not {self.symmetric!r}")
+        if self.table_format not in TABLE_FORMATS:
+            raise ValueError(f"table_format must be one of {', '.join(TABLE_FORMATS)}, "
+                             f"not {self.table_format!r}")
+        if self.weight_formats is None:
+            formats = tuple(f for f in WeightFormat
+                            if any(f.allows(w) for w in range(1, self.w_bits + 1)))
+        else:
+            if isinstance(self.weight_formats, str) or not hasattr(self.weight_formats, "__iter__"):
+                raise TypeError(f"weight_formats must be a sequence of format names, "
+                                f"not {self.weight_formats!r}")
+            formats = tuple(sorted({WeightFormat.parse(f) for f in self.weight_formats},
+                                   key=lambda f: f.value))
+            if not formats:
+                raise ValueError("weight_formats must name at least one format, not ()")
+            for f in formats:
+                if not any(f.allows(w) for w in range(1, self.w_bits + 1)):
+                    raise ValueError(f"weight format {f.label} needs w_bits >= 2, "
+                                     f"not w_bits = {self.w_bits}")
+        object.__setattr__(self, "weight_formats", tuple(f.label for f in formats))
+
+    # -- formats ------------------------------------------------------------------------------
+    @property
+    def formats(self):
+        """The supported formats as :class:`WeightFormat` members."""
+        return tuple(WeightFormat.parse(f) for f in self.weight_formats)
+
+    def check_op(self, fmt, w_bits):
+        """Validate one operation's runtime precision; returns the parsed format."""
+        fmt = WeightFormat.parse(fmt)
+        _check_int("w_bits", w_bits, 1, self.w_bits)
+        if fmt not in self.formats:
+            raise ValueError(f"weight format must be one of {', '.join(self.weight_formats)} "
+                             f"in this build, not {fmt.label}")
+        if not fmt.allows(w_bits):
+            raise ValueError(f"weight format {fmt.label} cannot run with w_bits = {w_bits}")
+        return fmt
+
+    def ops(self):
+        """Every (format, w_bits) pair this build runs."""
+        return [(f, w) for f in self.formats for w in range(1, self.w_bits + 1) if f.allows(w)]
+
+    # -- tables -------------------------------------------------------------------------------
+    @property
+    def entry_width(self):
+        """Bits of one table entry: ``a_bits + floor(log2 g) + 1``.
+
+        ``T[0] = -sum(a)`` reaches ``+g * 2**(a_bits-1)`` when every activation is at its
+        minimum, so ``a_bits + ceil(log2 g)`` is one bit short at g = 2 and g = 4.
+        """
+        return self.a_bits + int(math.floor(math.log2(self.g))) + 1
+
+    @property
+    def table_entries(self):
+        """Entries stored per table: ``2**(g-1)`` when symmetric, else ``2**g``."""
+        return 1 << (self.g - 1) if self.symmetric else 1 << self.g
+
+    @property
+    def index_width(self):
+        """Bits of one lookup index (one weight bit per activation of the group)."""
+        return self.g
+
+    @property
+    def select_width(self):
+        """Bits that select a stored entry (``g - 1`` when symmetric)."""
+        return self.g - 1 if self.symmetric else self.g
+
+    @property
+    def table_row_width(self):
+        return self.table_entries * self.entry_width
+
+    @property
+    def table_width(self):
+        """Bits of one ``i_table`` beat: ``m`` tables."""
+        return self.m * self.table_row_width
+
+    @property
+    def weight_width(self):
+        """Bits of one ``i_weight`` beat: one bit-plane of ``n`` indices."""
+        return self.n * self.g
+
+    # -- reduction and accumulators -----------------------------------------------------------
+    @property
+    def groups_max(self):
+        """Groups of one operation at ``k_max`` (the last one zero-padded)."""
+        return -(-self.k_max // self.g)
+
+    @property
+    def k_pad(self):
+        return self.groups_max * self.g
+
+    @property
+    def groups_width(self):
+        """Bits of the command's ``groups`` field (1..groups_max)."""
+        return unsigned_width(self.groups_max)
+
+    @property
+    def plane_width(self):
+        """Bits of the command's ``w_bits`` field and the plane counter."""
+        return unsigned_width(self.w_bits)
+
+    @property
+    def _a_min(self):
+        return -(1 << (self.a_bits - 1))
+
+    @property
+    def _a_max(self):
+        return (1 << (self.a_bits - 1)) - 1
+
+    @property
+    def _entry_bound(self):
+        """Largest ``|T[idx]|``: g activations all at the minimum."""
+        return self.g * (1 << (self.a_bits - 1))
+
+    @property
+    def partial_width(self):
+        """Bits of a group's bit-serial partial ``p = sum_b 2**b * T[idx_b]``."""
+        bound = ((1 << self.w_bits) - 1) * self._entry_bound
+        return signed_width(-bound, bound)
+
+    @property
+    def acc_width(self):
+        """Bits of the accumulator ``acc = sum over groups of p`` at ``k_max``."""
+        bound = self.groups_max * ((1 << self.w_bits) - 1) * self._entry_bound
+        return signed_width(-bound, bound)
+
+    @property
+    def sum_width(self):
+        """Bits of the activation-sum register ``S = sum(a)`` at ``k_max``."""
+        return signed_width(self.k_pad * self._a_min, self.k_pad * self._a_max)
+
+    @property
+    def result_range(self):
+        """Inclusive range of a result ``sum(a * w)`` over all supported operations."""
+        lo = hi = 0
+        for fmt, w in self.ops():
+            wlo, whi = fmt.value_range(w)
+            products = [x * y for x in (self._a_min, self._a_max) for y in (wlo, whi)]
+            lo = min(lo, self.k_pad * min(products))
+            hi = max(hi, self.k_pad * max(products))
+        return lo, hi
+
+    @property
+    def result_width(self):
+        """Bits of one result on ``o_result``."""
+        return signed_width(*self.result_range)
+
+    @property
+    def result_row_width(self):
+        """Bits of one ``o_result`` beat: one row of ``n`` results."""
+        return self.n * self.result_width
+
+    # -- naming and serialization -------------------------------------------------------------
+    @property
+    def name(self):
+        sym = "sym" if self.symmetric else "full"
+        return f"lut_array_w{self.w_bits}a{self.a_bits}_g{self.g}_m{self.m}n{self.n}_{sym}"
+
+    def params(self):
+        """The parameters alone, as plain JSON-able values."""
+        return {f.name: (list(getattr(self, f.name)) if f.name == "weight_formats"
+                         else getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    def derived(self):
+        """Every derived width, by name."""
+        keys = ["entry_width", "table_entries", "index_width", "select_width", "table_row_width",
+                "table_width", "weight_width", "groups_max", "k_pad", "groups_width",
+                "plane_width", "partial_width", "acc_width", "sum_width", "result_width",
+                "result_row_width"]
+        return {k: getattr(self, k) for k in keys}
+
+    def to_json(self):
+        return json.dumps({"params": self.params(), "derived": self.derived()}, indent=2,
+                          sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d):
+        d = dict(d.get("params", d))
+        if d.get("weight_formats") is not None:
+            d["weight_formats"] = tuple(d["weight_formats"])
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, text):
+        return cls.from_dict(json.loads(text))
+
+    def replace(self, **changes):
+        if "weight_formats" not in changes:
+            changes["weight_formats"] = None if self._all_formats() else self.weight_formats
+        return dataclasses.replace(self, **changes)
+
+    def _all_formats(self):
+        return self.weight_formats == LutConfig(w_bits=self.w_bits).weight_formats

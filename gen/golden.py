@@ -1,0 +1,281 @@
+"""NumPy golden models of LUT mpGEMM, and the packing of operands into stream beats.
+
+Two models:
+
+* :func:`reference_mpgemm` -- the plain product ``A @ W`` in int64;
+* :func:`lut_mpgemm` -- the LUT algorithm exactly as ``hw/`` runs it, step by step:
+  weight values -> offset codes -> bit-planes -> per-group tables of signed sums -> lookups
+  (index MSB selects a negation when the table is symmetric) -> bit-serial partial, MSB first
+  -> accumulate -> offset correction with the activation sum.
+
+Loop order (docs/interface.md): groups outer, bit-planes inner. For each group ``j``::
+
+    p = 0
+    for b in w-1 .. 0:            # MSB first, one plane per cycle
+        p = (p << 1) + T_j[idx_jb]
+    acc += p
+    S   += -T_j[0]               # index 0 = all weights -1, so T[0] = -sum(a)
+
+and at the end, with ``S = sum(a)`` over the reduction::
+
+    int, ternary: result = (acc - S) / 2
+    uint:         result = (acc + (2**w - 1) * S) / 2
+    binary:       result = acc
+
+The identity behind it: for a code ``q`` with bits ``q_b`` and ``p_b = 2*q_b - 1``,
+``q = (sum_b 2**b p_b + 2**w - 1) / 2``; a signed ``s`` runs as ``q = s + 2**(w-1)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .config import LutConfig, WeightFormat
+
+__all__ = ["reference_mpgemm", "weight_codes", "random_weights", "random_activations",
+           "pad_k", "build_tables", "stored_tables", "lookup", "lut_mpgemm", "bit_planes",
+           "pack_tables", "pack_weight_planes", "pack_cmd", "unpack_results", "unpack_cmd",
+           "tile_stream"]
+
+
+def _ints(x, name):
+    x = np.asarray(x)
+    if x.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integers, not {x.dtype}")
+    return x.astype(np.int64)
+
+
+def reference_mpgemm(a, w):
+    """``A @ W`` in int64: the plain reference every other model is checked against."""
+    return _ints(a, "a") @ _ints(w, "w")
+
+
+def _check_weights(w, fmt, w_bits):
+    lo, hi = fmt.value_range(w_bits)
+    if w.size and (w.min() < lo or w.max() > hi):
+        raise ValueError(f"{fmt.label} weights with w_bits = {w_bits} must be in {lo}..{hi}")
+    if fmt is WeightFormat.BINARY and np.any(w == 0):
+        raise ValueError("binary weights must be -1 or +1, not 0")
+
+
+def weight_codes(w, fmt, w_bits):
+    """Unsigned ``w_bits`` codes ``q`` whose bit-planes the hardware consumes.
+
+    int/ternary: ``q = s + 2**(w-1)`` (two's complement with the MSB flipped); uint: ``q``;
+    binary: ``q = (s + 1) / 2`` (bit 1 means +1).
+    """
+    fmt = WeightFormat.parse(fmt)
+    w = _ints(w, "w")
+    if not fmt.allows(w_bits):
+        raise ValueError(f"weight format {fmt.label} cannot run with w_bits = {w_bits}")
+    _check_weights(w, fmt, w_bits)
+    if fmt in (WeightFormat.INT, WeightFormat.TERNARY):
+        return w + (1 << (w_bits - 1))
+    if fmt is WeightFormat.UINT:
+        return w.copy()
+    return (w + 1) // 2
+
+
+def random_weights(rng, shape, fmt, w_bits):
+    """Random weight *values* of a format."""
+    fmt = WeightFormat.parse(fmt)
+    if fmt is WeightFormat.BINARY:
+        return rng.choice(np.array([-1, 1], dtype=np.int64), size=shape)
+    lo, hi = fmt.value_range(w_bits)
+    return rng.integers(lo, hi + 1, size=shape, dtype=np.int64)
+
+
+def random_activations(rng, shape, a_bits):
+    return rng.integers(-(1 << (a_bits - 1)), 1 << (a_bits - 1), size=shape, dtype=np.int64)
+
+
+def pad_k(a, w, g):
+    """Zero-pad the reduction of ``a`` (M x K) and ``w`` (K x N) to a multiple of ``g``.
+
+    Padded activations are 0, so they add nothing whatever their weight code.
+    """
+    k = a.shape[1]
+    kp = -(-k // g) * g
+    a = np.pad(a, ((0, 0), (0, kp - k)))
+    w = np.pad(w, ((0, kp - k), (0, 0)))
+    return a, w
+
+
+def build_tables(a, g):
+    """Full tables ``T[r, j, idx] = sum_i a[r, j*g+i] * (+1 if bit i of idx else -1)``.
+
+    ``a`` is M x K with K a multiple of ``g``; the result is M x (K/g) x 2**g, int64.
+    """
+    a = _ints(a, "a")
+    rows, k = a.shape
+    if k % g:
+        raise ValueError(f"K must be a multiple of g = {g} here (use pad_k), not {k}")
+    groups = a.reshape(rows, k // g, g)
+    idx = np.arange(1 << g)
+    signs = np.where((idx[:, None] >> np.arange(g)[None, :]) & 1, 1, -1)   # 2**g x g
+    return np.einsum("rjg,eg->rje", groups, signs)
+
+
+def stored_tables(tables, symmetric):
+    """What the hardware stores: the index-MSB = 0 half (indices 0 .. 2**(g-1)-1) or all."""
+    if not symmetric:
+        return tables
+    return tables[..., : tables.shape[-1] // 2]
+
+
+def lookup(stored, idx, g, symmetric):
+    """Table lookup as the PE does it.
+
+    Symmetric: ``T[idx] = T[idx]`` when the MSB is 0, else ``-T[~idx]`` (the low ``g-1`` bits
+    inverted). ``stored`` is ... x E, ``idx`` broadcasts against its leading axes.
+    """
+    idx = np.asarray(idx, dtype=np.int64)
+    if not symmetric:
+        return np.take_along_axis(stored, idx[..., None], axis=-1)[..., 0]
+    msb = (idx >> (g - 1)) & 1
+    low_mask = (1 << (g - 1)) - 1
+    sel = np.where(msb == 1, ~idx & low_mask, idx & low_mask)
+    e = np.take_along_axis(stored, sel[..., None], axis=-1)[..., 0]
+    return np.where(msb == 1, -e, e)
+
+
+def bit_planes(codes, w_bits):
+    """Planes of ``codes``, MSB first: ``w_bits x ...`` of 0/1."""
+    return np.stack([(codes >> b) & 1 for b in range(w_bits - 1, -1, -1)])
+
+
+def _group_indices(planes, g):
+    """Per plane and group, the g-bit index of each column: (w, K, N) -> (w, K/g, N)."""
+    w, k, n = planes.shape
+    bits = planes.reshape(w, k // g, g, n)
+    return np.einsum("wjgn,g->wjn", bits, 1 << np.arange(g))
+
+
+def _in_width(name, x, width):
+    lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
+    if np.any(x < lo) or np.any(x > hi):
+        raise OverflowError(f"{name} leaves its {width}-bit range: {x.min()}..{x.max()}")
+
+
+def lut_mpgemm(a, w, fmt, w_bits, cfg: LutConfig, trace=None):
+    """The LUT algorithm of ``hw/``: ``A (M x K) @ W (K x N)`` for any M, N and K <= k_max.
+
+    Every intermediate is checked against its width in ``cfg`` (an ``OverflowError`` means the
+    config's width derivation is wrong). ``trace``, if a list, receives per-group
+    ``(p, acc)`` arrays for debugging.
+    """
+    fmt = cfg.check_op(fmt, w_bits)
+    a = _ints(a, "a")
+    w = _ints(w, "w")
+    if a.shape[1] != w.shape[0]:
+        raise ValueError(f"A is {a.shape} and W is {w.shape}: their K differ")
+    if a.shape[1] > cfg.k_max:
+        raise ValueError(f"K must be at most k_max = {cfg.k_max}, not {a.shape[1]}")
+    amin, amax = -(1 << (cfg.a_bits - 1)), (1 << (cfg.a_bits - 1)) - 1
+    if a.size and (a.min() < amin or a.max() > amax):
+        raise ValueError(f"activations must be in {amin}..{amax} for a_bits = {cfg.a_bits}")
+    codes = weight_codes(w, fmt, w_bits)
+    a, codes = pad_k(a, codes, cfg.g)
+    stored = stored_tables(build_tables(a, cfg.g), cfg.symmetric)       # M x G x E
+    _in_width("table entry", stored, cfg.entry_width)
+    idx = _group_indices(bit_planes(codes, w_bits), cfg.g)              # w x G x N
+    rows, groups, n = a.shape[0], idx.shape[1], idx.shape[2]
+    acc = np.zeros((rows, n), dtype=np.int64)
+    s = np.zeros((rows, 1), dtype=np.int64)
+    for j in range(groups):                       # groups outer
+        p = np.zeros((rows, n), dtype=np.int64)
+        for b in range(w_bits):                   # planes inner, MSB first
+            entry = lookup(stored[:, j, None, :].repeat(n, axis=1), idx[b, j][None, :],
+                           cfg.g, cfg.symmetric)
+            p = (p << 1) + entry
+            _in_width("partial", p, cfg.partial_width)
+        acc = acc + p
+        _in_width("accumulator", acc, cfg.acc_width)
+        s = s - stored[:, j, 0:1]                 # S = -T[0]
+        _in_width("activation sum", s, cfg.sum_width)
+        if trace is not None:
+            trace.append((p.copy(), acc.copy()))
+    if fmt is WeightFormat.BINARY:
+        result = acc
+    else:
+        corr = -s if fmt is not WeightFormat.UINT else ((1 << w_bits) - 1) * s
+        twice = acc + corr
+        assert not np.any(twice & 1), "offset correction left an odd value"
+        result = twice >> 1
+    _in_width("result", result, cfg.result_width)
+    return result
+
+
+# -- stream beats (bit layouts are specified in docs/interface.md) -------------------------------
+
+def _pack_fields(values, width):
+    """Little-endian concatenation of two's complement fields of ``width`` bits."""
+    word = 0
+    mask = (1 << width) - 1
+    for i, v in enumerate(values):
+        word |= (int(v) & mask) << (i * width)
+    return word
+
+
+def pack_cmd(cfg: LutConfig, fmt, w_bits, groups):
+    """One ``i_cmd`` beat: ``format`` [1:0], ``w_bits`` next, then ``groups``."""
+    fmt = cfg.check_op(fmt, w_bits)
+    if not 1 <= groups <= cfg.groups_max:
+        raise ValueError(f"groups must be in 1..{cfg.groups_max}, not {groups}")
+    return fmt.value | (w_bits << 2) | (groups << (2 + cfg.plane_width))
+
+
+def unpack_cmd(cfg: LutConfig, word):
+    fmt = WeightFormat(word & 3)
+    w_bits = (word >> 2) & ((1 << cfg.plane_width) - 1)
+    groups = word >> (2 + cfg.plane_width)
+    return fmt, w_bits, groups
+
+
+def pack_tables(cfg: LutConfig, a_tile):
+    """``i_table`` beats for an ``m x K`` activation tile: one beat per group.
+
+    Row ``r``'s table sits at bits ``[r*table_row_width +: table_row_width]``, entry ``e`` of it
+    at ``[e*entry_width +: entry_width]``.
+    """
+    a_tile = _ints(a_tile, "a")
+    if a_tile.shape[0] != cfg.m:
+        raise ValueError(f"an activation tile must have m = {cfg.m} rows, not {a_tile.shape[0]}")
+    a_tile = np.pad(a_tile, ((0, 0), (0, -a_tile.shape[1] % cfg.g)))
+    stored = stored_tables(build_tables(a_tile, cfg.g), cfg.symmetric)   # m x G x E
+    return [_pack_fields(stored[:, j, :].reshape(-1), cfg.entry_width)
+            for j in range(stored.shape[1])]
+
+
+def pack_weight_planes(cfg: LutConfig, w_tile, fmt, w_bits):
+    """``i_weight`` beats for a ``K x n`` weight tile: per group, ``w_bits`` planes MSB first.
+
+    Column ``c``'s index sits at bits ``[c*g +: g]``; index bit ``i`` is the weight bit of
+    activation ``i`` of the group. Returns a flat list, group-major.
+    """
+    if w_tile.shape[1] != cfg.n:
+        raise ValueError(f"a weight tile must have n = {cfg.n} columns, not {w_tile.shape[1]}")
+    codes = weight_codes(w_tile, fmt, w_bits)
+    codes = np.pad(codes, ((0, -codes.shape[0] % cfg.g), (0, 0)))
+    idx = _group_indices(bit_planes(codes, w_bits), cfg.g)              # w x G x n
+    return [_pack_fields(idx[b, j], cfg.g)
+            for j in range(idx.shape[1]) for b in range(w_bits)]
+
+
+def unpack_results(cfg: LutConfig, beats):
+    """``o_result`` beats (one row of ``n`` results each, rows in order) to an ``m x n`` array."""
+    rw = cfg.result_width
+    out = np.zeros((len(beats), cfg.n), dtype=np.int64)
+    for r, word in enumerate(beats):
+        for c in range(cfg.n):
+            v = (int(word) >> (c * rw)) & ((1 << rw) - 1)
+            out[r, c] = v - (1 << rw) if v >> (rw - 1) else v
+    return out
+
+
+def tile_stream(cfg: LutConfig, a_tile, w_tile, fmt, w_bits):
+    """Everything one array operation needs: (cmd, table beats, weight beats, expected m x n)."""
+    fmt = cfg.check_op(fmt, w_bits)
+    groups = -(-a_tile.shape[1] // cfg.g)
+    return (pack_cmd(cfg, fmt, w_bits, groups), pack_tables(cfg, a_tile),
+            pack_weight_planes(cfg, w_tile, fmt, w_bits),
+            lut_mpgemm(a_tile, w_tile, fmt, w_bits, cfg))

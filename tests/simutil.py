@@ -29,7 +29,7 @@ async def stream_get(ctx, stream, count, rng=None, stall=0.0):
 
 def run(dut, testbenches, vcd=None, deadline=None):
     sim = Simulator(dut)
-    sim.add_clock(1e-8)
+    sim.add_clock(1e-8, if_exists=True)   # combinational blocks have no clock
     for tb in testbenches:
         sim.add_testbench(tb)
     if vcd:

@@ -302,6 +302,30 @@ class LutConfig:
         """Bits of one ``o_result`` beat: one row of ``n`` results."""
         return self.n * self.result_width
 
+    # -- the multiply-accumulate baseline (hw/mac_array.py) ----------------------------------
+    @property
+    def act_width(self):
+        """Bits of one MAC ``i_act`` beat: ``m x g`` activations of one group."""
+        return self.m * self.g * self.a_bits
+
+    @property
+    def code_width(self):
+        """Bits of one MAC ``i_weight`` beat: ``g x n`` weight codes of ``w_bits`` each."""
+        return self.n * self.g * self.w_bits
+
+    @property
+    def dequant_width(self):
+        """Bits of a weight dequantized to activation precision (the conventional MAC's operand).
+
+        ``a_bits``, unless a weight value needs more (a ``w``-bit uint needs ``w + 1`` signed).
+        """
+        return max(self.a_bits, self.w_bits + 1)
+
+    @property
+    def direct_width(self):
+        """Bits of a weight operand of the direct ``a_bits x w_bits`` MAC (signed)."""
+        return self.w_bits + 1
+
     # -- naming and serialization -------------------------------------------------------------
     @property
     def name(self):
@@ -318,7 +342,8 @@ class LutConfig:
         keys = ["entry_width", "table_entries", "index_width", "select_width", "table_row_width",
                 "table_width", "weight_width", "groups_max", "k_pad", "groups_width",
                 "plane_width", "partial_width", "acc_width", "sum_width", "result_width",
-                "result_row_width"]
+                "result_row_width", "act_width", "code_width", "dequant_width",
+                "direct_width"]
         return {k: getattr(self, k) for k in keys}
 
     def to_json(self):

@@ -17,7 +17,15 @@ from .config import LutConfig
 
 __all__ = ["emit", "build_top", "port_list", "main"]
 
-TOPS = ("array",)
+#: what gen.emit can emit: the LUT array, or one of the multiply-accumulate baselines
+TOPS = ("array", "mac_dequant", "mac_direct")
+
+
+def default_name(cfg: LutConfig, top="array"):
+    if top == "array":
+        return cfg.name
+    # a MAC array has no table, so the symmetric/full suffix means nothing for it
+    return cfg.name.replace("lut_array", f"{top}_array", 1).rsplit("_", 1)[0]
 
 
 def build_top(cfg: LutConfig, top="array", mutations=(), pe_module=None):
@@ -25,6 +33,11 @@ def build_top(cfg: LutConfig, top="array", mutations=(), pe_module=None):
     if top == "array":
         from hw.lut_array import LutArray
         return LutArray(cfg, mutations=mutations, pe_module=pe_module)
+    if top in ("mac_dequant", "mac_direct"):
+        if mutations:
+            raise ValueError("mutations apply to the LUT array only")
+        from hw.mac_array import MacArray
+        return MacArray(cfg, top.split("_", 1)[1], pe_module=pe_module)
     raise ValueError(f"top must be one of {', '.join(TOPS)}, not {top!r}")
 
 
@@ -67,14 +80,13 @@ def emit(cfg: LutConfig, out_dir="build", name=None, top="array", mutations=()):
     the ports, the tool versions and the name of the Verilog top module (``name``).
     """
     from amaranth.back import verilog
-    name = name or (cfg.name if top == "array" else f"{cfg.name}_{top}")
-    from hw.lut_pe import LutPE
+    name = name or default_name(cfg, top)
     # The PE is its own Verilog module, instantiated m*n times: Amaranth would otherwise write
     # one module per instance, and synthesis should see (and count) one PE.
     pe_name = f"{name}_pe"
     component = build_top(cfg, top, mutations, pe_module=pe_name)
     ports = port_list(component)
-    text = (verilog.convert(LutPE(cfg, mutations=mutations), name=pe_name, emit_src=False)
+    text = (verilog.convert(component.make_pe(), name=pe_name, emit_src=False)
             + "\n" + verilog.convert(component, name=name, emit_src=False))
     manifest = {
         "name": name,
@@ -108,7 +120,10 @@ def main(argv=None):
                    help="directory to write <name>.v and <name>.json into (default build/)")
     o.add_argument("--name", help="Verilog module and file name (default from the config, "
                                   "e.g. lut_array_w2a8_g4_m2n64_sym)")
-    o.add_argument("--top", default="array", choices=TOPS, help="what to emit (default array)")
+    o.add_argument("--top", default="array", choices=TOPS, help="what to emit: the LUT array (default), or a multiply-accumulate "
+                        "baseline with weights dequantized to activation precision "
+                        "(mac_dequant) or a direct a_bits x w_bits multiplier (mac_direct); "
+                        "MAC ports: hw/mac_array.py")
     args = p.parse_args(argv)
     cfg = config_from_args(p, args)
     check_name(p, args.name)

@@ -34,7 +34,7 @@ from .config import LutConfig, WeightFormat
 __all__ = ["reference_mpgemm", "weight_codes", "random_weights", "random_activations",
            "pad_k", "build_tables", "stored_tables", "lookup", "lut_mpgemm", "bit_planes",
            "pack_tables", "pack_weight_planes", "pack_cmd", "unpack_results", "unpack_cmd",
-           "tile_stream"]
+           "tile_stream", "pack_activations", "pack_weight_codes", "mac_stream"]
 
 
 def _ints(x, name):
@@ -259,6 +259,36 @@ def pack_weight_planes(cfg: LutConfig, w_tile, fmt, w_bits):
     idx = _group_indices(bit_planes(codes, w_bits), cfg.g)              # w x G x n
     return [_pack_fields(idx[b, j], cfg.g)
             for j in range(idx.shape[1]) for b in range(w_bits)]
+
+
+def pack_activations(cfg: LutConfig, a_tile):
+    """MAC ``i_act`` beats for an ``m x K`` tile: per group, row ``r`` activation ``i`` at
+    ``[(r*g + i) * a_bits +: a_bits]``."""
+    a_tile = _ints(a_tile, "a")
+    if a_tile.shape[0] != cfg.m:
+        raise ValueError(f"an activation tile must have m = {cfg.m} rows, not {a_tile.shape[0]}")
+    a_tile = np.pad(a_tile, ((0, 0), (0, -a_tile.shape[1] % cfg.g)))
+    groups = a_tile.reshape(cfg.m, -1, cfg.g)
+    return [_pack_fields(groups[:, j, :].reshape(-1), cfg.a_bits) for j in range(groups.shape[1])]
+
+
+def pack_weight_codes(cfg: LutConfig, w_tile, fmt, w_bits):
+    """MAC ``i_weight`` beats for a ``K x n`` tile: per group, the code of ``W[j*g+i, c]`` at
+    ``[(c*g + i) * w_bits_max +: w_bits_max]`` (codes as for the LUT: see ``weight_codes``)."""
+    if w_tile.shape[1] != cfg.n:
+        raise ValueError(f"a weight tile must have n = {cfg.n} columns, not {w_tile.shape[1]}")
+    codes = weight_codes(w_tile, fmt, w_bits)
+    codes = np.pad(codes, ((0, -codes.shape[0] % cfg.g), (0, 0)))
+    groups = codes.reshape(-1, cfg.g, cfg.n)                 # G x g x n
+    return [_pack_fields(groups[j].T.reshape(-1), cfg.w_bits) for j in range(groups.shape[0])]
+
+
+def mac_stream(cfg: LutConfig, a_tile, w_tile, fmt, w_bits):
+    """One MAC-array operation: (cmd, activation beats, weight-code beats, expected m x n)."""
+    fmt = cfg.check_op(fmt, w_bits)
+    groups = -(-a_tile.shape[1] // cfg.g)
+    return (pack_cmd(cfg, fmt, w_bits, groups), pack_activations(cfg, a_tile),
+            pack_weight_codes(cfg, w_tile, fmt, w_bits), reference_mpgemm(a_tile, w_tile))
 
 
 def unpack_results(cfg: LutConfig, beats):

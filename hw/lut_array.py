@@ -5,6 +5,7 @@ from amaranth.lib.wiring import In, Out
 
 from gen.config import LutConfig
 
+from .control import OutputDrain, cmd_layout
 from .correction import OffsetCorrection
 from .lut_pe import LutPE
 
@@ -63,10 +64,9 @@ class LutArray(wiring.Component):
     def cfg(self):
         return self._cfg
 
-    def cmd_layout(self):
-        cfg = self._cfg
-        return data.StructLayout({"format": 2, "w_bits": cfg.plane_width,
-                                  "groups": cfg.groups_width})
+    def make_pe(self):
+        """The PE that ``pe_module`` names (gen.emit converts it once)."""
+        return LutPE(self._cfg, mutations=self._mutations)
 
     def elaborate(self, platform):
         cfg = self._cfg
@@ -95,15 +95,10 @@ class LutArray(wiring.Component):
         table_valid = Signal()
         tables = data.View(data.ArrayLayout(cfg.table_row_width, cfg.m), table)
 
-        # -- output buffer state --------------------------------------------------------------
-        out_valid = Signal()
-        out_row = Signal(range(cfg.m))
+        # -- output buffer (second half of the double buffer) ---------------------------------
+        drain = OutputDrain(cfg, self.o_result)
         out_format = Signal(2)
         out_w = Signal(cfg.plane_width)
-        out_last_row = Signal()
-        m.d.comb += out_last_row.eq(out_row == cfg.m - 1)
-        out_free = Signal()
-        m.d.comb += out_free.eq(~out_valid | (self.o_result.ready & out_last_row))
 
         # -- handshakes -----------------------------------------------------------------------
         # The final plane of an operation waits for a free output buffer (double buffering).
@@ -112,14 +107,14 @@ class LutArray(wiring.Component):
         group_done = Signal()
         op_done = Signal()
         m.d.comb += [
-            self.i_weight.ready.eq(active & table_valid & ~(last_plane & last_group & ~out_free)),
+            self.i_weight.ready.eq(active & table_valid & ~(last_plane & last_group & ~drain.free)),
             step.eq(self.i_weight.valid & self.i_weight.ready),
             group_done.eq(step & last_plane),
             op_done.eq(group_done & last_group),
             capture.eq(op_done),
             self.i_table.ready.eq(~table_valid | group_done),
             self.i_cmd.ready.eq(~active | op_done),
-            self.o_busy.eq(active | out_valid),
+            self.o_busy.eq(active | drain.valid),
         ]
 
         with m.If(group_done):
@@ -134,7 +129,7 @@ class LutArray(wiring.Component):
                 m.d.sync += plane.eq(plane - 1)
         with m.If(op_done):
             m.d.sync += active.eq(0)
-        cmd = data.View(self.cmd_layout(), self.i_cmd.payload)
+        cmd = data.View(cmd_layout(cfg), self.i_cmd.payload)
         with m.If(self.i_cmd.valid & self.i_cmd.ready):
             m.d.sync += [
                 active.eq(1),
@@ -167,7 +162,7 @@ class LutArray(wiring.Component):
                            first_plane=first_plane, last_plane=last_plane,
                            first_group=first_group, capture=capture)
                 if self._pe_module is None:
-                    pe = LutPE(cfg, mutations=self._mutations)
+                    pe = self.make_pe()
                     m.d.comb += [getattr(pe, k).eq(v) for k, v in ins.items()]
                     out = pe.out
                 else:
@@ -181,18 +176,11 @@ class LutArray(wiring.Component):
         m.submodules.correction = corr = OffsetCorrection(cfg)
         row_accs = [Cat(pe_outs[r]) for r in range(cfg.m)]
         m.d.comb += [
-            corr.acc.eq(Array(row_accs)[out_row]),
-            corr.act_sum.eq(Array(act_sums)[out_row]),
+            corr.acc.eq(Array(row_accs)[drain.row]),
+            corr.act_sum.eq(Array(act_sums)[drain.row]),
             corr.format.eq(out_format),
             corr.w_bits.eq(out_w),
             self.o_result.payload.eq(corr.result),
-            self.o_result.valid.eq(out_valid),
         ]
-        with m.If(self.o_result.valid & self.o_result.ready):
-            m.d.sync += out_row.eq(out_row + 1)
-            with m.If(out_last_row):
-                m.d.sync += [out_valid.eq(0), out_row.eq(0)]
-        with m.If(capture):
-            m.d.sync += [out_valid.eq(1), out_row.eq(0), out_format.eq(op_format),
-                         out_w.eq(op_w)]
+        drain.elaborate(m, capture, [(out_format, op_format), (out_w, op_w)])
         return m

@@ -1,0 +1,171 @@
+"""Multiply-accumulate baseline with the LUT array's tile, command and results."""
+from amaranth import *
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from gen.config import LutConfig, WeightFormat
+
+from .control import OutputDrain, cmd_layout
+
+__all__ = ["MacPE", "MacArray", "MAC_KINDS"]
+
+#: ``dequant``: weights dequantized to activation precision, ``a_bits x dequant_width``
+#: multipliers (a conventional tensor core); ``direct``: ``a_bits x (w_bits+1)`` multipliers.
+MAC_KINDS = ("dequant", "direct")
+
+
+def _operand_width(cfg, kind):
+    if kind not in MAC_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(MAC_KINDS)}, not {kind!r}")
+    return cfg.dequant_width if kind == "dequant" else cfg.direct_width
+
+
+class MacPE(wiring.Component):
+    """``out = sum over groups of sum_i a_i * w_i``: ``g`` multipliers and an adder tree.
+
+    Attributes
+    ----------
+    acts : Signal(g * a_bits), in
+        Activation ``i`` at ``[i*a_bits +: a_bits]``.
+    weights : Signal(g * operand_width), in
+        Decoded signed weight ``i`` at ``[i*operand_width +: operand_width]``.
+    step, first_group, capture : Signal(1), in
+    out : Signal(signed(result_width)), out
+        The captured accumulator of the last finished operation (the exact result).
+    """
+
+    def __init__(self, cfg: LutConfig, kind="dequant"):
+        if not isinstance(cfg, LutConfig):
+            raise TypeError(f"cfg must be a LutConfig, not {cfg!r}")
+        self._cfg = cfg
+        self._wop = _operand_width(cfg, kind)
+        super().__init__({
+            "acts": In(cfg.g * cfg.a_bits),
+            "weights": In(cfg.g * self._wop),
+            "step": In(1),
+            "first_group": In(1),
+            "capture": In(1),
+            "out": Out(signed(cfg.result_width)),
+        })
+
+    def elaborate(self, platform):
+        cfg = self._cfg
+        m = Module()
+        acts = data.View(data.ArrayLayout(signed(cfg.a_bits), cfg.g), self.acts)
+        weights = data.View(data.ArrayLayout(signed(self._wop), cfg.g), self.weights)
+        acc = Signal(signed(cfg.result_width))
+        dot = sum(acts[i] * weights[i] for i in range(cfg.g))
+        acc_next = Signal(signed(cfg.result_width))
+        m.d.comb += acc_next.eq(Mux(self.first_group, 0, acc) + dot)
+        with m.If(self.step):
+            m.d.sync += acc.eq(acc_next)
+            with m.If(self.capture):
+                m.d.sync += self.out.eq(acc_next)
+        return m
+
+
+class MacArray(wiring.Component):
+    """An ``m x n`` tile of MAC PEs: the baseline the LUT array is compared with.
+
+    Same ``i_cmd`` and ``o_result`` as :class:`~hw.lut_array.LutArray`; instead of tables and
+    bit-planes it takes one beat per group on each of:
+
+    * ``i_act``: the ``m x g`` activations of the group (``gen.golden.pack_activations``);
+    * ``i_weight``: the ``g x n`` weight codes, ``w_bits`` each (``gen.golden.pack_weight_codes``).
+
+    Codes are decoded to signed values once per column (shared by the ``m`` rows): int/ternary
+    ``q - 2**(w-1)``, uint ``q``, binary ``2q - 1``.
+    """
+
+    def __init__(self, cfg: LutConfig, kind="dequant", *, pe_module=None):
+        if not isinstance(cfg, LutConfig):
+            raise TypeError(f"cfg must be a LutConfig, not {cfg!r}")
+        self._cfg = cfg
+        self._kind = kind
+        self._wop = _operand_width(cfg, kind)
+        self._pe_module = pe_module
+        super().__init__({
+            "i_cmd": In(stream.Signature(2 + cfg.plane_width + cfg.groups_width)),
+            "i_act": In(stream.Signature(cfg.act_width)),
+            "i_weight": In(stream.Signature(cfg.code_width)),
+            "o_result": Out(stream.Signature(cfg.result_row_width)),
+            "o_busy": Out(1),
+        })
+
+    def make_pe(self):
+        return MacPE(self._cfg, self._kind)
+
+    def elaborate(self, platform):
+        cfg = self._cfg
+        m = Module()
+        active = Signal()
+        op_format = Signal(2)
+        op_w = Signal(cfg.plane_width)
+        op_groups = Signal(cfg.groups_width)
+        group = Signal(cfg.groups_width)
+        first_group = group == 0
+        last_group = group == op_groups - 1
+
+        drain = OutputDrain(cfg, self.o_result)
+        step = Signal()
+        op_done = Signal()
+        go = Signal()
+        m.d.comb += [
+            go.eq(active & ~(last_group & ~drain.free)),
+            self.i_act.ready.eq(go & self.i_weight.valid),
+            self.i_weight.ready.eq(go & self.i_act.valid),
+            step.eq(self.i_act.valid & self.i_act.ready),
+            op_done.eq(step & last_group),
+            self.i_cmd.ready.eq(~active | op_done),
+            self.o_busy.eq(active | drain.valid),
+        ]
+        with m.If(step):
+            m.d.sync += group.eq(group + 1)
+        with m.If(op_done):
+            m.d.sync += active.eq(0)
+        cmd = data.View(cmd_layout(cfg), self.i_cmd.payload)
+        with m.If(self.i_cmd.valid & self.i_cmd.ready):
+            m.d.sync += [active.eq(1), op_format.eq(cmd.format), op_w.eq(cmd.w_bits),
+                         op_groups.eq(cmd.groups), group.eq(0)]
+
+        # -- weight decode, once per column ---------------------------------------------------
+        codes = data.View(data.ArrayLayout(cfg.w_bits, cfg.g * cfg.n), self.i_weight.payload)
+        offset = Signal(cfg.w_bits + 1)         # 2**(w-1) of the running operation
+        with m.Switch(op_w):
+            for w in range(1, cfg.w_bits + 1):
+                with m.Case(w):
+                    m.d.comb += offset.eq(1 << (w - 1))
+        decoded = []
+        for k in range(cfg.g * cfg.n):
+            q = codes[k]
+            v = Signal(signed(self._wop), name=f"w_dec_{k}")
+            with m.Switch(op_format):
+                with m.Case(WeightFormat.UINT.value):
+                    m.d.comb += v.eq(q)
+                with m.Case(WeightFormat.BINARY.value):
+                    m.d.comb += v.eq((q << 1) - 1)
+                with m.Default():
+                    m.d.comb += v.eq(q - offset)
+            decoded.append(v)
+
+        acts = data.View(data.ArrayLayout(cfg.g * cfg.a_bits, cfg.m), self.i_act.payload)
+        pe_outs = []
+        for r in range(cfg.m):
+            row = []
+            for c in range(cfg.n):
+                ins = dict(acts=acts[r], weights=Cat(decoded[c * cfg.g:(c + 1) * cfg.g]),
+                           step=step, first_group=first_group, capture=op_done)
+                if self._pe_module is None:
+                    pe = self.make_pe()
+                    m.d.comb += [getattr(pe, k).eq(v) for k, v in ins.items()]
+                    out = pe.out
+                else:
+                    out = Signal(signed(cfg.result_width), name=f"pe_out_{r}_{c}")
+                    pe = Instance(self._pe_module, i_clk=ClockSignal(), i_rst=ResetSignal(),
+                                  o_out=out, **{f"i_{k}": v for k, v in ins.items()})
+                m.submodules[f"pe_{r}_{c}"] = pe
+                row.append(out)
+            pe_outs.append(Cat(row))
+        m.d.comb += self.o_result.payload.eq(Array(pe_outs)[drain.row])
+        drain.elaborate(m, op_done, [])
+        return m

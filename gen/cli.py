@@ -14,7 +14,7 @@ __all__ = ["DesignArgumentParser", "add_design_args", "config_from_args", "OPTIO
 OPTION_OF = {"w_bits": "--w-bits", "a_bits": "--a-bits", "g": "--group", "m": "--m", "n": "--n",
              "k_max": "--k-max", "symmetric": "--no-symmetric",
              "weight_formats": "--weight-format", "weight format": "--weight-format",
-             "table_format": "--table-format"}
+             "table_format": "--table-format", "precompute": "--precompute"}
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -56,6 +56,9 @@ def add_design_args(p):
                         "(default: every format valid for --w-bits)")
     g.add_argument("--no-symmetric", action="store_true",
                    help="store all 2^g table entries instead of the symmetric half 2^(g-1)")
+    g.add_argument("--precompute", action="store_true",
+                   help="engine only: build tables in hardware from activations (i_act) "
+                        "instead of taking software-precomputed tables (i_table)")
     return p
 
 
@@ -68,7 +71,7 @@ def config_from_args(parser, args):
     try:
         return LutConfig(w_bits=args.w_bits, a_bits=args.a_bits, g=args.group, m=args.m,
                          n=args.n, k_max=args.k_max, symmetric=not args.no_symmetric,
-                         weight_formats=formats)
+                         weight_formats=formats, precompute=args.precompute)
     except (TypeError, ValueError) as e:
         msg = str(e)
         for field in sorted(OPTION_OF, key=len, reverse=True):

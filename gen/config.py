@@ -124,6 +124,9 @@ class LutConfig:
     table_format : str
         Type of the table entries. Only ``"int"`` (exact integer sums) exists today; quantized
         FP16/BF16 tables (INT8 entries plus one scale per table) will be another choice.
+    precompute : bool
+        Engine only: build the tables in hardware from activations (``i_act``) instead of
+        taking tables precomputed by software (``i_table``, the paper's fused precompute).
 
     Raises
     ------
@@ -141,6 +144,7 @@ class LutConfig:
     symmetric: bool = True
     weight_formats: tuple = None
     table_format: str = "int"
+    precompute: bool = False
 
     def __post_init__(self):
         _check_int("w_bits", self.w_bits, *W_BITS_RANGE)
@@ -151,6 +155,8 @@ class LutConfig:
         _check_int("k_max", self.k_max, *K_MAX_RANGE)
         if not isinstance(self.symmetric, bool):
             raise TypeError(f"symmetric must be a bool, not {self.symmetric!r}")
+        if not isinstance(self.precompute, bool):
+            raise TypeError(f"precompute must be a bool, not {self.precompute!r}")
         if self.table_format not in TABLE_FORMATS:
             raise ValueError(f"table_format must be one of {', '.join(TABLE_FORMATS)}, "
                              f"not {self.table_format!r}")
@@ -326,6 +332,15 @@ class LutConfig:
         """Bits of a weight operand of the direct ``a_bits x w_bits`` MAC (signed)."""
         return self.w_bits + 1
 
+    # -- the engine (hw/engine.py) ----------------------------------------------------------
+    #: Bits of the engine command's row-tile and column-tile counts (up to 65535 tiles each).
+    tile_count_width = 16
+
+    @property
+    def engine_cmd_width(self):
+        """Bits of the engine's ``i_cmd``: format, w, groups, row tiles, column tiles."""
+        return 2 + self.plane_width + self.groups_width + 2 * self.tile_count_width
+
     # -- naming and serialization -------------------------------------------------------------
     @property
     def name(self):
@@ -343,7 +358,7 @@ class LutConfig:
                 "table_width", "weight_width", "groups_max", "k_pad", "groups_width",
                 "plane_width", "partial_width", "acc_width", "sum_width", "result_width",
                 "result_row_width", "act_width", "code_width", "dequant_width",
-                "direct_width"]
+                "direct_width", "engine_cmd_width"]
         return {k: getattr(self, k) for k in keys}
 
     def to_json(self):

@@ -18,12 +18,14 @@ from .config import LutConfig
 __all__ = ["emit", "build_top", "port_list", "main"]
 
 #: what gen.emit can emit: the LUT array, or one of the multiply-accumulate baselines
-TOPS = ("array", "mac_dequant", "mac_direct")
+TOPS = ("array", "engine", "mac_dequant", "mac_direct")
 
 
 def default_name(cfg: LutConfig, top="array"):
     if top == "array":
         return cfg.name
+    if top == "engine":
+        return cfg.name.replace("lut_array", "lut_engine", 1) + ("_pre" if cfg.precompute else "")
     # a MAC array has no table, so the symmetric/full suffix means nothing for it
     return cfg.name.replace("lut_array", f"{top}_array", 1).rsplit("_", 1)[0]
 
@@ -33,6 +35,9 @@ def build_top(cfg: LutConfig, top="array", mutations=(), pe_module=None):
     if top == "array":
         from hw.lut_array import LutArray
         return LutArray(cfg, mutations=mutations, pe_module=pe_module)
+    if top == "engine":
+        from hw.engine import LutEngine
+        return LutEngine(cfg, mutations=mutations, pe_module=pe_module)
     if top in ("mac_dequant", "mac_direct"):
         if mutations:
             raise ValueError("mutations apply to the LUT array only")
@@ -120,7 +125,8 @@ def main(argv=None):
                    help="directory to write <name>.v and <name>.json into (default build/)")
     o.add_argument("--name", help="Verilog module and file name (default from the config, "
                                   "e.g. lut_array_w2a8_g4_m2n64_sym)")
-    o.add_argument("--top", default="array", choices=TOPS, help="what to emit: the LUT array (default), or a multiply-accumulate "
+    o.add_argument("--top", default="array", choices=TOPS, help="what to emit: the LUT array (default), the tiled mpGEMM engine "
+                        "around it (engine), or a multiply-accumulate "
                         "baseline with weights dequantized to activation precision "
                         "(mac_dequant) or a direct a_bits x w_bits multiplier (mac_direct); "
                         "MAC ports: hw/mac_array.py")

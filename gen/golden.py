@@ -34,7 +34,7 @@ from .config import LutConfig, WeightFormat
 __all__ = ["reference_mpgemm", "weight_codes", "random_weights", "random_activations",
            "pad_k", "build_tables", "stored_tables", "lookup", "lut_mpgemm", "bit_planes",
            "pack_tables", "pack_weight_planes", "pack_cmd", "unpack_results", "unpack_cmd",
-           "tile_stream", "pack_activations", "pack_weight_codes", "mac_stream"]
+           "tile_stream", "pack_activations", "pack_weight_codes", "mac_stream", "pack_engine_cmd", "gemm_streams", "ideal_cycles"]
 
 
 def _ints(x, name):
@@ -289,6 +289,56 @@ def mac_stream(cfg: LutConfig, a_tile, w_tile, fmt, w_bits):
     groups = -(-a_tile.shape[1] // cfg.g)
     return (pack_cmd(cfg, fmt, w_bits, groups), pack_activations(cfg, a_tile),
             pack_weight_codes(cfg, w_tile, fmt, w_bits), reference_mpgemm(a_tile, w_tile))
+
+
+def pack_engine_cmd(cfg: LutConfig, fmt, w_bits, groups, m_tiles, n_tiles):
+    """One engine ``i_cmd`` beat: the array's command, then row tiles and column tiles."""
+    tw = cfg.tile_count_width
+    for name, v in (("m_tiles", m_tiles), ("n_tiles", n_tiles)):
+        if not 1 <= v < (1 << tw):
+            raise ValueError(f"{name} must be in 1..{(1 << tw) - 1}, not {v}")
+    base = 2 + cfg.plane_width + cfg.groups_width
+    return (pack_cmd(cfg, fmt, w_bits, groups) | (m_tiles << base) | (n_tiles << (base + tw)))
+
+
+def gemm_streams(cfg: LutConfig, a, w, fmt, w_bits):
+    """Everything the engine needs for ``A (M x K) @ W (K x N)``, padded to whole tiles.
+
+    Returns a dict: ``cmd``; ``tables`` (or ``acts`` for a precompute engine): per row block,
+    per group; ``weights``: per row block, per column block, per group, ``w_bits`` planes MSB
+    first; ``expected``: the padded ``M' x N'`` result; ``rows``: the expected result beats in
+    engine order (per row block, per column block, ``m`` rows); ``shape`` (M, N) unpadded.
+    """
+    fmt = cfg.check_op(fmt, w_bits)
+    a = _ints(a, "a")
+    w = _ints(w, "w")
+    rows, k = a.shape
+    cols = w.shape[1]
+    m_tiles, n_tiles = -(-rows // cfg.m), -(-cols // cfg.n)
+    a = np.pad(a, ((0, m_tiles * cfg.m - rows), (0, 0)))
+    # padded weight columns take the format's smallest value (binary has no 0)
+    w = np.pad(w, ((0, 0), (0, n_tiles * cfg.n - cols)),
+               constant_values=fmt.value_range(w_bits)[0])
+    expected = lut_mpgemm(a, w, fmt, w_bits, cfg)
+    groups = -(-k // cfg.g)
+    out = {"cmd": pack_engine_cmd(cfg, fmt, w_bits, groups, m_tiles, n_tiles),
+           "weights": [], "rows": [], "expected": expected, "shape": (rows, cols)}
+    key = "acts" if cfg.precompute else "tables"
+    out[key] = []
+    for mi in range(m_tiles):
+        a_tile = a[mi * cfg.m:(mi + 1) * cfg.m]
+        out[key] += (pack_activations if cfg.precompute else pack_tables)(cfg, a_tile)
+        for ni in range(n_tiles):
+            out["weights"] += pack_weight_planes(cfg, w[:, ni * cfg.n:(ni + 1) * cfg.n],
+                                                 fmt, w_bits)
+            tile = expected[mi * cfg.m:(mi + 1) * cfg.m, ni * cfg.n:(ni + 1) * cfg.n]
+            out["rows"] += [_pack_fields(row, cfg.result_width) for row in tile]
+    return out
+
+
+def ideal_cycles(cfg: LutConfig, rows, cols, k, w_bits):
+    """``M*N*K*w / (m*n*g)`` over whole tiles: one bit-plane of one tile per cycle."""
+    return (-(-rows // cfg.m)) * (-(-cols // cfg.n)) * (-(-k // cfg.g)) * w_bits
 
 
 def unpack_results(cfg: LutConfig, beats):

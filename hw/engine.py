@@ -1,0 +1,167 @@
+"""The mpGEMM engine: a whole ``M x K`` by ``K x N`` product through one LUT array."""
+from amaranth import *
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from gen.config import LutConfig
+
+from .lut_array import LutArray
+from .precompute import TablePrecompute
+
+__all__ = ["LutEngine", "engine_cmd_layout"]
+
+
+def engine_cmd_layout(cfg: LutConfig):
+    """Engine ``i_cmd``: format, w, groups per tile, row tiles, column tiles (interface.md)."""
+    return data.StructLayout({
+        "format": 2, "w_bits": cfg.plane_width, "groups": cfg.groups_width,
+        "m_tiles": cfg.tile_count_width, "n_tiles": cfg.tile_count_width,
+    })
+
+
+class LutEngine(wiring.Component):
+    """Tiled mpGEMM around a :class:`~hw.lut_array.LutArray`.
+
+    Loop order: row blocks (``m`` rows of A) outer, column blocks (``n`` columns of W) inner.
+    A row block's tables (``groups`` beats) go into a double-buffered table memory once and
+    are reused for every column block, so table traffic is ``1 / n_tiles`` of the weights'.
+    While one bank feeds the array, the next row block's tables fill the other bank. Weights
+    stream in at one bit-plane (``n * g`` bits) per cycle and pass straight to the array;
+    results leave as rows of ``n``.
+
+    Attributes
+    ----------
+    i_cmd : stream, in, ``engine_cmd_width`` bits
+        One GEMM: format [1:0], w, groups, then ``m_tiles`` and ``n_tiles`` (16 bits each).
+    i_table : stream, in, ``table_width`` bits (``precompute=False``)
+        Per row block, per group: the ``m`` stored tables (the array's ``i_table`` layout).
+    i_act : stream, in, ``act_width`` bits (``precompute=True``)
+        Per row block, per group: ``m x g`` activations; tables are built in hardware.
+    i_weight : stream, in, ``weight_width`` bits
+        Per row block, per column block, per group, ``w`` bit-planes MSB first.
+    o_result : stream, out, ``result_row_width`` bits
+        Per row block, per column block, ``m`` rows of ``n`` results.
+    o_busy : Signal(1), out
+    o_cycles : Signal(32), out
+        Cycles of the last (or running) GEMM, from the edge that took its command to the edge
+        of its last result beat.
+    """
+
+    def __init__(self, cfg: LutConfig, *, pe_module=None, mutations=()):
+        if not isinstance(cfg, LutConfig):
+            raise TypeError(f"cfg must be a LutConfig, not {cfg!r}")
+        self._cfg = cfg
+        self._array = LutArray(cfg, pe_module=pe_module, mutations=mutations)
+        ports = {"i_cmd": In(stream.Signature(cfg.engine_cmd_width))}
+        if cfg.precompute:
+            ports["i_act"] = In(stream.Signature(cfg.act_width))
+        else:
+            ports["i_table"] = In(stream.Signature(cfg.table_width))
+        ports.update({
+            "i_weight": In(stream.Signature(cfg.weight_width)),
+            "o_result": Out(stream.Signature(cfg.result_row_width)),
+            "o_busy": Out(1),
+            "o_cycles": Out(32),
+        })
+        super().__init__(ports)
+
+    def make_pe(self):
+        return self._array.make_pe()
+
+    def elaborate(self, platform):
+        cfg = self._cfg
+        m = Module()
+        m.submodules.array = array = self._array
+        gmax = cfg.groups_max
+
+        # -- the GEMM in flight ---------------------------------------------------------------
+        cmd = data.View(engine_cmd_layout(cfg), self.i_cmd.payload)
+        op = Signal(engine_cmd_layout(cfg))
+        active = Signal()
+        m.d.comb += self.i_cmd.ready.eq(~active)
+        with m.If(self.i_cmd.valid & self.i_cmd.ready):
+            m.d.sync += [op.eq(cmd), active.eq(1)]
+
+        # -- table memory: two banks of groups_max entries -----------------------------------
+        m.submodules.tables = mem = Memory(shape=cfg.table_width, depth=2 * gmax, init=[])
+        wport = mem.write_port()
+        rport = mem.read_port(domain="comb")
+        tw = cfg.tile_count_width
+        blocks_written = Signal(tw)          # row blocks whose tables are all in memory
+        blocks_read = Signal(tw)             # row blocks whose every column block is done
+        w_group = Signal(cfg.groups_width)   # next entry the writer fills
+        r_group = Signal(cfg.groups_width)   # next entry the reader sends to the array
+        r_ntile = Signal(tw)
+
+        # the writer may run one block ahead of the reader (the other bank)
+        can_write = active & (blocks_written < op.m_tiles) & (blocks_written - blocks_read < 2)
+        if cfg.precompute:
+            m.submodules.precompute = pre = TablePrecompute(cfg)
+            src = self.i_act
+            m.d.comb += pre.acts.eq(src.payload)
+            wdata = pre.tables
+        else:
+            src = self.i_table
+            wdata = src.payload
+        m.d.comb += [
+            src.ready.eq(can_write),
+            wport.addr.eq(Mux(blocks_written[0], gmax, 0) + w_group),
+            wport.data.eq(wdata),
+            wport.en.eq(src.valid & src.ready),
+        ]
+        with m.If(src.valid & src.ready):
+            with m.If(w_group == op.groups - 1):
+                m.d.sync += [w_group.eq(0), blocks_written.eq(blocks_written + 1)]
+            with m.Else():
+                m.d.sync += w_group.eq(w_group + 1)
+
+        # the reader feeds the array's table stream from the oldest block
+        # an entry can be read once its block is complete, or once the writer is past it
+        complete = blocks_written != blocks_read
+        partial = (blocks_written == blocks_read) & (w_group > r_group)
+        m.d.comb += [
+            rport.addr.eq(Mux(blocks_read[0], gmax, 0) + r_group),
+            array.i_table.payload.eq(rport.data),
+            array.i_table.valid.eq(active & (blocks_read < op.m_tiles) & (complete | partial)),
+        ]
+        with m.If(array.i_table.valid & array.i_table.ready):
+            with m.If(r_group == op.groups - 1):
+                m.d.sync += r_group.eq(0)
+                with m.If(r_ntile == op.n_tiles - 1):
+                    m.d.sync += [r_ntile.eq(0), blocks_read.eq(blocks_read + 1)]
+                with m.Else():
+                    m.d.sync += r_ntile.eq(r_ntile + 1)
+            with m.Else():
+                m.d.sync += r_group.eq(r_group + 1)
+
+        # -- one array operation per tile -----------------------------------------------------
+        tiles = Signal(2 * tw)
+        tiles_issued = Signal(2 * tw)
+        m.d.comb += [
+            tiles.eq(op.m_tiles * op.n_tiles),
+            array.i_cmd.payload.eq(Cat(op.format, op.w_bits, op.groups)),
+            array.i_cmd.valid.eq(active & (tiles_issued < tiles)),
+        ]
+        with m.If(array.i_cmd.valid & array.i_cmd.ready):
+            m.d.sync += tiles_issued.eq(tiles_issued + 1)
+
+        # -- weights in, results out: straight through ----------------------------------------
+        wiring.connect(m, wiring.flipped(self.i_weight), array.i_weight)
+        wiring.connect(m, array.o_result, wiring.flipped(self.o_result))
+
+        rows = Signal(2 * tw + 5)
+        rows_total = Signal(2 * tw + 5)
+        m.d.comb += rows_total.eq(tiles * cfg.m)
+        cycles = Signal(32)
+        m.d.comb += [self.o_cycles.eq(cycles), self.o_busy.eq(active)]
+        with m.If(active):
+            m.d.sync += cycles.eq(cycles + 1)
+        with m.If(self.o_result.valid & self.o_result.ready):
+            m.d.sync += rows.eq(rows + 1)
+            with m.If(rows == rows_total - 1):
+                m.d.sync += [active.eq(0), rows.eq(0), tiles_issued.eq(0),
+                             blocks_written.eq(0), blocks_read.eq(0)]
+        with m.If(self.i_cmd.valid & self.i_cmd.ready):
+            m.d.sync += cycles.eq(1)
+        return m

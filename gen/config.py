@@ -20,6 +20,7 @@ import dataclasses
 import enum
 import json
 import math
+import numbers
 from dataclasses import dataclass
 
 __all__ = ["WeightFormat", "LutConfig", "signed_width", "unsigned_width",
@@ -91,10 +92,13 @@ def unsigned_width(hi):
 
 
 def _check_int(name, value, lo, hi):
-    if isinstance(value, bool) or not isinstance(value, int):
+    """``value`` as a plain int (NumPy integers are accepted), or a TypeError / ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, not {value!r}")
+    value = int(value)
     if not lo <= value <= hi:
         raise ValueError(f"{name} must be in {lo}..{hi}, not {value}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -147,12 +151,10 @@ class LutConfig:
     precompute: bool = False
 
     def __post_init__(self):
-        _check_int("w_bits", self.w_bits, *W_BITS_RANGE)
-        _check_int("a_bits", self.a_bits, *A_BITS_RANGE)
-        _check_int("g", self.g, *G_RANGE)
-        _check_int("m", self.m, *M_RANGE)
-        _check_int("n", self.n, *N_RANGE)
-        _check_int("k_max", self.k_max, *K_MAX_RANGE)
+        for name, bounds in (("w_bits", W_BITS_RANGE), ("a_bits", A_BITS_RANGE),
+                             ("g", G_RANGE), ("m", M_RANGE), ("n", N_RANGE),
+                             ("k_max", K_MAX_RANGE)):
+            object.__setattr__(self, name, _check_int(name, getattr(self, name), *bounds))
         if not isinstance(self.symmetric, bool):
             raise TypeError(f"symmetric must be a bool, not {self.symmetric!r}")
         if not isinstance(self.precompute, bool):
@@ -186,7 +188,7 @@ class LutConfig:
     def check_op(self, fmt, w_bits):
         """Validate one operation's runtime precision; returns the parsed format."""
         fmt = WeightFormat.parse(fmt)
-        _check_int("w_bits", w_bits, 1, self.w_bits)
+        w_bits = _check_int("w_bits", w_bits, 1, self.w_bits)
         if fmt not in self.formats:
             raise ValueError(f"weight format must be one of {', '.join(self.weight_formats)} "
                              f"in this build, not {fmt.label}")

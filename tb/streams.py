@@ -1,0 +1,356 @@
+"""cocotb 2.x drivers and monitors for valid/ready streams with flat ports.
+
+A stream ``name`` of the DUT is three plain wires: ``<name>__payload``, ``<name>__valid`` and
+``<name>__ready`` (``amaranth.lib.stream`` rules, docs/interface.md): a transfer happens on a
+rising ``clk`` edge where ``valid`` and ``ready`` are both 1; once ``valid`` is up it stays up and
+``payload`` stays put until that transfer.
+
+Phases of one clock cycle, the same for every piece here (so no two pieces race; :class:`TB`
+steps all of them from one task, a piece on its own runs the same loop in its own task):
+
+* just after the rising edge: the cycle counter advances, sources and sinks drive their outputs
+  for the new cycle (``valid``/``payload`` or ``ready``);
+* at the falling edge everything combinational has settled: each piece samples
+  ``valid & ready & !rst`` and so knows whether a transfer happens on the *next* rising edge,
+  whose number it records (``CycleCounter.cycle + 1``).
+
+Sampling at the falling edge rather than at the rising edge keeps the pieces independent of how
+a simulator orders VPI callbacks against its own non-blocking updates (Icarus and Verilator
+differ there).
+"""
+from __future__ import annotations
+
+import itertools
+import random
+from collections import deque
+from dataclasses import dataclass
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import FallingEdge, RisingEdge
+
+__all__ = ["CycleCounter", "StreamSource", "StreamSink", "Transfer", "StreamProtocolError",
+           "random_pauses", "pattern_pauses", "never_pause", "TB"]
+
+
+class StreamProtocolError(AssertionError):
+    """A stream broke the valid/ready rules (valid dropped or payload changed before transfer)."""
+
+
+def never_pause():
+    """Pause generator that never pauses (sources: back to back; sinks: always ready)."""
+    return itertools.repeat(False)
+
+
+def random_pauses(rng: random.Random, probability: float):
+    """Pause generator: each cycle pauses with ``probability``."""
+    while True:
+        yield rng.random() < probability
+
+
+def pattern_pauses(pattern):
+    """Pause generator repeating ``pattern`` (an iterable of truthy = pause), e.g. ``[0, 0, 1]``."""
+    return itertools.cycle(bool(p) for p in pattern)
+
+
+def _read_bit(handle):
+    """A 1-bit signal as 0/1; X or Z raise (a stream control bit must be defined)."""
+    v = handle.value
+    if not v.is_resolvable:
+        raise StreamProtocolError(f"{handle._name} is {v} (not 0/1)")
+    return int(v)
+
+
+class CycleCounter:
+    """Counts rising edges of ``clk``; ``cycle`` is the number of the last one.
+
+    Runs its own task after :meth:`start`, or is advanced by whoever owns the clock loop
+    (:class:`TB` calls :meth:`tick`).
+    """
+
+    def __init__(self, clk):
+        self.clk = clk
+        self.cycle = 0
+        self._task = None
+
+    def tick(self):
+        self.cycle += 1
+
+    def start(self):
+        if self._task is None:
+            self._task = cocotb.start_soon(self._run())
+        return self
+
+    def stop(self):
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _run(self):
+        edge = RisingEdge(self.clk)
+        while True:
+            await edge
+            self.tick()
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One stream beat: its payload and the number of the rising edge that moved it."""
+    data: int
+    cycle: int
+
+
+class _StreamBase:
+    """Shared parts. Each cycle the owner calls :meth:`drive` just after the rising edge and
+    :meth:`sample` at the falling edge; :meth:`start` runs that loop in a task of its own
+    (standalone use), :class:`TB` instead steps all its streams from one task, which is
+    several times cheaper per simulated cycle than one task per stream."""
+
+    def __init__(self, dut, name, clk, counter: CycleCounter, rst=None, pause=None):
+        self.name = name
+        self.clk = clk
+        self.counter = counter
+        self.rst = rst
+        self.payload = getattr(dut, f"{name}__payload")
+        self.valid = getattr(dut, f"{name}__valid")
+        self.ready = getattr(dut, f"{name}__ready")
+        self.width = len(self.payload)
+        self.transfers: list[Transfer] = []
+        self._callbacks = []
+        self._pause = pause if pause is not None else never_pause()
+        self._task = None
+
+    def set_pause_generator(self, generator=None):
+        """Pause pattern (iterator of bools, True = pause one cycle); None = never pause."""
+        self._pause = generator if generator is not None else never_pause()
+
+    def add_callback(self, fn):
+        """``fn(transfer)`` runs for every transfer, in order."""
+        self._callbacks.append(fn)
+
+    def start(self):
+        if self._task is None:
+            self._task = cocotb.start_soon(self._run())
+        return self
+
+    def stop(self):
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    def _in_reset(self):
+        return self.rst is not None and _read_bit(self.rst) == 1
+
+    async def _run(self):
+        rising, falling = RisingEdge(self.clk), FallingEdge(self.clk)
+        while True:
+            await rising
+            self.drive(self._in_reset())
+            await falling
+            self.sample(self._in_reset())
+
+    def _record(self, data):
+        t = Transfer(data, self.counter.cycle + 1)
+        self.transfers.append(t)
+        for fn in self._callbacks:
+            fn(t)
+        return t
+
+
+class StreamSource(_StreamBase):
+    """Drives a DUT input stream from a queue of ints.
+
+    Between transfers it consults the pause generator once per cycle (pause = keep ``valid``
+    low); once ``valid`` is up it holds it and the payload until the DUT takes the beat. While
+    ``rst`` is high no transfer counts and ``valid`` is driven low (the beat is kept, unless
+    :meth:`clear` drops it).
+    """
+
+    def __init__(self, dut, name, clk, counter, rst=None, pause=None):
+        super().__init__(dut, name, clk, counter, rst, pause)
+        self.queue: deque[int] = deque()
+        self._current = None          # the beat on the wires (valid high), if any
+        self._mask = (1 << self.width) - 1
+        self._valid = 0
+        self.valid.value = 0
+        self.payload.value = 0
+
+    def send(self, data):
+        """Queue one int or an iterable of ints."""
+        items = [data] if isinstance(data, int) else list(data)
+        for d in items:
+            d = int(d)
+            if d < 0 or d > self._mask:
+                raise ValueError(f"{self.name}: payload {d:#x} does not fit {self.width} bits")
+            self.queue.append(d)
+
+    def clear(self):
+        """Drop every queued beat and the one on the wires (used around a reset)."""
+        self.queue.clear()
+        self._current = None
+        self._set_valid(0)
+
+    def idle(self):
+        return self._current is None and not self.queue
+
+    def __len__(self):
+        return len(self.queue) + (self._current is not None)
+
+    def _set_valid(self, v):
+        if v != self._valid:
+            self._valid = v
+            self.valid.value = v
+
+    def drive(self, in_reset):
+        if in_reset:
+            self._set_valid(0)
+            return
+        if self._current is None and self.queue and not next(self._pause):
+            self._current = self.queue.popleft()
+            self.payload.value = self._current
+        self._set_valid(0 if self._current is None else 1)
+
+    def sample(self, in_reset):
+        """Will the DUT take the beat on the next rising edge?"""
+        if self._current is not None and not in_reset and _read_bit(self.ready):
+            self._record(self._current)
+            self._current = None
+
+
+class StreamSink(_StreamBase):
+    """Drives ``ready`` of a DUT output stream with back-pressure and records every transfer.
+
+    Also a protocol monitor: once the DUT raises ``valid`` it must keep it, with the same
+    payload, until the transfer (outside reset). Payload bits that are X or Z on a transfer fail.
+    """
+
+    def __init__(self, dut, name, clk, counter, rst=None, pause=None):
+        super().__init__(dut, name, clk, counter, rst, pause)
+        self._ready = 0
+        self.ready.value = 0
+        self._pending = None          # payload seen valid without a transfer
+        self.errors: list[str] = []
+
+    def clear(self):
+        self._pending = None
+
+    def _fail(self, msg):
+        self.errors.append(msg)
+        raise StreamProtocolError(msg)
+
+    def drive(self, in_reset):
+        r = 0 if next(self._pause) else 1
+        if r != self._ready:
+            self._ready = r
+            self.ready.value = r
+
+    def sample(self, in_reset):
+        if in_reset:
+            self._pending = None
+            return
+        valid = _read_bit(self.valid)
+        edge = self.counter.cycle + 1
+        if self._pending is not None and not valid:
+            self._fail(f"{self.name}: valid dropped before the transfer "
+                       f"(before edge {edge}, payload {self._pending:#x})")
+        if not valid:
+            return
+        raw = self.payload.value
+        if not raw.is_resolvable:
+            self._fail(f"{self.name}: payload has X/Z bits while valid (before edge {edge}): "
+                       f"{raw}")
+        data = raw.to_unsigned()
+        if self._pending is not None and data != self._pending:
+            self._fail(f"{self.name}: payload changed from {self._pending:#x} to {data:#x} "
+                       f"while valid and not taken (before edge {edge})")
+        if self._ready:
+            self._pending = None
+            self._record(data)
+        else:
+            self._pending = data
+
+
+class TB:
+    """The LUT array's testbench: clock, reset, the three input sources and the result sink.
+
+    Owns the :class:`~cocotb.clock.Clock` (10 ns), a :class:`CycleCounter`, ``cmd``/``table``/
+    ``weight`` sources (``i_cmd``, ``i_table``, ``i_weight``) and the ``result`` sink
+    (``o_result``). Reset is synchronous and active high (``rst``).
+    """
+
+    STREAMS = (("cmd", "i_cmd"), ("table", "i_table"), ("weight", "i_weight"))
+
+    def __init__(self, dut, period_ns=10):
+        self.dut = dut
+        self.clk = dut.clk
+        self.rst = dut.rst
+        self.rst.value = 1
+        self.clock = Clock(self.clk, period_ns, unit="ns")
+        self.clock.start()
+        self.counter = CycleCounter(self.clk)
+        self.sources = {}
+        for attr, port in self.STREAMS:
+            src = StreamSource(dut, port, self.clk, self.counter, rst=self.rst)
+            setattr(self, attr, src)
+            self.sources[attr] = src
+        self.result = StreamSink(dut, "o_result", self.clk, self.counter, rst=self.rst)
+        self._pieces = (*self.sources.values(), self.result)
+        self._task = cocotb.start_soon(self._run())
+
+    async def _run(self):
+        """The one clocked loop: count the edge, drive every stream, sample at the fall."""
+        rising, falling = RisingEdge(self.clk), FallingEdge(self.clk)
+        rst = self.rst
+        while True:
+            await rising
+            self.counter.tick()
+            in_reset = _read_bit(rst) == 1
+            for piece in self._pieces:
+                piece.drive(in_reset)
+            await falling
+            in_reset = _read_bit(rst) == 1
+            for piece in self._pieces:
+                piece.sample(in_reset)
+
+    @property
+    def cycle(self):
+        return self.counter.cycle
+
+    def set_pauses(self, sources=None, sink=None):
+        """Pause generators: ``sources`` is one generator factory (called per source) or None."""
+        for src in self.sources.values():
+            src.set_pause_generator(sources() if sources is not None else None)
+        self.result.set_pause_generator(sink)
+
+    async def cycles(self, n=1):
+        edge = RisingEdge(self.clk)
+        for _ in range(n):
+            await edge
+
+    async def reset(self, cycles=2, clear=True):
+        """Hold ``rst`` high for ``cycles`` rising edges (synchronous); by default drop every
+        queued and in-flight beat of the sources and the sink's pending beat.
+
+        ``rst`` changes just after a rising edge, like every other input, so the pieces see it
+        settled when they sample at the falling edge: nothing counts as a transfer on the
+        ``cycles`` edges the DUT spends in reset.
+        """
+        edge = RisingEdge(self.clk)
+        await edge
+        self.rst.value = 1
+        if clear:
+            for src in self.sources.values():
+                src.clear()
+            self.result.clear()
+        for _ in range(cycles):
+            await edge
+        self.rst.value = 0
+
+    def sources_idle(self):
+        return all(src.idle() for src in self.sources.values())
+
+    def stop(self):
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        self.clock.stop()

@@ -1,0 +1,143 @@
+"""cocotb simulations of the emitted LUT array on Icarus and Verilator (tb/test_lut_array.py).
+
+Every item is marked ``sim``. A representative subset (tile shapes, g, w_bits, a_bits and both
+table kinds, quick effort) is not ``slow`` and runs in ``make test``; the full matrix (every
+config at full effort, more mutations) is ``slow`` and runs under ``make sim``.
+
+Environment: ``SIM`` = ``icarus`` | ``verilator`` | empty (both); ``LUTCORE_SEED`` repeats a run;
+``WAVES=1`` dumps FST waveforms (a failure names the file).
+
+The default config's speed (simulated cycles per wall-second, testbench included) on each
+simulator is merged into ``build/sim_speed.json``.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from gen.config import LutConfig
+from tb.runner import SIMULATORS, SimulationFailed, run_sim
+
+REPO = Path(__file__).resolve().parent.parent
+BUILD = REPO / "build"
+SPEED_FILE = BUILD / "sim_speed.json"
+
+pytestmark = pytest.mark.sim
+
+
+def _simulators():
+    sim = os.environ.get("SIM", "").strip().lower()
+    if not sim:
+        return list(SIMULATORS)
+    if sim not in SIMULATORS:
+        raise pytest.UsageError(f"SIM must be one of {', '.join(SIMULATORS)} or empty, "
+                                f"not {sim!r}")
+    return [sim]
+
+
+SIMS = _simulators()
+
+#: id -> config. Covers tile shapes (m 1..16, n 1..64), g 2..6, w_bits 1..4, a_bits 4/8/16,
+#: symmetric and full tables, a restricted format set, and small k_max values so the corner
+#: test reaches the full accumulator range at K = k_max.
+CONFIGS = {
+    "m2n64_g4_w2a8": LutConfig(),                                          # the default
+    "m1n1_g2_w1a4_k16": LutConfig(m=1, n=1, g=2, w_bits=1, a_bits=4, k_max=16),
+    "m3n5_g5_w4a16_full_k40": LutConfig(m=3, n=5, g=5, w_bits=4, a_bits=16, k_max=40,
+                                        symmetric=False),
+    "m2n4_g6_w2a4_k24": LutConfig(m=2, n=4, g=6, w_bits=2, a_bits=4, k_max=24),
+    "m2n4_g3_w3a8": LutConfig(m=2, n=4, g=3, w_bits=3, a_bits=8),
+    "m4n3_g2_w4a8_full_k32": LutConfig(m=4, n=3, g=2, w_bits=4, a_bits=8, k_max=32,
+                                       symmetric=False),
+    "m2n8_g4_w2a16_int": LutConfig(m=2, n=8, g=4, w_bits=2, a_bits=16,
+                                   weight_formats=("int",)),
+    "m2n4_g4_w1a8_full": LutConfig(m=2, n=4, g=4, w_bits=1, a_bits=8, symmetric=False),
+    "m16n2_g3_w2a8_k96": LutConfig(m=16, n=2, g=3, w_bits=2, a_bits=8, k_max=96),
+    "m2n32_g5_w3a8": LutConfig(m=2, n=32, g=5, w_bits=3, a_bits=8, k_max=1000),
+}
+DEFAULT = "m2n64_g4_w2a8"
+#: in `make test` (quick effort): default shape, the 1x1 corner, a full-table a16/w4 tile
+SUBSET = (DEFAULT, "m1n1_g2_w1a4_k16", "m3n5_g5_w4a16_full_k40", "m2n4_g6_w2a4_k24")
+MUTANT_CFG = "m2n4_g3_w3a8"
+
+
+def _workdir(effort, sim, cfg_id):
+    return BUILD / "sim" / effort / sim / cfg_id
+
+
+def _record_speed(sim, speed):
+    """Merge one simulator's speed into build/sim_speed.json (xdist workers share it)."""
+    BUILD.mkdir(parents=True, exist_ok=True)
+    with open(BUILD / ".sim_speed.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = {}
+        if SPEED_FILE.is_file():
+            try:
+                data = json.loads(SPEED_FILE.read_text())
+            except ValueError:
+                data = {}
+        data[sim] = {k: speed.get(k) for k in (
+            "design", "effort", "seed", "cycles", "test_wall_s", "cycles_per_s",
+            "stream_cycles", "stream_cycles_per_s", "build_s", "run_s")}
+        SPEED_FILE.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _params(ids, marks=()):
+    return [pytest.param(sim, cid, id=f"{sim}-{cid}", marks=list(marks))
+            for sim in SIMS for cid in ids]
+
+
+@pytest.mark.parametrize("sim,cfg_id", _params(SUBSET))
+def test_sim_quick(sim, cfg_id):
+    """All cocotb tests at quick effort on the subset of configs."""
+    speed = run_sim(CONFIGS[cfg_id], sim, _workdir("quick", sim, cfg_id), effort="quick")
+    print(f"{sim} {cfg_id}: {speed['cycles']} cycles in {speed['test_wall_s']} s = "
+          f"{speed['cycles_per_s']} cycles/s, streaming {speed.get('stream_cycles_per_s')} "
+          f"cycles/s (build {speed['build_s']} s)")
+    if cfg_id == DEFAULT:
+        _record_speed(sim, speed)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sim,cfg_id", _params(CONFIGS))
+def test_sim_full(sim, cfg_id):
+    """All cocotb tests at full effort on every config."""
+    speed = run_sim(CONFIGS[cfg_id], sim, _workdir("full", sim, cfg_id), effort="full")
+    print(f"{sim} {cfg_id}: {speed['cycles']} cycles in {speed['test_wall_s']} s = "
+          f"{speed['cycles_per_s']} cycles/s")
+
+
+def _expect_caught(sim, cfg_id, mutation, waves, effort="quick", testcase=None):
+    with pytest.raises(SimulationFailed) as info:
+        run_sim(CONFIGS[cfg_id], sim, _workdir(effort, sim, f"{cfg_id}__{mutation}"),
+                mutations=(mutation,), waves=waves, effort=effort, testcase=testcase)
+    msg = str(info.value)
+    assert "cocotb tests failed" in msg, f"the mutant did not fail the testbench: {msg}"
+    assert "expected" in msg and "got" in msg, msg
+    return msg
+
+
+@pytest.mark.parametrize("sim", SIMS)
+def test_mutation_no_negate_caught(sim):
+    """A PE that forgets the negation of the symmetric table half must fail the testbench.
+
+    On Icarus this also runs with waveforms: the failure must name an existing FST file."""
+    waves = sim == "icarus"
+    msg = _expect_caught(sim, MUTANT_CFG, "no_negate", waves=waves,
+                         testcase="test_random_ops")
+    if waves:
+        path = msg.split("waveform ", 1)[1].split()[0].rstrip(",;")
+        assert Path(path).is_file(), f"the failure names {path}, which does not exist"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mutation", ["no_negate", "no_invert"])
+@pytest.mark.parametrize("sim,cfg_id", _params([DEFAULT, "m1n1_g2_w1a4_k16"]))
+def test_mutation_caught_full(sim, cfg_id, mutation):
+    """The mutants of the symmetric lookup (no negation; no inversion of the low index bits),
+    every test of the module, on more shapes: each must fail the testbench."""
+    _expect_caught(sim, cfg_id, mutation, waves=False)

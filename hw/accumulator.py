@@ -47,16 +47,19 @@ class BitSerialAccumulator(wiring.Component):
     def elaborate(self, platform):
         cfg = self._cfg
         m = Module()
-        p = Signal(signed(cfg.partial_width))
         acc = Signal(signed(cfg.acc_width))
         p_next = Signal(signed(cfg.partial_width))
         acc_next = Signal(signed(cfg.acc_width))
-        m.d.comb += [
-            p_next.eq(Mux(self.first_plane, 0, p << 1) + self.entry),
-            acc_next.eq(Mux(self.first_group, 0, acc) + p_next),
-        ]
+        if cfg.w_bits == 1:
+            # one plane per group: the partial is the entry itself, no register needed
+            m.d.comb += p_next.eq(self.entry)
+        else:
+            p = Signal(signed(cfg.partial_width))
+            m.d.comb += p_next.eq(Mux(self.first_plane, 0, p << 1) + self.entry)
+            with m.If(self.step):
+                m.d.sync += p.eq(p_next)
+        m.d.comb += acc_next.eq(Mux(self.first_group, 0, acc) + p_next)
         with m.If(self.step):
-            m.d.sync += p.eq(p_next)
             with m.If(self.last_plane):
                 m.d.sync += acc.eq(acc_next)
             with m.If(self.capture):

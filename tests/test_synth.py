@@ -390,3 +390,218 @@ def test_cli_emits_synthesizes_and_reports(tmp_path, capsys):
     assert first == second
     strip = [line for line in md1.splitlines() if "wall time" not in line]
     assert strip == [line for line in md2.splitlines() if "wall time" not in line]
+
+
+# -- the LUT vs MAC comparison (--compare) ---------------------------------------------------------
+
+def test_mac_shape_config():
+    from gen.config import LutConfig
+    from gen.synth import MacShapeConfig, mac_config
+    c = MacShapeConfig(w_bits=2, a_bits=8, g=16, m=8, n=4)
+    assert isinstance(c, LutConfig) and c.g == 16
+    assert c.act_width == 8 * 16 * 8 and c.code_width == 4 * 16 * 2
+    assert c.k_pad == 4096 and c.replace(g=32).g == 32
+    for bad, exc, msg in ((65, ValueError, r"g must be in 2\.\.64 for a MAC baseline, not 65"),
+                          (1, ValueError, "not 1"), ("x", TypeError, "g must be an integer")):
+        with pytest.raises(exc, match=msg):
+            MacShapeConfig(g=bad)
+    with pytest.raises(ValueError, match=r"w_bits must be in 1\.\.4, not 0"):
+        MacShapeConfig(w_bits=0, g=16)          # the other fields are still LutConfig's
+    base = LutConfig(w_bits=4, a_bits=8, k_max=1024, weight_formats=("int",))
+    small, big = mac_config(base, (2, 64, 4)), mac_config(base, (8, 4, 16))
+    assert type(small) is LutConfig and type(big) is MacShapeConfig
+    assert (big.m, big.n, big.g, big.w_bits, big.k_max, big.weight_formats) == \
+           (8, 4, 16, 4, 1024, ("int",))
+
+
+def test_parse_shape():
+    from gen.synth import parse_shape
+    assert parse_shape("M8N4K16") == (8, 4, 16) == parse_shape("8x4x16")
+    assert parse_shape("m2n64k4") == (2, 64, 4)
+    for bad in ("8x4", "M8N4", "axbxc", ""):
+        with pytest.raises(ValueError, match="MxNxK"):
+            parse_shape(bad)
+
+
+def test_macs_per_cycle_density_and_table_bits():
+    from gen.config import LutConfig
+    from gen.synth import density, macs_per_cycle, table_bits
+    lut = LutConfig(w_bits=4)                                  # M2N64K4
+    assert macs_per_cycle("array", lut, 1) == 512              # bit-serial: m*n*g / w
+    assert macs_per_cycle("array", lut, 4) == 128
+    assert macs_per_cycle("mac_dequant", lut, 4) == 512 == macs_per_cycle("mac_direct", lut, 1)
+    assert density(512, 128_000) == 4.0                        # per 1000 GE
+    assert table_bits(lut) == 2 * 8 * 11                       # m * entries * entry_width
+    assert table_bits(lut.replace(symmetric=False)) == 2 * 16 * 11
+
+
+def test_compare_designs():
+    from gen.config import LutConfig
+    from gen.synth import compare_designs
+    cfg = LutConfig(w_bits=1, a_bits=8)
+    ds = compare_designs(cfg)
+    assert [(d["key"], d["top"], d["shape"]) for d in ds] == [
+        ("lut", "array", "M2N64K4"), ("lut_full", "array", "M2N64K4"),
+        ("mac_dequant", "mac_dequant", "M8N4K16"), ("mac_direct", "mac_direct", "M8N4K16"),
+        ("mac_dequant_tile", "mac_dequant", "M2N64K4"),
+        ("mac_direct_tile", "mac_direct", "M2N64K4")]
+    assert all(d["cfg"].m * d["cfg"].n * d["cfg"].g == 512 for d in ds)    # equal size
+    assert ds[0]["cfg"].symmetric and not ds[1]["cfg"].symmetric
+    assert all(d["cfg"].w_bits == 1 and d["cfg"].a_bits == 8 for d in ds)
+    same = compare_designs(cfg, (2, 4, 4), (2, 4, 4))
+    assert [d["key"] for d in same] == ["lut", "lut_full", "mac_dequant", "mac_direct"]
+
+
+@pytest.mark.parametrize("kind", ["dequant", "direct"])
+def test_long_mac_group_is_bit_exact(kind):
+    """The MAC baseline at g = 16 (MacShapeConfig, beyond LutConfig's 2..6) against the golden
+    model in amaranth.sim: the equal-size comparison's M8N4K16 shape, smaller."""
+    import random
+
+    import numpy as np
+
+    from gen.golden import mac_stream, random_activations, random_weights, unpack_results
+    from gen.synth import MacShapeConfig
+    from hw.mac_array import MacArray
+
+    from .simutil import run, stream_get, stream_put
+    cfg = MacShapeConfig(w_bits=2, a_bits=4, g=16, m=2, n=2, k_max=48)
+    rng = np.random.default_rng(16)
+    pace = random.Random(16)
+    dut = MacArray(cfg, kind)
+    ops = [(f.label, w, k) for f, w in cfg.ops() for k in (1, 17, cfg.k_max)]
+    cmds, acts, weights, expected = [], [], [], []
+    for fmt, w, k in ops:
+        a = random_activations(rng, (cfg.m, k), cfg.a_bits)
+        a[:, 0] = -(1 << (cfg.a_bits - 1))
+        wt = random_weights(rng, (k, cfg.n), fmt, w)
+        cmd, act, code, exp = mac_stream(cfg, a, wt, fmt, w)
+        cmds.append(cmd)
+        acts += act
+        weights += code
+        expected.append(exp)
+    got = []
+
+    def put(port, items):
+        async def testbench(ctx):
+            await stream_put(ctx, port, items, pace, 0.3)
+        return testbench
+
+    async def get(ctx):
+        got.extend(await stream_get(ctx, dut.o_result, cfg.m * len(ops), pace, 0.3))
+
+    run(dut, [put(dut.i_cmd, cmds), put(dut.i_act, acts), put(dut.i_weight, weights), get])
+    res = unpack_results(cfg, got).reshape(len(ops), cfg.m, cfg.n)
+    for i, exp in enumerate(expected):
+        assert (res[i] == exp).all(), f"operation {i} {ops[i]}"
+
+
+def test_compare_fails_loudly_and_writes_no_report(tmp_path, monkeypatch, capsys):
+    yosys = fake_yosys(tmp_path, DIES_IN_ABC, code=0, write=["stat.json", "ltp.txt"])
+    monkeypatch.setenv("LUTCORE_YOSYS", shlex.join(yosys))
+    out = tmp_path / "reports"
+    rdir = out / "cmp"
+    rdir.mkdir(parents=True)
+    (rdir / "report.md").write_text("old figures")
+    (rdir / "report.json").write_text("{}")
+    rc = main(["--compare", "--quick", "--a-bits", "4", "--k-max", "16", "--name", "cmp",
+               "--out", str(out)])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "synthesis failed" in err and "End of script" in err and "yosys.log" in err
+    assert not (rdir / "report.md").exists() and not (rdir / "report.json").exists()
+    assert not list(rdir.glob("*/report.md"))
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["--quick"], "--quick"),
+    (["--mac-shape", "8x4x16"], "--mac-shape"),
+    (["--jobs", "2"], "--jobs"),
+    (["--compare", "--mac-shape", "8x4"], "--mac-shape"),
+    (["--compare", "--mac-shape", "M8N4K128"], "--mac-shape"),
+    (["--compare", "--mac-shape", "M32N4K16"], "--mac-shape"),
+    (["--compare", "--no-symmetric"], "--no-symmetric"),
+    (["--compare", "--precompute"], "--precompute"),
+    (["--compare", "--jobs", "0"], "--jobs"),
+    (["--compare", "--n", "0"], "--n"),
+])
+def test_compare_bad_option(tmp_path, capsys, argv, option):
+    out = tmp_path / "reports"
+    with pytest.raises(SystemExit) as e:
+        main(argv + ["--out", str(out)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and option in err
+    assert not out.exists()
+
+
+def _check_compare_report(rdir, w_bits, lut_shape, mac_shape):
+    data = json.loads((rdir / "report.json").read_text())
+    md = (rdir / "report.md").read_text()
+    figs = {d["key"]: d for d in data["designs"]}
+    assert set(figs) == {"lut", "lut_full", "mac_dequant", "mac_direct", "mac_dequant_tile",
+                         "mac_direct_tile"}
+    for d in data["designs"]:
+        p = d["params"]
+        equiv = p["m"] * p["n"] * p["g"]
+        assert d["multiply_equivalents"] == equiv
+        assert d["macs_per_cycle"] == (equiv / w_bits if d["top"] == "array" else equiv)
+        assert d["density"] == pytest.approx(1000 * d["macs_per_cycle"] / d["ge"])
+        assert d["ge"] * 4 == d["transistors"] > 0 and d["ff_bits"] > 0 and d["depth"] > 0
+        assert d["synth_wall_s"] > 0 and d["pe"]["instances"] == p["m"] * p["n"]
+        assert (rdir / d["report"]).is_file()               # each design's own full report
+    assert figs["lut"]["shape"] == lut_shape and figs["mac_dequant"]["shape"] == mac_shape
+    assert figs["mac_direct_tile"]["shape"] == lut_shape
+    lines = data["lines"]
+    assert len(lines) == 6
+    for ln in lines:
+        if ln["level"] == "array":
+            assert ln["density_ratio"] == pytest.approx(
+                figs[ln["lut"]]["density"] / figs[ln["mac"]]["density"])
+            assert ln["area_ratio_mac_over_lut"] == pytest.approx(
+                figs[ln["mac"]]["ge"] / figs[ln["lut"]]["ge"])
+        else:
+            lut_pe, mac_pe = figs[ln["lut"]]["pe"], figs[ln["mac"]]["pe"]
+            assert lut_pe["macs_per_cycle"] == figs[ln["lut"]]["params"]["g"] / w_bits
+            assert mac_pe["macs_per_cycle"] == figs[ln["mac"]]["params"]["g"]
+            assert ln["density_ratio"] == pytest.approx(lut_pe["density"] / mac_pe["density"])
+            assert ln["area_ratio_mac_over_lut"] is None
+    assert [ln["mac"] for ln in lines[:4]] == ["mac_dequant", "mac_direct", "mac_dequant_tile",
+                                               "mac_direct_tile"]
+    s = data["symmetrization"]
+    assert s["table_bits_full"] == 2 * s["table_bits_symmetric"]
+    assert s["ge_full"] > s["ge_symmetric"]                 # symmetrization saves area
+    assert s["ff_bits_full"] - s["ff_bits_symmetric"] == s["table_bits_saved"]
+    assert data["weights"]["ff_bit_transistors"] == 24
+    for text in ("m*n*g / w", "MACs per cycle per 1000 GE", "24 per flip-flop bit",
+                 "GE = transistors / 4", "density LUT/MAC", "m * entries * entry_width",
+                 "Synthesis time"):
+        assert text in md, text
+    return data
+
+
+@pytest.mark.synth
+def test_compare_quick(tmp_path, capsys):
+    """The quick comparison on real Yosys: every figure present, consistent, and explained."""
+    out = tmp_path / "reports"
+    assert main(["--compare", "--quick", "--w-bits", "2", "--a-bits", "8", "--out",
+                 str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert "density LUT/MAC" in stdout and "GE = transistors / 4" in stdout
+    data = _check_compare_report(out / "compare_w2a8_quick", 2, "M2N4K4", "M2N1K16")
+    assert data["precision"] == {"w_bits": 2, "a_bits": 8, "k_max": 4096,
+                                 "weight_formats": ["int", "uint", "binary", "ternary"]}
+
+
+@pytest.mark.slow
+@pytest.mark.synth
+@pytest.mark.parametrize("w_bits", [1, 2, 4])
+def test_compare_paper_size(tmp_path, w_bits):
+    """The README's comparison: M2N64K4 LUT vs M8N4K16 MAC, 512 multiply-equivalents."""
+    out = tmp_path / "reports"
+    assert main(["--compare", "--w-bits", str(w_bits), "--a-bits", "8", "--out", str(out),
+                 "--jobs", "2"]) == 0
+    data = _check_compare_report(out / f"compare_w{w_bits}a8", w_bits, "M2N64K4", "M8N4K16")
+    assert all(d["multiply_equivalents"] == 512 for d in data["designs"])
+    if w_bits <= 2:   # the paper's claim that survives INT8 activations: LUT beats dequant MAC
+        assert data["lines"][0]["density_ratio"] > 1

@@ -7,13 +7,12 @@ prints one line naming it and exits 2 without writing anything.
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from .cli import DesignArgumentParser, add_design_args, check_name, config_from_args
 from .config import LutConfig
+from .tools import atomic_write
 
 __all__ = ["emit", "build_top", "port_list", "main"]
 
@@ -68,16 +67,6 @@ def _versions():
     return out
 
 
-def _atomic_write(path: Path, text: str):
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
-
-
 def emit(cfg: LutConfig, out_dir="build", name=None, top="array", mutations=()):
     """Write ``<out_dir>/<name>.v`` and ``<name>.json``; return their paths and the ports.
 
@@ -108,8 +97,8 @@ def emit(cfg: LutConfig, out_dir="build", name=None, top="array", mutations=()):
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     vpath, jpath = out / f"{name}.v", out / f"{name}.json"
-    _atomic_write(vpath, text)
-    _atomic_write(jpath, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    atomic_write(vpath, text)
+    atomic_write(jpath, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return {"verilog": vpath, "manifest": jpath, "name": name, "ports": ports}
 
 

@@ -60,6 +60,7 @@ from pathlib import Path
 
 from . import area
 from .config import G_RANGE, LutConfig
+from .tools import atomic_write
 
 __all__ = ["SynthesisError", "synthesize", "build_script", "run_yosys", "check_log",
            "dedup_modules", "write_report", "render_markdown", "yosys_command", "warm_up",
@@ -627,17 +628,6 @@ def render_markdown(result, title=None, extra=None):
     return "\n".join(L)
 
 
-def _atomic_write(path, text):
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
-
-
 def write_report(result, out_dir, title=None, extra=None):
     """Write ``report.md`` and ``report.json`` into ``out_dir``; return their paths."""
     out = Path(out_dir)
@@ -647,8 +637,8 @@ def write_report(result, out_dir, title=None, extra=None):
     if extra:
         data.update(extra)
     md, js = out / "report.md", out / "report.json"
-    _atomic_write(js, json.dumps(data, indent=2, sort_keys=True) + "\n")
-    _atomic_write(md, render_markdown(result, title, extra))
+    atomic_write(js, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    atomic_write(md, render_markdown(result, title, extra))
     return {"markdown": md, "json": js}
 
 
@@ -1037,8 +1027,8 @@ def write_compare_report(res, out_dir):
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     md, js = out / "report.md", out / "report.json"
-    _atomic_write(js, json.dumps(res, indent=2, sort_keys=True) + "\n")
-    _atomic_write(md, render_compare_markdown(res))
+    atomic_write(js, json.dumps(res, indent=2, sort_keys=True) + "\n")
+    atomic_write(md, render_compare_markdown(res))
     return {"markdown": md, "json": js}
 
 

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
-__all__ = ["verilator_root", "tool_env", "apply_tool_env", "iverilog_path"]
+__all__ = ["verilator_root", "tool_env", "apply_tool_env", "iverilog_path", "atomic_write"]
 
 
 def verilator_root():
@@ -46,3 +47,16 @@ def apply_tool_env():
 
 def iverilog_path():
     return shutil.which("iverilog")
+
+
+def atomic_write(path, text):
+    """Write ``text`` to ``path`` through a temporary file and a rename, so a reader (or an
+    interrupted run) never sees half a file; the mode follows the umask like ``open`` would."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)

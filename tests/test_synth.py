@@ -456,44 +456,11 @@ def test_compare_designs():
 def test_long_mac_group_is_bit_exact(kind):
     """The MAC baseline at g = 16 (MacShapeConfig, beyond LutConfig's 2..6) against the golden
     model in amaranth.sim: the equal-size comparison's M8N4K16 shape, smaller."""
-    import random
-
-    import numpy as np
-
-    from gen.golden import mac_stream, random_activations, random_weights, unpack_results
     from gen.synth import MacShapeConfig
-    from hw.mac_array import MacArray
 
-    from .simutil import run, stream_get, stream_put
+    from .test_hw import run_mac_array
     cfg = MacShapeConfig(w_bits=2, a_bits=4, g=16, m=2, n=2, k_max=48)
-    rng = np.random.default_rng(16)
-    pace = random.Random(16)
-    dut = MacArray(cfg, kind)
-    ops = [(f.label, w, k) for f, w in cfg.ops() for k in (1, 17, cfg.k_max)]
-    cmds, acts, weights, expected = [], [], [], []
-    for fmt, w, k in ops:
-        a = random_activations(rng, (cfg.m, k), cfg.a_bits)
-        a[:, 0] = -(1 << (cfg.a_bits - 1))
-        wt = random_weights(rng, (k, cfg.n), fmt, w)
-        cmd, act, code, exp = mac_stream(cfg, a, wt, fmt, w)
-        cmds.append(cmd)
-        acts += act
-        weights += code
-        expected.append(exp)
-    got = []
-
-    def put(port, items):
-        async def testbench(ctx):
-            await stream_put(ctx, port, items, pace, 0.3)
-        return testbench
-
-    async def get(ctx):
-        got.extend(await stream_get(ctx, dut.o_result, cfg.m * len(ops), pace, 0.3))
-
-    run(dut, [put(dut.i_cmd, cmds), put(dut.i_act, acts), put(dut.i_weight, weights), get])
-    res = unpack_results(cfg, got).reshape(len(ops), cfg.m, cfg.n)
-    for i, exp in enumerate(expected):
-        assert (res[i] == exp).all(), f"operation {i} {ops[i]}"
+    run_mac_array(cfg, kind, (1, 17, cfg.k_max), seed=16)
 
 
 def test_compare_fails_loudly_and_writes_no_report(tmp_path, monkeypatch, capsys):

@@ -1,0 +1,242 @@
+"""scripts/dse.py: the sweep definition, its CLI, and a ``--quick`` run end to end.
+
+The quick run synthesizes a dozen small points with the real (yowasp) Yosys into a temporary
+directory, checks every figure against the formulas it comes from, then re-runs: once after
+dropping one cache entry (exactly that point is synthesized again) and once with nothing
+changed (no synthesis at all, seconds).
+"""
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "dse.py"
+
+
+def _load_dse():
+    spec = importlib.util.spec_from_file_location("lutcore_dse", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+dse = _load_dse()
+
+
+def run_dse(*args, timeout=600):
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+    return proc, time.monotonic() - t0
+
+
+# -- the sweep, without synthesis ---------------------------------------------------------------
+def test_full_sweep_definition():
+    s = dse.build_sweep(quick=False)
+    pts = s.points
+    tile_lut = [p for p, f in pts.items() if "tile" in f and p.kind == "lut"]
+    # equal MACs per cycle: every LUT tile shape has m*n*g = 512
+    assert {p.m * p.n * p.g for p in tile_lut} == {512}
+    assert {(p.m, p.n) for p in tile_lut} == set(dse.FULL_SHAPES)
+    assert {p.w_bits for p in tile_lut} >= {1, 2, 4}
+    assert {p.a_bits for p in pts} == {8, 16}
+    grp = [p for p, f in pts.items() if "group" in f and p.kind == "lut"]
+    assert {p.g for p in grp} == {2, 3, 4, 5, 6}
+    assert {p.symmetric for p in grp} == {True, False}
+    assert len({(p.m, p.n) for p in grp}) == 1        # g swept at a fixed tile
+    assert {p.k_max for p in pts} == {dse.DEFAULT_K_MAX}
+    for kind in ("mac_dequant", "mac_direct"):
+        assert any(p.kind == kind for p in pts)
+    # the default design point is in the sweep, in both families
+    d = dse.Point("lut", **dse.DEFAULT_POINT)
+    assert pts[d] == {"tile", "group"}
+
+
+def test_quick_sweep_is_small():
+    pts = dse.build_sweep(quick=True).points
+    assert 5 <= len(pts) <= 16
+    assert max(p.n for p in pts) <= 16
+    fams = set().union(*pts.values())
+    assert {"tile", "group"} <= fams
+    assert {p.kind for p in pts} == set(dse.KINDS)
+
+
+def test_macs_per_cycle():
+    assert dse.Point("lut", 2, 8, 4, 2, 64).macs_per_cycle() == 256
+    assert dse.Point("lut", 1, 8, 4, 2, 64).macs_per_cycle() == 512
+    assert dse.Point("mac_dequant", 2, 8, 4, 2, 64).macs_per_cycle() == 512
+
+
+def test_keys_depend_on_point_and_context():
+    ctx = {"generator": "a", "flow": "b", "yosys": "Yosys 1"}
+    p = dse.Point("lut", 2, 8, 4, 2, 8)
+    assert dse.point_key(p, ctx) == dse.point_key(dse.Point("lut", 2, 8, 4, 2, 8), ctx)
+    assert dse.point_key(p, ctx) != dse.point_key(dse.Point("lut", 2, 8, 4, 2, 8, False), ctx)
+    assert dse.point_key(p, ctx) != dse.point_key(dse.Point("mac_direct", 2, 8, 4, 2, 8), ctx)
+    assert dse.point_key(p, ctx) != dse.point_key(p, {**ctx, "yosys": "Yosys 2"})
+    assert dse.point_key(p, ctx) != dse.point_key(p, {**ctx, "flow": "c"})
+
+
+def test_sources_changed_during_a_sweep(tmp_path):
+    """A worker whose sources differ from the sweep's key refuses to run the point."""
+    with pytest.raises(dse.SourcesChanged, match="generator and flow"):
+        dse.run_point(dse.Point("lut", 2, 8, 4, 2, 8), tmp_path / "w", 60,
+                      expected={"generator": "stale", "flow": "stale"})
+    assert not (tmp_path / "w").exists()
+    ctx = dse.key_context()
+    point, rec, err, _ = dse._worker(dse.Point("lut", 2, 8, 4, 2, 8), tmp_path / "w", 60,
+                                     {"generator": ctx["generator"], "flow": "stale"})
+    assert rec is None and "flow sources changed" in err
+
+
+def test_bad_options_exit_2(tmp_path):
+    for args in (["--jobs", "0"], ["--k-max", "0"], ["--family", "nope"], ["--bogus"]):
+        proc, _ = run_dse(*args, "--out", tmp_path / "o", timeout=120)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert "error" in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_progress_line():
+    class Sink:
+        def __init__(self):
+            self.text = ""
+
+        def write(self, s):
+            self.text += s
+
+        def flush(self):
+            pass
+
+        def isatty(self):
+            return False
+
+    sink = Sink()
+    pr = dse.Progress(4, 1, stream=sink)
+    pr.start()
+    pr.step("p1", 1.0, True)
+    pr.step("p2", 1.0, False)
+    lines = sink.text.strip().splitlines()
+    assert "1/4" in lines[0] and "1 cached" in lines[0]
+    assert "3/4" in lines[-1] and "1 FAILED" in lines[-1] and "eta" in lines[-1]
+
+
+# -- a real --quick run -------------------------------------------------------------------------
+def _read_csv(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _check_point(r):
+    """Every figure of one JSON row against the formula it comes from."""
+    w, g, m, n = r["w_bits"], r["g"], r["m"], r["n"]
+    lut = r["kind"] == "lut"
+    assert r["macs_per_cycle"] == (m * n * g / w if lut else m * n * g)
+    assert r["transistors"] == r["comb_transistors"] + 24 * r["ff_bits"]
+    assert r["ge"] == r["transistors"] / 4
+    assert math.isclose(r["density_per_kge"], r["macs_per_cycle"] / (r["ge"] / 1000))
+    assert math.isclose(r["pe_density_per_kge"], r["macs_per_cycle"] / (r["pe_array_ge"] / 1000))
+    if lut:
+        parts = r["top_local_ge"] + r["lookup_ge"] + r["accumulator_ge"] + r["correction_ge"]
+        entries = 2 ** (g - 1) if r["symmetric"] else 2 ** g
+        entry_width = r["a_bits"] + int(math.floor(math.log2(g))) + 1
+        assert r["entry_width"] == entry_width
+        assert r["table_bits"] == m * entries * entry_width
+        assert r["table_reg_ge"] == r["table_bits"] * 6
+        # the table register is part of the top module's flip-flops
+        assert r["top_local_ge"] >= r["table_reg_ge"]
+        assert r["pe_array_ge"] == r["lookup_ge"] + r["accumulator_ge"]
+    else:
+        parts = r["top_local_ge"] + r["mac_pe_ge"]
+        assert r["table_bits"] == 0
+        assert r["pe_array_ge"] == r["mac_pe_ge"]
+    assert math.isclose(parts, r["ge"])
+    assert r["outbuf_ge"] < r["pe_array_ge"]
+    if lut:
+        assert math.isclose(r["in_bits_per_cycle"], n * g + r["table_bits"] / w)
+        assert r["engine_table_bits"] == 2 * math.ceil(r["k_max"] / g) * r["table_bits"]
+    else:
+        assert r["in_bits_per_cycle"] == m * g * r["a_bits"] + n * g * w
+    assert r["yosys"].startswith("Yosys")
+
+
+@pytest.mark.synth
+def test_quick_run_outputs_and_cache(tmp_path):
+    out = tmp_path / "dse"
+    proc, first = run_dse("--quick", "-j", "2", "--out", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "points" in proc.stderr and "eta" in proc.stderr          # the progress bar
+    for name in ("points.csv", "points.json", "summary.md", "tile_shape.png", "group_size.png",
+                 "lut_mac_ratio.png", "table_storage.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    for png in out.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    data = json.loads((out / "points.json").read_text())
+    meta, rows = data["meta"], data["points"]
+    n_points = len(dse.build_sweep(quick=True).points)
+    assert meta["points_total"] == meta["points_ok"] == len(rows) == n_points
+    assert meta["failed"] == 0 and meta["computed"] == n_points and meta["cached"] == 0
+    assert meta["k_max"] == dse.DEFAULT_K_MAX
+    for r in rows:
+        _check_point(r)
+        assert r["cached"] is False
+    # each completed run left a log that ends its script
+    for r in rows:
+        rec = json.loads((out / "cache" / f"{r['key']}.json").read_text())["record"]
+        assert "End of script." in Path(rec["log"]).read_text()
+
+    # the CSV holds the same numbers as the JSON
+    csv_rows = _read_csv(out / "points.csv")
+    assert [c["name"] for c in csv_rows] == [r["name"] for r in rows]
+    for c, r in zip(csv_rows, rows):
+        for k in ("ge", "density_per_kge", "macs_per_cycle", "table_bits"):
+            assert math.isclose(float(c[k]), float(r[k])), k
+
+    # the ratio table is the ratio of the rows' densities
+    for rt in data["ratios"]:
+        lut = next(r for r in rows if r["kind"] == "lut" and r["shape"] == rt["same_shape"]
+                   and r["w_bits"] == rt["w_bits"] and r["a_bits"] == rt["a_bits"]
+                   and "tile" in r["families"])
+        mac = next(r for r in rows if r["kind"] == rt["baseline"]
+                   and r["shape"] == rt["same_shape"] and r["w_bits"] == rt["w_bits"]
+                   and r["a_bits"] == rt["a_bits"])
+        assert math.isclose(rt["ratio_same"], lut["density_per_kge"] / mac["density_per_kge"])
+
+    # drop one cache entry: exactly that point is synthesized again
+    dropped = rows[0]["key"]
+    (out / "cache" / f"{dropped}.json").unlink()
+    proc, _ = run_dse("--quick", "-j", "2", "--out", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    meta2 = json.loads((out / "points.json").read_text())["meta"]
+    assert (meta2["computed"], meta2["cached"]) == (1, n_points - 1)
+
+    # nothing changed: everything from the cache, no synthesis, seconds
+    proc, again = run_dse("--quick", "-j", "2", "--out", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data3 = json.loads((out / "points.json").read_text())
+    assert data3["meta"]["computed"] == 0 and data3["meta"]["cached"] == n_points
+    assert all(r["cached"] for r in data3["points"])
+    assert again < 30, f"cached re-run took {again:.1f} s"
+    assert again < first
+    for r, r3 in zip(rows, data3["points"]):
+        assert r["ge"] == r3["ge"] and r["key"] == r3["key"]
+
+
+def test_full_sweep_list(tmp_path):
+    """``--list`` of the full sweep: every point valid, nothing synthesized."""
+    proc, _ = run_dse("--list", "--out", tmp_path / "full", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "points" in proc.stdout.splitlines()[-1]
+    assert not (tmp_path / "full").exists()

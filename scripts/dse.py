@@ -602,6 +602,15 @@ def _shape_order(rows):
     return [f"{m}x{n}" for m, n in shapes]
 
 
+def _save(fig, path, bottom):
+    """Lay out ``fig`` above a footer band of height ``bottom``, write it as PNG, close it."""
+    import matplotlib.pyplot as plt
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_all(rows, out, k_max):
     import matplotlib
     matplotlib.use("Agg")
@@ -675,11 +684,7 @@ def plot_all(rows, out, k_max):
         axes[2].set_title("Input bandwidth vs tile shape (analytic)\n"
                           "LUT: n*g weight bits + m tables every w cycles")
         fig.text(0.5, 0.005, foot, ha="center", fontsize=7)
-        fig.tight_layout(rect=(0, 0.12, 1, 1))
-        p = out / "tile_shape.png"
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        written.append(p)
+        written.append(_save(fig, out / "tile_shape.png", bottom=0.12))
 
     # -- group size -----------------------------------------------------------------------
     grp = [r for r in rows if "group" in r["families"]]
@@ -714,11 +719,7 @@ def plot_all(rows, out, k_max):
         fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, handlelength=3.5,
                    bbox_to_anchor=(0.5, 0.035))
         fig.text(0.5, 0.005, foot, ha="center", fontsize=7)
-        fig.tight_layout(rect=(0, 0.15, 1, 1))
-        p = out / "group_size.png"
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        written.append(p)
+        written.append(_save(fig, out / "group_size.png", bottom=0.15))
 
     # -- LUT / MAC ratio vs w_bits --------------------------------------------------------
     rt = ratio_table(rows)
@@ -755,11 +756,7 @@ def plot_all(rows, out, k_max):
         axes[0].set_ylabel("density ratio LUT / MAC (MACs/cycle per GE; > 1: LUT denser)")
         fig.text(0.5, 0.005, foot + "; MAC-dequant: a x a multipliers, MAC-direct: "
                  "a x (w+1)", ha="center", fontsize=7)
-        fig.tight_layout(rect=(0, 0.03, 1, 1))
-        p = out / "lut_mac_ratio.png"
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        written.append(p)
+        written.append(_save(fig, out / "lut_mac_ratio.png", bottom=0.03))
 
     # -- table storage with and without symmetrization ------------------------------------
     tabs = [r for r in rows if r["kind"] == "lut" and "group" in r["families"]]
@@ -818,11 +815,7 @@ def plot_all(rows, out, k_max):
         fig.text(0.5, 0.005, "register bits: m * 2^(g-1) (symmetric) or m * 2^g entries of "
                  "a_bits + floor(log2 g) + 1 bits; area: 6 GE per register bit + synthesized "
                  "lookup (mux, index inversion, negation)", ha="center", fontsize=7)
-        fig.tight_layout(rect=(0, 0.03, 1, 1))
-        p = out / "table_storage.png"
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        written.append(p)
+        written.append(_save(fig, out / "table_storage.png", bottom=0.03))
 
     # -- area breakdown at the tile shape of the default point ----------------------------
     bars = []
@@ -868,11 +861,7 @@ def plot_all(rows, out, k_max):
         ax.legend(fontsize=7)
         ax.grid(True, axis="y", alpha=0.3)
         fig.text(0.5, 0.005, foot, ha="center", fontsize=7)
-        fig.tight_layout(rect=(0, 0.03, 1, 1))
-        p = out / "area_breakdown.png"
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        written.append(p)
+        written.append(_save(fig, out / "area_breakdown.png", bottom=0.03))
     return written
 
 

@@ -32,7 +32,9 @@ SIMULATORS = ("icarus", "verilator")
 CLOCK_PERIOD_NS = 10
 REPO = Path(__file__).resolve().parent.parent
 TEST_MODULE = "tb.test_lut_array"
-TEST_MODULES = {"array": TEST_MODULE, "engine": "tb.test_engine"}
+#: cocotb module per gen.emit top (the MAC baselines run the array's tests)
+TEST_MODULES = {"array": TEST_MODULE, "engine": "tb.test_engine",
+                "mac_dequant": TEST_MODULE, "mac_direct": TEST_MODULE}
 
 #: Verilator warnings switched off for the Amaranth-emitted Verilog. Each one was seen on the
 #: real emitted code (``verilator --lint-only`` over the test matrix) and is harmless there;

@@ -280,7 +280,7 @@ class TB:
 
     STREAMS = (("cmd", "i_cmd"), ("table", "i_table"), ("weight", "i_weight"))
 
-    def __init__(self, dut, period_ns=10):
+    def __init__(self, dut, period_ns=10, streams=None):
         self.dut = dut
         self.clk = dut.clk
         self.rst = dut.rst
@@ -289,7 +289,7 @@ class TB:
         self.clock.start()
         self.counter = CycleCounter(self.clk)
         self.sources = {}
-        for attr, port in self.STREAMS:
+        for attr, port in streams or self.STREAMS:
             src = StreamSource(dut, port, self.clk, self.counter, rst=self.rst)
             setattr(self, attr, src)
             self.sources[attr] = src

@@ -26,15 +26,6 @@ from tb.streams import TB, random_pauses
 from tb.test_lut_array import base_seed, effort, load_config
 
 
-class EngineTB(TB):
-    """The engine's streams: ``cmd``, ``table`` (or ``act`` when it precomputes), ``weight``."""
-
-    def __init__(self, dut, precompute):
-        self.STREAMS = (("cmd", "i_cmd"), ("act", "i_act") if precompute else ("table", "i_table"),
-                        ("weight", "i_weight"))
-        super().__init__(dut)
-
-
 class EngineEnv:
     def __init__(self, dut, name):
         self.dut = dut
@@ -43,7 +34,11 @@ class EngineEnv:
         self.seed = base_seed()
         self.rng = np.random.default_rng([self.seed, len(name)])
         self.full = effort() == "full"
-        self.tb = EngineTB(dut, self.cfg.precompute)
+        # the engine's streams: cmd, table (or act when it precomputes tables), weight
+        self.tb = TB(dut, streams=(("cmd", "i_cmd"),
+                                   ("act", "i_act") if self.cfg.precompute
+                                   else ("table", "i_table"),
+                                   ("weight", "i_weight")))
         self.src = self.tb.act if self.cfg.precompute else self.tb.table
         self.sb = Scoreboard(self.cfg, log=self.log, seed=self.seed)
         self.tb.result.add_callback(self.sb.on_beat)

@@ -21,17 +21,21 @@ import numpy as np
 from cocotb.triggers import RisingEdge
 
 from gen.config import LutConfig, WeightFormat
-from gen.golden import random_activations, random_weights, tile_stream
+from gen.golden import mac_stream, random_activations, random_weights, tile_stream
 from tb.scoreboard import Scoreboard
 from tb.streams import TB, random_pauses
 
 
-def load_config():
+def load_manifest():
     path = os.environ.get("LUTCORE_CONFIG")
     if not path:
         raise RuntimeError("LUTCORE_CONFIG must name the emit JSON manifest of the design")
     with open(path) as f:
-        manifest = json.load(f)
+        return json.load(f)
+
+
+def load_config():
+    manifest = load_manifest()
     return LutConfig.from_dict(manifest.get("config", manifest))
 
 
@@ -64,7 +68,15 @@ class LutEnv:
         self.rng = np.random.default_rng([self.seed, sub])
         self.prng = random.Random(self.seed * 7919 + sub)
         self.full = effort() == "full"
-        self.tb = TB(dut)
+        # The same tests drive the MAC baselines (gen.emit --top mac_dequant|mac_direct): their
+        # per-group operand stream is i_act (activations) instead of i_table, and their weight
+        # stream carries one beat of whole codes per group instead of w bit-planes. The source
+        # attribute keeps the name `table` for both.
+        self.top = load_manifest().get("top", "array")
+        self.mac = self.top.startswith("mac")
+        self.tb = TB(dut, streams=(("cmd", "i_cmd"),
+                                   ("table", "i_act" if self.mac else "i_table"),
+                                   ("weight", "i_weight")))
         self.sb = Scoreboard(self.cfg, log=self.log, seed=self.seed)
         self.tb.result.add_callback(self.sb.on_beat)
         self.ops = []                 # per operation: dict(label, weight_beats, exp)
@@ -75,8 +87,11 @@ class LutEnv:
     def _check_ports(self):
         c = self.cfg
         want = {"i_cmd__payload": 2 + c.plane_width + c.groups_width,
-                "i_table__payload": c.table_width, "i_weight__payload": c.weight_width,
                 "o_result__payload": c.result_row_width}
+        if self.mac:
+            want.update({"i_act__payload": c.act_width, "i_weight__payload": c.code_width})
+        else:
+            want.update({"i_table__payload": c.table_width, "i_weight__payload": c.weight_width})
         for port, width in want.items():
             got = len(getattr(self.dut, port))
             assert got == width, f"{port} is {got} bits wide, the config says {width}"
@@ -89,7 +104,8 @@ class LutEnv:
     def send_op(self, a, w, fmt, w_bits, label=None):
         """Queue one operation (command, tables, weight planes) and its expected tile."""
         fmt = WeightFormat.parse(fmt)
-        cmd, tables, planes, expected = tile_stream(self.cfg, a, w, fmt, w_bits)
+        stream = mac_stream if self.mac else tile_stream
+        cmd, tables, planes, expected = stream(self.cfg, a, w, fmt, w_bits)
         label = label or f"{fmt.label} w{w_bits} K={a.shape[1]}"
         self.tb.cmd.send(cmd)
         self.tb.table.send(tables)
@@ -263,7 +279,8 @@ async def test_back_to_back(dut):
     # phase 1
     plan = []
     for fmt, w in _shuffled_ops(env, 3 if env.full else 1):
-        groups_min = -(-(cfg.m + 1) // w)
+        beats_per_group = 1 if env.mac else w
+        groups_min = -(-(cfg.m + 1) // beats_per_group)
         if groups_min > cfg.groups_max:
             continue
         hi = min(cfg.groups_max, groups_min + 2)

@@ -141,3 +141,28 @@ def test_mutation_caught_full(sim, cfg_id, mutation):
     """The mutants of the symmetric lookup (no negation; no inversion of the low index bits),
     every test of the module, on more shapes: each must fail the testbench."""
     _expect_caught(sim, cfg_id, mutation, waves=False)
+
+
+# -- the MAC baselines run the same cocotb tests against the same golden model -------------------
+
+MAC_CONFIGS = {"m2n4_g4_w4a8_k64": (LutConfig(m=2, n=4, g=4, w_bits=4, a_bits=8, k_max=64), False),
+               "m3n5_g5_w2a16_k40": (LutConfig(m=3, n=5, g=5, w_bits=2, a_bits=16, k_max=40),
+                                     True),
+               "m1n1_g2_w1a4_k16": (LutConfig(m=1, n=1, g=2, w_bits=1, a_bits=4, k_max=16), True)}
+
+
+def _mac_params():
+    for cid, (_, slow) in MAC_CONFIGS.items():
+        for kind in ("mac_dequant", "mac_direct"):
+            for sim in SIMS:
+                yield pytest.param(sim, kind, cid, id=f"{sim}-{kind}-{cid}",
+                                   marks=[pytest.mark.slow] if slow else [])
+
+
+@pytest.mark.parametrize("sim,top,cfg_id", list(_mac_params()))
+def test_mac_sim(sim, top, cfg_id):
+    """The emitted MAC arrays pass the LUT array's cocotb tests (tb/test_lut_array.py)."""
+    cfg = MAC_CONFIGS[cfg_id][0]
+    speed = run_sim(cfg, sim, _workdir("quick", sim, f"{top}_{cfg_id}"), top=top,
+                    effort="quick")
+    assert speed["tests"] >= 6

@@ -47,12 +47,9 @@ VERILATOR_WARNING_FLAGS = (
     # `assign last_plane = ! plane;` on a multi-bit counter: Amaranth's `~x.any()` / `x == 0`
     # written as a logical NOT, which is a reduction in Verilog and exactly what is meant.
     "-Wno-WIDTHTRUNC",
-    # `casez (out_row)` over a row counter whose range (0..m-1) is not a power of two (m = 3):
-    # Amaranth assigns the default before the case, so the uncovered codes keep it.
+    # `casez (out_row)` over a row counter whose range (0..m-1) is not a power of two (m = 1,
+    # m = 3): Amaranth assigns the default before the case, so the uncovered codes keep it.
     "-Wno-CASEINCOMPLETE",
-    # m = 1: the zero-width row counter comes out as `wire [-1:0] out_row;`, declared and never
-    # used (Amaranth/Yosys writing a 0-bit wire).
-    "-Wno-ASCRANGE",
 )
 
 

@@ -53,6 +53,15 @@ VERILATOR_WARNING_FLAGS = (
 )
 
 
+#: Icarus compiles the emitted Verilog as Verilog-2005 (it comes after the runner's -g2012, so
+#: it wins). Yosys' Verilog starts every `always @*` block at time 0 through a register with a
+#: declaration initializer; in Verilog-2005 that initializer is an event at time 0, in
+#: SystemVerilog mode (-g2012) Icarus applies it silently before time 0, so a combinational
+#: block whose inputs never change (e.g. a row mux of a 1-row tile whose first result equals
+#: the initial value) keeps X. Seen: m = 1, o_result payload X while valid.
+ICARUS_FLAGS = ("-g2005",)
+
+
 class SimulationFailed(AssertionError):
     """The cocotb tests failed (or the simulator died); the message says where to look."""
 
@@ -151,6 +160,8 @@ def run_sim(cfg: LutConfig, sim: str, workdir, waves=False, mutations=(), testca
         args = [*VERILATOR_WARNING_FLAGS, *args]
         if waves:
             args.append("--trace-fst")
+    else:
+        args = [*ICARUS_FLAGS, *args]
     if str(REPO) not in sys.path:          # the simulator's Python imports tb/ and gen/
         sys.path.insert(0, str(REPO))
 

@@ -101,9 +101,10 @@ def default_verilog(tmp_path_factory):
     return emit(LutConfig(w_bits=2, a_bits=8), tmp_path_factory.mktemp("emit"))["verilog"]
 
 
-def test_icarus_accepts(default_verilog, tmp_path):
-    r = subprocess.run(["iverilog", "-g2012", "-o", str(tmp_path / "x.vvp"), str(default_verilog)],
-                       capture_output=True, text=True, timeout=120)
+@pytest.mark.parametrize("generation", ["-g2012", "-g2005"])
+def test_icarus_accepts(default_verilog, tmp_path, generation):
+    r = subprocess.run(["iverilog", generation, "-o", str(tmp_path / "x.vvp"),
+                        str(default_verilog)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""
 

@@ -162,6 +162,22 @@ def run_sim(cfg: LutConfig, sim: str, workdir, waves=False, mutations=(), testca
             args.append("--trace-fst")
     else:
         args = [*ICARUS_FLAGS, *args]
+    sources = [verilog]
+    build_waves = waves
+    if waves and sim == "icarus":
+        # cocotb's own dump module declares a SystemVerilog `string`, which -g2005 refuses:
+        # dump through a Verilog-2005 module of ours instead (vvp still gets -fst from test()).
+        build_dir.mkdir(parents=True, exist_ok=True)
+        dump = build_dir / "lutcore_dump.v"
+        dump.write_text("module lutcore_dump;\n"
+                        "initial begin\n"
+                        f"    $dumpfile(\"{build_dir / (top_module + '.fst')}\");\n"
+                        f"    $dumpvars(0, {top_module});\n"
+                        "end\n"
+                        "endmodule\n")
+        sources.append(dump)
+        args += ["-s", "lutcore_dump"]
+        build_waves = False
     if str(REPO) not in sys.path:          # the simulator's Python imports tb/ and gen/
         sys.path.insert(0, str(REPO))
 
@@ -181,8 +197,8 @@ def run_sim(cfg: LutConfig, sim: str, workdir, waves=False, mutations=(), testca
                   LUTCORE_SPEED_FILE=stream_file, WAVES=None):
         t1 = time.perf_counter()
         try:
-            runner.build(sources=[verilog], hdl_toplevel=top_module, build_dir=build_dir,
-                         build_args=args, timescale=("1ns", "1ps"), waves=waves,
+            runner.build(sources=sources, hdl_toplevel=top_module, build_dir=build_dir,
+                         build_args=args, timescale=("1ns", "1ps"), waves=build_waves,
                          always=True, log_file=build_dir / "build.log")
         except (RuntimeError, SystemExit) as exc:
             tail = _tail(build_dir / "build.log")

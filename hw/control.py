@@ -4,12 +4,51 @@ from amaranth.lib import data
 
 from gen.config import LutConfig
 
-__all__ = ["cmd_layout", "OutputDrain"]
+__all__ = ["cmd_layout", "OperationControl", "OutputDrain"]
 
 
 def cmd_layout(cfg: LutConfig):
     """``i_cmd`` payload: ``format`` [1:0], ``w_bits``, ``groups`` (docs/interface.md)."""
     return data.StructLayout({"format": 2, "w_bits": cfg.plane_width, "groups": cfg.groups_width})
+
+
+class OperationControl:
+    """The operation in flight: its command fields and the group counter.
+
+    ``i_cmd`` is taken when no operation runs, or on the edge ``op_done`` ends the current one
+    (so operations follow each other without a gap); that edge latches ``format``, ``w_bits``
+    and ``groups`` and clears ``group``, which counts up on every ``group_done`` edge.
+    """
+
+    def __init__(self, cfg: LutConfig):
+        self.active = Signal(name="active")
+        self.format = Signal(2, name="op_format")
+        self.w_bits = Signal(cfg.plane_width, name="op_w")
+        self.groups = Signal(cfg.groups_width, name="op_groups")
+        self.group = Signal(cfg.groups_width, name="group")
+        self.first_group = Signal(name="first_group")
+        self.last_group = Signal(name="last_group")
+        self.accept = Signal(name="cmd_accept")
+        self._cfg = cfg
+
+    def elaborate(self, m, i_cmd, group_done, op_done):
+        """Returns a View of the ``i_cmd`` payload (fields of :func:`cmd_layout`)."""
+        cmd = data.View(cmd_layout(self._cfg), i_cmd.payload)
+        m.d.comb += [
+            self.first_group.eq(self.group == 0),
+            self.last_group.eq(self.group == self.groups - 1),
+            i_cmd.ready.eq(~self.active | op_done),
+            self.accept.eq(i_cmd.valid & i_cmd.ready),
+        ]
+        with m.If(group_done):
+            m.d.sync += self.group.eq(self.group + 1)
+        with m.If(op_done):
+            m.d.sync += self.active.eq(0)
+        with m.If(self.accept):
+            m.d.sync += [self.active.eq(1), self.format.eq(cmd.format),
+                         self.w_bits.eq(cmd.w_bits), self.groups.eq(cmd.groups),
+                         self.group.eq(0)]
+        return cmd
 
 
 class OutputDrain:

@@ -5,7 +5,7 @@ from amaranth.lib.wiring import In, Out
 
 from gen.config import LutConfig
 
-from .control import OutputDrain, cmd_layout
+from .control import OperationControl, OutputDrain
 from .correction import OffsetCorrection
 from .lut_pe import LutPE
 
@@ -73,21 +73,14 @@ class LutArray(wiring.Component):
         m = Module()
 
         # -- operation state ------------------------------------------------------------------
-        active = Signal()
-        op_format = Signal(2)
-        op_w = Signal(cfg.plane_width)
-        op_groups = Signal(cfg.groups_width)
-        group = Signal(cfg.groups_width)
+        op = OperationControl(cfg)
         plane = Signal(cfg.plane_width)          # counts down: w-1 (MSB) .. 0
         first_plane = Signal()
         last_plane = Signal()
-        first_group = Signal()
-        last_group = Signal()
+        first_group, last_group = op.first_group, op.last_group
         m.d.comb += [
-            first_plane.eq(plane == op_w - 1),
+            first_plane.eq(plane == op.w_bits - 1),
             last_plane.eq(plane == 0),
-            first_group.eq(group == 0),
-            last_group.eq(group == op_groups - 1),
         ]
 
         # -- table register: one group's m tables ---------------------------------------------
@@ -107,14 +100,14 @@ class LutArray(wiring.Component):
         group_done = Signal()
         op_done = Signal()
         m.d.comb += [
-            self.i_weight.ready.eq(active & table_valid & ~(last_plane & last_group & ~drain.free)),
+            self.i_weight.ready.eq(op.active & table_valid &
+                                   ~(last_plane & last_group & ~drain.free)),
             step.eq(self.i_weight.valid & self.i_weight.ready),
             group_done.eq(step & last_plane),
             op_done.eq(group_done & last_group),
             capture.eq(op_done),
             self.i_table.ready.eq(~table_valid | group_done),
-            self.i_cmd.ready.eq(~active | op_done),
-            self.o_busy.eq(active | drain.valid),
+            self.o_busy.eq(op.active | drain.valid),
         ]
 
         with m.If(group_done):
@@ -122,23 +115,11 @@ class LutArray(wiring.Component):
         with m.If(self.i_table.valid & self.i_table.ready):
             m.d.sync += [table.eq(self.i_table.payload), table_valid.eq(1)]
 
+        cmd = op.elaborate(m, self.i_cmd, group_done, op_done)
         with m.If(step):
-            with m.If(last_plane):
-                m.d.sync += [plane.eq(op_w - 1), group.eq(group + 1)]
-            with m.Else():
-                m.d.sync += plane.eq(plane - 1)
-        with m.If(op_done):
-            m.d.sync += active.eq(0)
-        cmd = data.View(cmd_layout(cfg), self.i_cmd.payload)
-        with m.If(self.i_cmd.valid & self.i_cmd.ready):
-            m.d.sync += [
-                active.eq(1),
-                op_format.eq(cmd.format),
-                op_w.eq(cmd.w_bits),
-                op_groups.eq(cmd.groups),
-                group.eq(0),
-                plane.eq(cmd.w_bits - 1),
-            ]
+            m.d.sync += plane.eq(Mux(last_plane, op.w_bits - 1, plane - 1))
+        with m.If(op.accept):
+            m.d.sync += plane.eq(cmd.w_bits - 1)
 
         # -- activation sums: S = -T[0] per group, per row ------------------------------------
         act_sums = []
@@ -182,5 +163,5 @@ class LutArray(wiring.Component):
             corr.w_bits.eq(out_w),
             self.o_result.payload.eq(corr.result),
         ]
-        drain.elaborate(m, capture, [(out_format, op_format), (out_w, op_w)])
+        drain.elaborate(m, capture, [(out_format, op.format), (out_w, op.w_bits)])
         return m

@@ -5,7 +5,7 @@ from amaranth.lib.wiring import In, Out
 
 from gen.config import LutConfig, WeightFormat
 
-from .control import OutputDrain, cmd_layout
+from .control import OperationControl, OutputDrain
 
 __all__ = ["MacPE", "MacArray", "MAC_KINDS"]
 
@@ -98,35 +98,22 @@ class MacArray(wiring.Component):
     def elaborate(self, platform):
         cfg = self._cfg
         m = Module()
-        active = Signal()
-        op_format = Signal(2)
-        op_w = Signal(cfg.plane_width)
-        op_groups = Signal(cfg.groups_width)
-        group = Signal(cfg.groups_width)
-        first_group = group == 0
-        last_group = group == op_groups - 1
-
+        op = OperationControl(cfg)
         drain = OutputDrain(cfg, self.o_result)
         step = Signal()
         op_done = Signal()
         go = Signal()
         m.d.comb += [
-            go.eq(active & ~(last_group & ~drain.free)),
+            go.eq(op.active & ~(op.last_group & ~drain.free)),
             self.i_act.ready.eq(go & self.i_weight.valid),
             self.i_weight.ready.eq(go & self.i_act.valid),
             step.eq(self.i_act.valid & self.i_act.ready),
-            op_done.eq(step & last_group),
-            self.i_cmd.ready.eq(~active | op_done),
-            self.o_busy.eq(active | drain.valid),
+            op_done.eq(step & op.last_group),
+            self.o_busy.eq(op.active | drain.valid),
         ]
-        with m.If(step):
-            m.d.sync += group.eq(group + 1)
-        with m.If(op_done):
-            m.d.sync += active.eq(0)
-        cmd = data.View(cmd_layout(cfg), self.i_cmd.payload)
-        with m.If(self.i_cmd.valid & self.i_cmd.ready):
-            m.d.sync += [active.eq(1), op_format.eq(cmd.format), op_w.eq(cmd.w_bits),
-                         op_groups.eq(cmd.groups), group.eq(0)]
+        op.elaborate(m, self.i_cmd, step, op_done)
+        first_group = op.first_group
+        op_format, op_w = op.format, op.w_bits
 
         # -- weight decode, once per column ---------------------------------------------------
         codes = data.View(data.ArrayLayout(cfg.w_bits, cfg.g * cfg.n), self.i_weight.payload)

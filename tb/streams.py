@@ -61,7 +61,22 @@ def _read_bit(handle):
     return int(v)
 
 
-class CycleCounter:
+class _Background:
+    """A piece that runs as its own cocotb task (``_run``) between start() and stop()."""
+    _task = None
+
+    def start(self):
+        if self._task is None:
+            self._task = cocotb.start_soon(self._run())
+        return self
+
+    def stop(self):
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+
+class CycleCounter(_Background):
     """Counts rising edges of ``clk``; ``cycle`` is the number of the last one.
 
     Runs its own task after :meth:`start`, or is advanced by whoever owns the clock loop
@@ -76,15 +91,6 @@ class CycleCounter:
     def tick(self):
         self.cycle += 1
 
-    def start(self):
-        if self._task is None:
-            self._task = cocotb.start_soon(self._run())
-        return self
-
-    def stop(self):
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
 
     async def _run(self):
         edge = RisingEdge(self.clk)
@@ -100,7 +106,7 @@ class Transfer:
     cycle: int
 
 
-class _StreamBase:
+class _StreamBase(_Background):
     """Shared parts. Each cycle the owner calls :meth:`drive` just after the rising edge and
     :meth:`sample` at the falling edge; :meth:`start` runs that loop in a task of its own
     (standalone use), :class:`TB` instead steps all its streams from one task, which is
@@ -128,15 +134,6 @@ class _StreamBase:
         """``fn(transfer)`` runs for every transfer, in order."""
         self._callbacks.append(fn)
 
-    def start(self):
-        if self._task is None:
-            self._task = cocotb.start_soon(self._run())
-        return self
-
-    def stop(self):
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
 
     def _in_reset(self):
         return self.rst is not None and _read_bit(self.rst) == 1

@@ -114,7 +114,8 @@ def main(argv=None):
                    help="directory to write <name>.v and <name>.json into (default build/)")
     o.add_argument("--name", help="Verilog module and file name (default from the config, "
                                   "e.g. lut_array_w2a8_g4_m2n64_sym)")
-    o.add_argument("--top", default="array", choices=TOPS, help="what to emit: the LUT array (default), the tiled mpGEMM engine "
+    o.add_argument("--top", default="array", choices=TOPS,
+                   help="what to emit: the LUT array (default), the tiled mpGEMM engine "
                         "around it (engine), or a multiply-accumulate "
                         "baseline with weights dequantized to activation precision "
                         "(mac_dequant) or a direct a_bits x w_bits multiplier (mac_direct); "

@@ -34,7 +34,8 @@ from .config import LutConfig, WeightFormat
 __all__ = ["reference_mpgemm", "weight_codes", "random_weights", "random_activations",
            "pad_k", "build_tables", "stored_tables", "lookup", "lut_mpgemm", "bit_planes",
            "pack_tables", "pack_weight_planes", "pack_cmd", "unpack_results", "unpack_cmd",
-           "tile_stream", "pack_activations", "pack_weight_codes", "mac_stream", "pack_engine_cmd", "gemm_streams", "ideal_cycles"]
+           "tile_stream", "pack_activations", "pack_weight_codes", "mac_stream",
+           "pack_engine_cmd", "gemm_streams", "ideal_cycles"]
 
 
 def _ints(x, name):

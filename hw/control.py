@@ -1,10 +1,10 @@
-"""Control shared by the LUT array and the MAC baseline: operations and the output buffer."""
+"""Control shared by the LUT array and the MAC baseline: operations, PEs, the output buffer."""
 from amaranth import *
 from amaranth.lib import data
 
 from gen.config import LutConfig
 
-__all__ = ["cmd_layout", "OperationControl", "OutputDrain"]
+__all__ = ["cmd_layout", "OperationControl", "OutputDrain", "add_pe"]
 
 
 def cmd_layout(cfg: LutConfig):
@@ -82,3 +82,23 @@ class OutputDrain:
         with m.If(capture):
             m.d.sync += [self.valid.eq(1), self.row.eq(0)]
             m.d.sync += [reg.eq(value) for reg, value in latch]
+
+
+def add_pe(m, name, make_pe, pe_module, ins, out_shape):
+    """Add one PE as submodule ``name``, its inputs driven from ``ins`` (``{port: value}``);
+    return its ``out``.
+
+    With ``pe_module`` None the PE is the Amaranth component ``make_pe()`` (amaranth.sim);
+    otherwise an instance of the Verilog module of that name, which gen.emit converts once
+    from ``make_pe()``, so synthesis sees one PE module however many there are.
+    """
+    if pe_module is None:
+        pe = make_pe()
+        m.d.comb += [getattr(pe, k).eq(v) for k, v in ins.items()]
+        out = pe.out
+    else:
+        out = Signal(out_shape, name=f"{name}_out")
+        pe = Instance(pe_module, i_clk=ClockSignal(), i_rst=ResetSignal(), o_out=out,
+                      **{f"i_{k}": v for k, v in ins.items()})
+    m.submodules[name] = pe
+    return out

@@ -5,7 +5,7 @@ from amaranth.lib.wiring import In, Out
 
 from gen.config import LutConfig
 
-from .control import OperationControl, OutputDrain
+from .control import OperationControl, OutputDrain, add_pe
 from .correction import OffsetCorrection
 from .lut_pe import LutPE
 
@@ -136,22 +136,12 @@ class LutArray(wiring.Component):
 
         # -- the PE array ---------------------------------------------------------------------
         indices = data.View(data.ArrayLayout(cfg.g, cfg.n), self.i_weight.payload)
-        pe_outs = [[None] * cfg.n for _ in range(cfg.m)]
-        for r in range(cfg.m):
-            for c in range(cfg.n):
-                ins = dict(table_row=tables[r], index=indices[c], step=step,
-                           first_plane=first_plane, last_plane=last_plane,
-                           first_group=first_group, capture=capture)
-                if self._pe_module is None:
-                    pe = self.make_pe()
-                    m.d.comb += [getattr(pe, k).eq(v) for k, v in ins.items()]
-                    out = pe.out
-                else:
-                    out = Signal(signed(cfg.acc_width), name=f"pe_out_{r}_{c}")
-                    pe = Instance(self._pe_module, i_clk=ClockSignal(), i_rst=ResetSignal(),
-                                  o_out=out, **{f"i_{k}": v for k, v in ins.items()})
-                m.submodules[f"pe_{r}_{c}"] = pe
-                pe_outs[r][c] = out
+        pe_outs = [[add_pe(m, f"pe_{r}_{c}", self.make_pe, self._pe_module,
+                           dict(table_row=tables[r], index=indices[c], step=step,
+                                first_plane=first_plane, last_plane=last_plane,
+                                first_group=first_group, capture=capture),
+                           signed(cfg.acc_width))
+                    for c in range(cfg.n)] for r in range(cfg.m)]
 
         # -- output stage: drain one row per beat through the offset correction ---------------
         m.submodules.correction = corr = OffsetCorrection(cfg)

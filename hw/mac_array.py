@@ -5,7 +5,7 @@ from amaranth.lib.wiring import In, Out
 
 from gen.config import LutConfig, WeightFormat
 
-from .control import OperationControl, OutputDrain
+from .control import OperationControl, OutputDrain, add_pe
 
 __all__ = ["MacPE", "MacArray", "MAC_KINDS"]
 
@@ -136,23 +136,11 @@ class MacArray(wiring.Component):
             decoded.append(v)
 
         acts = data.View(data.ArrayLayout(cfg.g * cfg.a_bits, cfg.m), self.i_act.payload)
-        pe_outs = []
-        for r in range(cfg.m):
-            row = []
-            for c in range(cfg.n):
-                ins = dict(acts=acts[r], weights=Cat(decoded[c * cfg.g:(c + 1) * cfg.g]),
-                           step=step, first_group=first_group, capture=op_done)
-                if self._pe_module is None:
-                    pe = self.make_pe()
-                    m.d.comb += [getattr(pe, k).eq(v) for k, v in ins.items()]
-                    out = pe.out
-                else:
-                    out = Signal(signed(cfg.result_width), name=f"pe_out_{r}_{c}")
-                    pe = Instance(self._pe_module, i_clk=ClockSignal(), i_rst=ResetSignal(),
-                                  o_out=out, **{f"i_{k}": v for k, v in ins.items()})
-                m.submodules[f"pe_{r}_{c}"] = pe
-                row.append(out)
-            pe_outs.append(Cat(row))
+        pe_outs = [Cat(add_pe(m, f"pe_{r}_{c}", self.make_pe, self._pe_module,
+                              dict(acts=acts[r], weights=Cat(decoded[c * cfg.g:(c + 1) * cfg.g]),
+                                   step=step, first_group=first_group, capture=op_done),
+                              signed(cfg.result_width))
+                       for c in range(cfg.n)) for r in range(cfg.m)]
         m.d.comb += self.o_result.payload.eq(Array(pe_outs)[drain.row])
         drain.elaborate(m, op_done, [])
         return m

@@ -255,6 +255,11 @@ class LutConfig:
         return unsigned_width(self.groups_max)
 
     @property
+    def cmd_width(self):
+        """Bits of the array's ``i_cmd``: format (2), w (``plane_width``), groups."""
+        return 2 + self.plane_width + self.groups_width
+
+    @property
     def plane_width(self):
         """Bits of the command's ``w_bits`` field and the plane counter."""
         return unsigned_width(self.w_bits)
@@ -341,7 +346,7 @@ class LutConfig:
     @property
     def engine_cmd_width(self):
         """Bits of the engine's ``i_cmd``: format, w, groups, row tiles, column tiles."""
-        return 2 + self.plane_width + self.groups_width + 2 * self.tile_count_width
+        return self.cmd_width + 2 * self.tile_count_width
 
     # -- naming and serialization -------------------------------------------------------------
     @property
@@ -358,8 +363,8 @@ class LutConfig:
         """Every derived width, by name."""
         keys = ["entry_width", "table_entries", "index_width", "select_width", "table_row_width",
                 "table_width", "weight_width", "groups_max", "k_pad", "groups_width",
-                "plane_width", "partial_width", "acc_width", "sum_width", "result_width",
-                "result_row_width", "act_width", "code_width", "dequant_width",
+                "plane_width", "cmd_width", "partial_width", "acc_width", "sum_width",
+                "result_width", "result_row_width", "act_width", "code_width", "dequant_width",
                 "direct_width", "engine_cmd_width"]
         return {k: getattr(self, k) for k in keys}
 

@@ -298,7 +298,7 @@ def pack_engine_cmd(cfg: LutConfig, fmt, w_bits, groups, m_tiles, n_tiles):
     for name, v in (("m_tiles", m_tiles), ("n_tiles", n_tiles)):
         if not 1 <= v < (1 << tw):
             raise ValueError(f"{name} must be in 1..{(1 << tw) - 1}, not {v}")
-    base = 2 + cfg.plane_width + cfg.groups_width
+    base = cfg.cmd_width
     return (pack_cmd(cfg, fmt, w_bits, groups) | (m_tiles << base) | (n_tiles << (base + tw)))
 
 

@@ -32,7 +32,7 @@ class LutArray(wiring.Component):
 
     Attributes
     ----------
-    i_cmd : stream, in, payload ``2 + plane_width + groups_width`` bits
+    i_cmd : stream, in, payload ``cmd_width`` bits
         ``format`` [1:0], ``w`` next, then the number of groups.
     i_table : stream, in, payload ``table_width`` bits
         The ``m`` stored tables of one group.
@@ -53,7 +53,7 @@ class LutArray(wiring.Component):
         self._mutations = tuple(mutations)
         self._pe_module = pe_module
         super().__init__({
-            "i_cmd": In(stream.Signature(2 + cfg.plane_width + cfg.groups_width)),
+            "i_cmd": In(stream.Signature(cfg.cmd_width)),
             "i_table": In(stream.Signature(cfg.table_width)),
             "i_weight": In(stream.Signature(cfg.weight_width)),
             "o_result": Out(stream.Signature(cfg.result_row_width)),

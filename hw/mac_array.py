@@ -85,7 +85,7 @@ class MacArray(wiring.Component):
         self._wop = _operand_width(cfg, kind)
         self._pe_module = pe_module
         super().__init__({
-            "i_cmd": In(stream.Signature(2 + cfg.plane_width + cfg.groups_width)),
+            "i_cmd": In(stream.Signature(cfg.cmd_width)),
             "i_act": In(stream.Signature(cfg.act_width)),
             "i_weight": In(stream.Signature(cfg.code_width)),
             "o_result": Out(stream.Signature(cfg.result_row_width)),

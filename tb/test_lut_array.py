@@ -86,7 +86,7 @@ class LutEnv:
 
     def _check_ports(self):
         c = self.cfg
-        want = {"i_cmd__payload": 2 + c.plane_width + c.groups_width,
+        want = {"i_cmd__payload": c.cmd_width,
                 "o_result__payload": c.result_row_width}
         if self.mac:
             want.update({"i_act__payload": c.act_width, "i_weight__payload": c.code_width})

@@ -5,7 +5,10 @@ from amaranth.lib.wiring import In, Out
 
 from gen.config import LutConfig
 
-__all__ = ["BitSerialAccumulator"]
+__all__ = ["BitSerialAccumulator", "CONTROL"]
+
+#: The control inputs of the accumulator, shared by every PE of the array (the PE forwards them)
+CONTROL = ("step", "first_plane", "last_plane", "first_group", "capture")
 
 
 class BitSerialAccumulator(wiring.Component):
@@ -36,11 +39,7 @@ class BitSerialAccumulator(wiring.Component):
         self._cfg = cfg
         super().__init__({
             "entry": In(signed(cfg.entry_width)),
-            "step": In(1),
-            "first_plane": In(1),
-            "last_plane": In(1),
-            "first_group": In(1),
-            "capture": In(1),
+            **{name: In(1) for name in CONTROL},
             "out": Out(signed(cfg.acc_width)),
         })
 

@@ -5,7 +5,7 @@ from amaranth.lib.wiring import In, Out
 
 from gen.config import LutConfig
 
-from .accumulator import BitSerialAccumulator
+from .accumulator import CONTROL, BitSerialAccumulator
 from .lookup import TableLookup
 
 __all__ = ["LutPE"]
@@ -27,11 +27,7 @@ class LutPE(wiring.Component):
         super().__init__({
             "table_row": In(cfg.table_row_width),
             "index": In(cfg.g),
-            "step": In(1),
-            "first_plane": In(1),
-            "last_plane": In(1),
-            "first_group": In(1),
-            "capture": In(1),
+            **{name: In(1) for name in CONTROL},
             "out": Out(signed(cfg.acc_width)),
         })
 
@@ -43,11 +39,7 @@ class LutPE(wiring.Component):
             lookup.table_row.eq(self.table_row),
             lookup.index.eq(self.index),
             acc.entry.eq(lookup.entry),
-            acc.step.eq(self.step),
-            acc.first_plane.eq(self.first_plane),
-            acc.last_plane.eq(self.last_plane),
-            acc.first_group.eq(self.first_group),
-            acc.capture.eq(self.capture),
+            *(getattr(acc, name).eq(getattr(self, name)) for name in CONTROL),
             self.out.eq(acc.out),
         ]
         return m

@@ -473,3 +473,16 @@ def test_engine_manifest_widths(tmp_path):
     assert ports["i_cmd__payload"] == derived["engine_cmd_width"] == derived["cmd_width"] + 32
     assert ports["i_table__payload"] == derived["table_width"]
     assert ports["o_result__payload"] == derived["result_row_width"]
+
+
+def test_documented_default_widths():
+    """The default build's widths quoted under the table are LutConfig()'s."""
+    text = " ".join(DOC.read_text().split())
+    quoted = re.search(r"Default build \(`([^`]*)`\): (.*?)\.", text)
+    assert quoted, "docs/interface.md lost the default build's widths"
+    params = dict(kv.strip().split("=") for kv in quoted.group(1).split(","))
+    assert {k: int(v) for k, v in params.items()} == {k: LutConfig().params()[k] for k in params}
+    pairs = re.findall(r"`(\w+)` (\d+)", quoted.group(2))
+    assert len(pairs) >= 8
+    assert {name: int(v) for name, v in pairs} == {name: getattr(LutConfig(), name)
+                                                   for name, _ in pairs}

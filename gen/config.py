@@ -17,11 +17,12 @@ Terms follow Mo et al., "LUT Tensor Core" (ISCA 2025, arXiv 2408.06003):
 from __future__ import annotations
 
 import dataclasses
-import enum
 import json
 import math
 import numbers
 from dataclasses import dataclass
+
+from amaranth.lib import enum
 
 __all__ = ["WeightFormat", "LutConfig", "signed_width", "unsigned_width",
            "W_BITS_RANGE", "A_BITS_RANGE", "G_RANGE", "M_RANGE", "N_RANGE", "K_MAX_RANGE"]
@@ -35,8 +36,12 @@ K_MAX_RANGE = (1, 1 << 20)
 TABLE_FORMATS = ("int",)
 
 
-class WeightFormat(enum.Enum):
-    """How a ``w``-bit weight code is read. The value is the ``format`` field of a command."""
+class WeightFormat(enum.Enum, shape=2):
+    """How a ``w``-bit weight code is read. The value is the ``format`` field of a command.
+
+    An Amaranth enum with a 2-bit shape: hardware signals of this shape compare with the
+    members directly, and the command layouts (``hw/layouts.py``) use it as a field shape.
+    """
     #: two's complement ``s`` in ``-2**(w-1) .. 2**(w-1)-1``; planes of ``q = s + 2**(w-1)``.
     INT = 0
     #: unsigned code ``q`` in ``0 .. 2**w - 1``; planes of ``q``.

@@ -1,23 +1,17 @@
 """The mpGEMM engine: a whole ``M x K`` by ``K x N`` product through one LUT array."""
 from amaranth import *
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from gen.config import LutConfig
 
+from .layouts import (act_layout, engine_cmd_layout, flat_stream, result_row_layout,
+                      table_layout, weight_plane_layout)
 from .lut_array import LutArray
 from .precompute import TablePrecompute
 
-__all__ = ["LutEngine", "engine_cmd_layout"]
-
-
-def engine_cmd_layout(cfg: LutConfig):
-    """Engine ``i_cmd``: format, w, groups per tile, row tiles, column tiles (interface.md)."""
-    return data.StructLayout({
-        "format": 2, "w_bits": cfg.plane_width, "groups": cfg.groups_width,
-        "m_tiles": cfg.tile_count_width, "n_tiles": cfg.tile_count_width,
-    })
+__all__ = ["LutEngine"]
 
 
 class LutEngine(wiring.Component):
@@ -32,8 +26,9 @@ class LutEngine(wiring.Component):
 
     Attributes
     ----------
-    i_cmd : stream, in, ``engine_cmd_width`` bits
-        One GEMM: format [1:0], w, groups, then ``m_tiles`` and ``n_tiles`` (16 bits each).
+    i_cmd : stream, in, ``engine_cmd_width`` bits (:func:`~hw.layouts.engine_cmd_layout`)
+        One GEMM: the array's command (format [1:0], w, groups), then ``m_tiles`` and
+        ``n_tiles`` (``tile_count_width`` bits each).
     i_table : stream, in, ``table_width`` bits (``precompute=False``)
         Per row block, per group: the ``m`` stored tables (the array's ``i_table`` layout).
     i_act : stream, in, ``act_width`` bits (``precompute=True``)
@@ -53,14 +48,14 @@ class LutEngine(wiring.Component):
             raise TypeError(f"cfg must be a LutConfig, not {cfg!r}")
         self._cfg = cfg
         self._array = LutArray(cfg, pe_module=pe_module)
-        ports = {"i_cmd": In(stream.Signature(cfg.engine_cmd_width))}
+        ports = {"i_cmd": In(flat_stream(engine_cmd_layout(cfg)))}
         if cfg.precompute:
-            ports["i_act"] = In(stream.Signature(cfg.act_width))
+            ports["i_act"] = In(flat_stream(act_layout(cfg)))
         else:
-            ports["i_table"] = In(stream.Signature(cfg.table_width))
+            ports["i_table"] = In(flat_stream(table_layout(cfg)))
         ports.update({
-            "i_weight": In(stream.Signature(cfg.weight_width)),
-            "o_result": Out(stream.Signature(cfg.result_row_width)),
+            "i_weight": In(flat_stream(weight_plane_layout(cfg))),
+            "o_result": Out(flat_stream(result_row_layout(cfg))),
             "o_busy": Out(1),
             "o_cycles": Out(32),
         })
@@ -111,7 +106,7 @@ class LutEngine(wiring.Component):
             wport.en.eq(src.valid & src.ready),
         ]
         with m.If(src.valid & src.ready):
-            with m.If(w_group == op.groups - 1):
+            with m.If(w_group == op.cmd.groups - 1):
                 m.d.sync += [w_group.eq(0), blocks_written.eq(blocks_written + 1)]
             with m.Else():
                 m.d.sync += w_group.eq(w_group + 1)
@@ -126,7 +121,7 @@ class LutEngine(wiring.Component):
             array.i_table.valid.eq(active & (blocks_read < op.m_tiles) & (complete | partial)),
         ]
         with m.If(array.i_table.valid & array.i_table.ready):
-            with m.If(r_group == op.groups - 1):
+            with m.If(r_group == op.cmd.groups - 1):
                 m.d.sync += r_group.eq(0)
                 with m.If(r_ntile == op.n_tiles - 1):
                     m.d.sync += [r_ntile.eq(0), blocks_read.eq(blocks_read + 1)]
@@ -140,7 +135,7 @@ class LutEngine(wiring.Component):
         tiles_issued = Signal(2 * tw)
         m.d.comb += [
             tiles.eq(op.m_tiles * op.n_tiles),
-            array.i_cmd.payload.eq(Cat(op.format, op.w_bits, op.groups)),
+            array.i_cmd.payload.eq(op.cmd),
             array.i_cmd.valid.eq(active & (tiles_issued < tiles)),
         ]
         with m.If(array.i_cmd.valid & array.i_cmd.ready):

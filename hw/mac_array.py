@@ -1,11 +1,13 @@
 """Multiply-accumulate baseline with the LUT array's tile, command and results."""
 from amaranth import *
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from gen.config import LutConfig, WeightFormat
 
 from .control import OperationControl, OutputDrain, add_pe
+from .layouts import (act_layout, act_row_layout, cmd_layout, code_layout, flat_stream,
+                      operand_layout, result_row_layout)
 
 __all__ = ["MacPE", "MacArray", "MAC_KINDS"]
 
@@ -40,8 +42,8 @@ class MacPE(wiring.Component):
         self._cfg = cfg
         self._wop = _operand_width(cfg, kind)
         super().__init__({
-            "acts": In(cfg.g * cfg.a_bits),
-            "weights": In(cfg.g * self._wop),
+            "acts": In(act_row_layout(cfg).size),
+            "weights": In(operand_layout(cfg, self._wop).size),
             "step": In(1),
             "first_group": In(1),
             "capture": In(1),
@@ -51,8 +53,8 @@ class MacPE(wiring.Component):
     def elaborate(self, platform):
         cfg = self._cfg
         m = Module()
-        acts = data.View(data.ArrayLayout(signed(cfg.a_bits), cfg.g), self.acts)
-        weights = data.View(data.ArrayLayout(signed(self._wop), cfg.g), self.weights)
+        acts = data.View(act_row_layout(cfg), self.acts)
+        weights = data.View(operand_layout(cfg, self._wop), self.weights)
         acc = Signal(signed(cfg.result_width))
         dot = sum(acts[i] * weights[i] for i in range(cfg.g))
         acc_next = Signal(signed(cfg.result_width))
@@ -85,10 +87,10 @@ class MacArray(wiring.Component):
         self._wop = _operand_width(cfg, kind)
         self._pe_module = pe_module
         super().__init__({
-            "i_cmd": In(stream.Signature(cfg.cmd_width)),
-            "i_act": In(stream.Signature(cfg.act_width)),
-            "i_weight": In(stream.Signature(cfg.code_width)),
-            "o_result": Out(stream.Signature(cfg.result_row_width)),
+            "i_cmd": In(flat_stream(cmd_layout(cfg))),
+            "i_act": In(flat_stream(act_layout(cfg))),
+            "i_weight": In(flat_stream(code_layout(cfg))),
+            "o_result": Out(flat_stream(result_row_layout(cfg))),
             "o_busy": Out(1),
         })
 
@@ -116,28 +118,31 @@ class MacArray(wiring.Component):
         op_format, op_w = op.format, op.w_bits
 
         # -- weight decode, once per column ---------------------------------------------------
-        codes = data.View(data.ArrayLayout(cfg.w_bits, cfg.g * cfg.n), self.i_weight.payload)
+        codes = data.View(code_layout(cfg), self.i_weight.payload)
         offset = Signal(cfg.w_bits + 1)         # 2**(w-1) of the running operation
         with m.Switch(op_w):
             for w in range(1, cfg.w_bits + 1):
                 with m.Case(w):
                     m.d.comb += offset.eq(1 << (w - 1))
-        decoded = []
-        for k in range(cfg.g * cfg.n):
-            q = codes[k]
-            v = Signal(signed(self._wop), name=f"w_dec_{k}")
-            with m.Switch(op_format):
-                with m.Case(WeightFormat.UINT.value):
-                    m.d.comb += v.eq(q)
-                with m.Case(WeightFormat.BINARY.value):
-                    m.d.comb += v.eq((q << 1) - 1)
-                with m.Default():
-                    m.d.comb += v.eq(q - offset)
-            decoded.append(v)
+        decoded = []                            # per column, its g decoded weights
+        for c in range(cfg.n):
+            column = []
+            for i in range(cfg.g):
+                q = codes[c][i]
+                v = Signal(signed(self._wop), name=f"w_dec_{c * cfg.g + i}")
+                with m.Switch(op_format):
+                    with m.Case(WeightFormat.UINT):
+                        m.d.comb += v.eq(q)
+                    with m.Case(WeightFormat.BINARY):
+                        m.d.comb += v.eq((q << 1) - 1)
+                    with m.Default():
+                        m.d.comb += v.eq(q - offset)
+                column.append(v)
+            decoded.append(Cat(column))
 
-        acts = data.View(data.ArrayLayout(cfg.g * cfg.a_bits, cfg.m), self.i_act.payload)
+        acts = data.View(act_layout(cfg), self.i_act.payload)
         pe_outs = [Cat(add_pe(m, f"pe_{r}_{c}", self.make_pe, self._pe_module,
-                              dict(acts=acts[r], weights=Cat(decoded[c * cfg.g:(c + 1) * cfg.g]),
+                              dict(acts=acts[r], weights=decoded[c],
                                    step=step, first_group=first_group, capture=op_done),
                               signed(cfg.result_width))
                        for c in range(cfg.n)) for r in range(cfg.m)]

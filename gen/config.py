@@ -300,6 +300,12 @@ class LutConfig:
         return signed_width(self.k_pad * self._a_min, self.k_pad * self._a_max)
 
     @property
+    def correction_width(self):
+        """Bits of the offset-correction term: ``(S << w) - S`` (uint) needs ``sum_width + w``
+        bits for the shift and one more for the difference; ``-S`` fits in it too."""
+        return self.sum_width + self.w_bits + 1
+
+    @property
     def result_range(self):
         """Inclusive range of a result ``sum(a * w)`` over all supported operations."""
         lo = hi = 0
@@ -319,6 +325,12 @@ class LutConfig:
     def result_row_width(self):
         """Bits of one ``o_result`` beat: one row of ``n`` results."""
         return self.n * self.result_width
+
+    @property
+    def row_index_width(self):
+        """Bits of the output stage's row counter (``0 .. m-1``; at least 1 bit, since Verilog
+        cannot declare a zero-width register)."""
+        return unsigned_width(self.m - 1)
 
     # -- the multiply-accumulate baseline (hw/mac_array.py) ----------------------------------
     @property
@@ -347,11 +359,29 @@ class LutConfig:
     # -- the engine (hw/engine.py) ----------------------------------------------------------
     #: Bits of the engine command's row-tile and column-tile counts (up to 65535 tiles each).
     tile_count_width = 16
+    #: Bits of the engine's ``o_cycles`` counter (cycles of one GEMM; wraps after 2**32).
+    cycles_width = 32
 
     @property
     def engine_cmd_width(self):
         """Bits of the engine's ``i_cmd``: format, w, groups, row tiles, column tiles."""
         return self.cmd_width + 2 * self.tile_count_width
+
+    @property
+    def tiles_width(self):
+        """Bits of the engine's tile counters: ``m_tiles * n_tiles`` tiles per GEMM."""
+        return 2 * self.tile_count_width
+
+    @property
+    def rows_count_width(self):
+        """Bits of the engine's result-row counters: ``m`` rows per tile, at most
+        ``(2**tile_count_width - 1)**2`` tiles."""
+        return unsigned_width(((1 << self.tile_count_width) - 1) ** 2 * self.m)
+
+    def top_cmd_width(self, top="array"):
+        """Bits of the ``i_cmd`` payload of a ``gen.emit`` top: ``engine_cmd_width`` for the
+        engine, ``cmd_width`` for the LUT array and the MAC arrays."""
+        return self.engine_cmd_width if top == "engine" else self.cmd_width
 
     # -- naming and serialization -------------------------------------------------------------
     @property
@@ -369,8 +399,10 @@ class LutConfig:
         keys = ["entry_width", "table_entries", "index_width", "select_width", "table_row_width",
                 "table_width", "weight_width", "groups_max", "k_pad", "groups_width",
                 "plane_width", "cmd_width", "partial_width", "acc_width", "sum_width",
-                "result_width", "result_row_width", "act_width", "code_width", "dequant_width",
-                "direct_width", "engine_cmd_width"]
+                "correction_width", "result_width", "result_row_width", "row_index_width",
+                "act_width", "code_width", "dequant_width", "direct_width",
+                "tile_count_width", "engine_cmd_width", "tiles_width", "rows_count_width",
+                "cycles_width"]
         return {k: getattr(self, k) for k in keys}
 
     def to_json(self):

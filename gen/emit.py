@@ -69,7 +69,8 @@ def emit(cfg: LutConfig, out_dir="build", name=None, top="array"):
     """Write ``<out_dir>/<name>.v`` and ``<name>.json``; return their paths and the ports.
 
     The manifest holds the config parameters (``params``), every derived width (``derived``),
-    the ports, the tool versions and the name of the Verilog top module (``name``).
+    the width of this top's ``i_cmd`` payload (``top_cmd_width``), the ports, the tool versions
+    and the name of the Verilog top module (``name``).
     """
     from amaranth.back import verilog
     name = name or default_name(cfg, top)
@@ -86,6 +87,8 @@ def emit(cfg: LutConfig, out_dir="build", name=None, top="array"):
         "pe_module": pe_name,
         "params": cfg.params(),
         "derived": cfg.derived(),
+        # which of derived.cmd_width / derived.engine_cmd_width this top's i_cmd carries
+        "top_cmd_width": cfg.top_cmd_width(top),
         "ports": [{"name": n, "direction": d, "width": w} for n, d, w in ports],
         "versions": _versions(),
         "interface": "docs/interface.md",

@@ -61,8 +61,7 @@ class OutputDrain:
         self.cfg = cfg
         self.o_result = o_result
         self.valid = Signal(name="out_valid")
-        # at least one bit: m = 1 would make a zero-width counter, which Verilog cannot declare
-        self.row = Signal(range(max(cfg.m, 2)), name="out_row")
+        self.row = Signal(cfg.row_index_width, name="out_row")
         self.free = Signal(name="out_free")
 
     def elaborate(self, m, capture, latch):

@@ -21,7 +21,7 @@ class ColumnCorrection(wiring.Component):
         self._cfg = cfg
         super().__init__({
             "acc": In(signed(cfg.acc_width)),
-            "corr": In(signed(cfg.sum_width + cfg.w_bits + 1)),
+            "corr": In(signed(cfg.correction_width)),
             "binary": In(1),
             "result": Out(signed(cfg.result_width)),
         })
@@ -74,7 +74,7 @@ class OffsetCorrection(wiring.Component):
         accs = data.View(acc_row_layout(cfg), self.acc)
         results = data.View(result_row_layout(cfg), self.result)
         s = self.act_sum
-        corr = Signal(signed(cfg.sum_width + cfg.w_bits + 1))
+        corr = Signal(signed(cfg.correction_width))
         with m.Switch(self.format):
             with m.Case(WeightFormat.UINT):
                 m.d.comb += corr.eq((s << self.w_bits) - s)

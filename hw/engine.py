@@ -38,7 +38,7 @@ class LutEngine(wiring.Component):
     o_result : stream, out, ``result_row_width`` bits
         Per row block, per column block, ``m`` rows of ``n`` results.
     o_busy : Signal(1), out
-    o_cycles : Signal(32), out
+    o_cycles : Signal(cycles_width), out
         Cycles of the last (or running) GEMM, from the edge that took its command to the edge
         of its last result beat.
     """
@@ -57,7 +57,7 @@ class LutEngine(wiring.Component):
             "i_weight": In(flat_stream(weight_plane_layout(cfg))),
             "o_result": Out(flat_stream(result_row_layout(cfg))),
             "o_busy": Out(1),
-            "o_cycles": Out(32),
+            "o_cycles": Out(cfg.cycles_width),
         })
         super().__init__(ports)
 
@@ -131,8 +131,8 @@ class LutEngine(wiring.Component):
                 m.d.sync += r_group.eq(r_group + 1)
 
         # -- one array operation per tile -----------------------------------------------------
-        tiles = Signal(2 * tw)
-        tiles_issued = Signal(2 * tw)
+        tiles = Signal(cfg.tiles_width)
+        tiles_issued = Signal(cfg.tiles_width)
         m.d.comb += [
             tiles.eq(op.m_tiles * op.n_tiles),
             array.i_cmd.payload.eq(op.cmd),
@@ -145,10 +145,10 @@ class LutEngine(wiring.Component):
         wiring.connect(m, wiring.flipped(self.i_weight), array.i_weight)
         wiring.connect(m, array.o_result, wiring.flipped(self.o_result))
 
-        rows = Signal(2 * tw + 5)
-        rows_total = Signal(2 * tw + 5)
+        rows = Signal(cfg.rows_count_width)
+        rows_total = Signal(cfg.rows_count_width)
         m.d.comb += rows_total.eq(tiles * cfg.m)
-        cycles = Signal(32)
+        cycles = Signal(cfg.cycles_width)
         m.d.comb += [self.o_cycles.eq(cycles), self.o_busy.eq(active)]
         with m.If(active):
             m.d.sync += cycles.eq(cycles + 1)

@@ -274,6 +274,30 @@ def test_reduction_widths_random(cfg):
     check_reduction_widths(cfg)
 
 
+@pytest.mark.parametrize("kw", [{}, {"m": 1}, {"m": 3}, {"m": 16, "w_bits": 4, "a_bits": 16},
+                                {"m": 5, "w_bits": 1, "k_max": 7}])
+def test_control_and_engine_widths(kw):
+    """Counters and the correction term hold their extremes, and not with a bit to spare."""
+    cfg = LutConfig(**kw)
+    # the uint correction (2**w - 1) * S and the int one -S, over the whole S range
+    s_lo, s_hi = -(1 << (cfg.sum_width - 1)), (1 << (cfg.sum_width - 1)) - 1
+    corr = [((1 << w) - 1) * s for w in range(1, cfg.w_bits + 1) for s in (s_lo, s_hi)]
+    corr += [-s_lo, -s_hi]
+    assert cfg.correction_width >= sbits_all(corr)
+    # the output row counter counts 0 .. m-1 (one bit when m = 1)
+    assert cfg.row_index_width == max(1, (cfg.m - 1).bit_length())
+    # the engine: m_tiles * n_tiles tiles, m rows each
+    t = (1 << cfg.tile_count_width) - 1
+    assert cfg.tiles_width == (t * t).bit_length()
+    assert cfg.rows_count_width == (t * t * cfg.m).bit_length()
+    assert (cfg.top_cmd_width("array"), cfg.top_cmd_width("engine"),
+            cfg.top_cmd_width("mac_direct")) == (cfg.cmd_width, cfg.engine_cmd_width,
+                                                 cfg.cmd_width)
+    for key in ("correction_width", "row_index_width", "tiles_width", "rows_count_width",
+                "cycles_width", "cmd_width", "engine_cmd_width"):
+        assert cfg.derived()[key] == getattr(cfg, key)
+
+
 # -- bad parameters ------------------------------------------------------------------------------
 
 BAD = [

@@ -44,6 +44,20 @@ def test_cli_writes_verilog_and_manifest(tmp_path):
     assert manifest["versions"]["amaranth"]
 
 
+@pytest.mark.parametrize("top", ["array", "engine", "mac_dequant"])
+def test_manifest_names_the_top_cmd_width(tmp_path, top):
+    """derived has both command widths; top_cmd_width says which one i_cmd carries."""
+    cfg = LutConfig(m=2, n=2, k_max=64)
+    res = emit(cfg, tmp_path, top=top)
+    manifest = json.loads(res["manifest"].read_text())
+    ports = {p["name"]: p["width"] for p in manifest["ports"]}
+    assert manifest["top_cmd_width"] == ports["i_cmd__payload"]
+    want = cfg.engine_cmd_width if top == "engine" else cfg.cmd_width
+    assert manifest["top_cmd_width"] == want
+    assert manifest["derived"]["cmd_width"] == cfg.cmd_width
+    assert manifest["derived"]["engine_cmd_width"] == cfg.engine_cmd_width
+
+
 def test_output_is_deterministic_and_has_no_paths(tmp_path):
     cfg = LutConfig(w_bits=3, a_bits=8, m=2, n=8)
     a = emit(cfg, tmp_path / "a")

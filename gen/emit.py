@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .cli import DesignArgumentParser, add_design_args, check_name, config_from_args
 from .config import LutConfig
+from .mac_config import MacConfig
 from .tools import atomic_write
 
 __all__ = ["emit", "build_top", "port_list", "main"]
@@ -20,17 +21,21 @@ __all__ = ["emit", "build_top", "port_list", "main"]
 TOPS = ("array", "engine", "mac_dequant", "mac_direct")
 
 
-def default_name(cfg: LutConfig, top="array"):
+def default_name(cfg, top="array"):
+    """The build's name: the config's, which encodes every parameter that changes the Verilog."""
     if top == "array":
         return cfg.name
     if top == "engine":
-        return cfg.name.replace("lut_array", "lut_engine", 1) + ("_pre" if cfg.precompute else "")
-    # a MAC array has no table, so the symmetric/full suffix means nothing for it
-    return cfg.name.replace("lut_array", f"{top}_array", 1).rsplit("_", 1)[0]
+        return cfg.name.replace("lut_array", "lut_engine", 1)
+    # a MAC array has no table: its name comes from its own config
+    mac = cfg if isinstance(cfg, MacConfig) else MacConfig.from_lut(cfg)
+    return mac.name.replace("mac_array", f"{top}_array", 1)
 
 
 def build_top(cfg: LutConfig, top="array", pe_module=None):
-    """The Amaranth component for ``top``."""
+    """The Amaranth component for ``top`` (``cfg``: a LutConfig; a MacConfig for MAC tops)."""
+    if top in ("array", "engine") and not isinstance(cfg, LutConfig):
+        raise TypeError(f"cfg must be a LutConfig for top {top!r}, not {cfg!r}")
     if top == "array":
         from hw.lut_array import LutArray
         return LutArray(cfg, pe_module=pe_module)
@@ -112,7 +117,7 @@ def main(argv=None):
     o.add_argument("--out", default="build", metavar="DIR",
                    help="directory to write <name>.v and <name>.json into (default build/)")
     o.add_argument("--name", help="Verilog module and file name (default from the config, "
-                                  "e.g. lut_array_w2a8_g4_m2n64_sym)")
+                                  "e.g. lut_array_w2a8_g4_m2n64_k4096_sym)")
     o.add_argument("--top", default="array", choices=TOPS,
                    help="what to emit: the LUT array (default), the tiled mpGEMM engine "
                         "around it (engine), or a multiply-accumulate "

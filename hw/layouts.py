@@ -23,7 +23,8 @@ from gen.config import WeightFormat
 
 __all__ = ["cmd_layout", "engine_cmd_layout", "table_row_layout", "table_layout",
            "weight_plane_layout", "acc_row_layout", "result_row_layout", "act_row_layout",
-           "act_layout", "code_layout", "operand_layout", "flat_stream", "ArrayPacker", "pack", "unpack"]
+           "act_layout", "code_layout", "operand_layout", "flat_stream", "ArrayPacker", "pack",
+           "unpack"]
 
 
 # -- commands ----------------------------------------------------------------------------------

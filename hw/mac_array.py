@@ -4,6 +4,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from gen.config import LutConfig, WeightFormat
+from gen.mac_config import MAC_KINDS, MacConfig
 
 from .control import OperationControl, OutputDrain, add_pe
 from .layouts import (act_layout, act_row_layout, cmd_layout, code_layout, flat_stream,
@@ -11,15 +12,14 @@ from .layouts import (act_layout, act_row_layout, cmd_layout, code_layout, flat_
 
 __all__ = ["MacPE", "MacArray", "MAC_KINDS"]
 
-#: ``dequant``: weights dequantized to activation precision, ``a_bits x dequant_width``
-#: multipliers (a conventional tensor core); ``direct``: ``a_bits x (w_bits+1)`` multipliers.
-MAC_KINDS = ("dequant", "direct")
 
-
-def _operand_width(cfg, kind):
-    if kind not in MAC_KINDS:
-        raise ValueError(f"kind must be one of {', '.join(MAC_KINDS)}, not {kind!r}")
-    return cfg.dequant_width if kind == "dequant" else cfg.direct_width
+def _mac_config(cfg):
+    """``cfg`` as a :class:`~gen.mac_config.MacConfig` (a LutConfig converted, same tile)."""
+    if isinstance(cfg, MacConfig):
+        return cfg
+    if isinstance(cfg, LutConfig):
+        return MacConfig.from_lut(cfg)
+    raise TypeError(f"cfg must be a MacConfig or a LutConfig, not {cfg!r}")
 
 
 class MacPE(wiring.Component):
@@ -36,11 +36,10 @@ class MacPE(wiring.Component):
         The captured accumulator of the last finished operation (the exact result).
     """
 
-    def __init__(self, cfg: LutConfig, kind="dequant"):
-        if not isinstance(cfg, LutConfig):
-            raise TypeError(f"cfg must be a LutConfig, not {cfg!r}")
+    def __init__(self, cfg, kind="dequant"):
+        cfg = _mac_config(cfg)
         self._cfg = cfg
-        self._wop = _operand_width(cfg, kind)
+        self._wop = cfg.operand_width(kind)
         super().__init__({
             "acts": In(act_row_layout(cfg).size),
             "weights": In(operand_layout(cfg, self._wop).size),
@@ -77,14 +76,22 @@ class MacArray(wiring.Component):
 
     Codes are decoded to signed values once per column (shared by the ``m`` rows): int/ternary
     ``q - 2**(w-1)``, uint ``q``, binary ``2q - 1``.
+
+    Parameters
+    ----------
+    cfg : MacConfig or LutConfig
+        The design point; a LutConfig is converted by :meth:`MacConfig.from_lut` (same tile).
+    kind : str
+        ``dequant`` or ``direct`` (:data:`MAC_KINDS`).
+    pe_module : str or None
+        As for :class:`~hw.lut_array.LutArray`.
     """
 
-    def __init__(self, cfg: LutConfig, kind="dequant", *, pe_module=None):
-        if not isinstance(cfg, LutConfig):
-            raise TypeError(f"cfg must be a LutConfig, not {cfg!r}")
+    def __init__(self, cfg, kind="dequant", *, pe_module=None):
+        cfg = _mac_config(cfg)
         self._cfg = cfg
         self._kind = kind
-        self._wop = _operand_width(cfg, kind)
+        self._wop = cfg.operand_width(kind)
         self._pe_module = pe_module
         super().__init__({
             "i_cmd": In(flat_stream(cmd_layout(cfg))),
@@ -119,7 +126,7 @@ class MacArray(wiring.Component):
 
         # -- weight decode, once per column ---------------------------------------------------
         codes = data.View(code_layout(cfg), self.i_weight.payload)
-        offset = Signal(cfg.w_bits + 1)         # 2**(w-1) of the running operation
+        offset = Signal(cfg.code_offset_width)  # 2**(w-1) of the running operation
         with m.Switch(op_w):
             for w in range(1, cfg.w_bits + 1):
                 with m.Case(w):

@@ -58,6 +58,23 @@ def test_manifest_names_the_top_cmd_width(tmp_path, top):
     assert manifest["derived"]["engine_cmd_width"] == cfg.engine_cmd_width
 
 
+def test_mac_config_emits_and_names(tmp_path):
+    """A MacConfig (g = 16, beyond LutConfig's tables) emits a MAC top under its own name; a
+    LutConfig's MAC top is named from MacConfig.from_lut, so both spell the same build alike."""
+    from gen.mac_config import MacConfig
+    mac = MacConfig(m=2, n=2, g=16, k_max=64)
+    res = emit(mac, tmp_path, top="mac_direct")
+    assert res["name"] == "mac_direct_array_w2a8_g16_m2n2_k64"
+    manifest = json.loads(res["manifest"].read_text())
+    assert manifest["params"] == mac.params() and manifest["derived"] == mac.derived()
+    assert f"module {res['name']}(" in res["verilog"].read_text()
+    lut = LutConfig(m=2, n=2, g=4, k_max=64)
+    assert emit(lut, tmp_path, top="mac_direct")["name"] == \
+        MacConfig.from_lut(lut).name.replace("mac_array", "mac_direct_array")
+    with pytest.raises(TypeError, match=r"^cfg must be a LutConfig"):
+        emit(mac, tmp_path, top="array")
+
+
 def test_output_is_deterministic_and_has_no_paths(tmp_path):
     cfg = LutConfig(w_bits=3, a_bits=8, m=2, n=8)
     a = emit(cfg, tmp_path / "a")

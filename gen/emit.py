@@ -74,10 +74,13 @@ def emit(cfg: LutConfig, out_dir="build", name=None, top="array"):
     """Write ``<out_dir>/<name>.v`` and ``<name>.json``; return their paths and the ports.
 
     The manifest holds the config parameters (``params``), every derived width (``derived``),
-    the width of this top's ``i_cmd`` payload (``top_cmd_width``), the ports, the tool versions
-    and the name of the Verilog top module (``name``).
+    the width of this top's ``i_cmd`` payload (``top_cmd_width``), the ports, the bit layout of
+    every stream payload (``layouts``), the tool versions and the name of the Verilog top
+    module (``name``).
     """
     from amaranth.back import verilog
+
+    from hw.layouts import describe
     name = name or default_name(cfg, top)
     # The PE is its own Verilog module, instantiated m*n times: Amaranth would otherwise write
     # one module per instance, and synthesis should see (and count) one PE.
@@ -95,6 +98,9 @@ def emit(cfg: LutConfig, out_dir="build", name=None, top="array"):
         # which of derived.cmd_width / derived.engine_cmd_width this top's i_cmd carries
         "top_cmd_width": cfg.top_cmd_width(top),
         "ports": [{"name": n, "direction": d, "width": w} for n, d, w in ports],
+        # the bit layout of every stream payload (hw/layouts.py), by port
+        "layouts": {f"{port}__payload": describe(layout)
+                    for port, layout in component.payload_layouts.items()},
         "versions": _versions(),
         "interface": "docs/interface.md",
     }

@@ -2,11 +2,11 @@
 from amaranth import *
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import Out
 
 from gen.config import LutConfig
 
-from .layouts import (act_layout, engine_cmd_layout, flat_stream, result_row_layout,
+from .layouts import (act_layout, engine_cmd_layout, result_row_layout, stream_ports,
                       table_layout, weight_plane_layout)
 from .lut_array import LutArray
 from .precompute import TablePrecompute
@@ -48,18 +48,16 @@ class LutEngine(wiring.Component):
             raise TypeError(f"cfg must be a LutConfig, not {cfg!r}")
         self._cfg = cfg
         self._array = LutArray(cfg, pe_module=pe_module)
-        ports = {"i_cmd": In(flat_stream(engine_cmd_layout(cfg)))}
+        #: the layout of every stream payload, by port (gen.emit writes them into the manifest)
+        self.payload_layouts = {"i_cmd": engine_cmd_layout(cfg)}
         if cfg.precompute:
-            ports["i_act"] = In(flat_stream(act_layout(cfg)))
+            self.payload_layouts["i_act"] = act_layout(cfg)
         else:
-            ports["i_table"] = In(flat_stream(table_layout(cfg)))
-        ports.update({
-            "i_weight": In(flat_stream(weight_plane_layout(cfg))),
-            "o_result": Out(flat_stream(result_row_layout(cfg))),
-            "o_busy": Out(1),
-            "o_cycles": Out(cfg.cycles_width),
-        })
-        super().__init__(ports)
+            self.payload_layouts["i_table"] = table_layout(cfg)
+        self.payload_layouts["i_weight"] = weight_plane_layout(cfg)
+        self.payload_layouts["o_result"] = result_row_layout(cfg)
+        super().__init__({**stream_ports(self.payload_layouts), "o_busy": Out(1),
+                          "o_cycles": Out(cfg.cycles_width)})
 
     def make_pe(self):
         return self._array.make_pe()

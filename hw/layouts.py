@@ -18,13 +18,14 @@ from __future__ import annotations
 import numpy as np
 from amaranth.hdl import Shape, signed, unsigned
 from amaranth.lib import data, stream
+from amaranth.lib.wiring import In, Out
 
 from gen.config import WeightFormat
 
 __all__ = ["cmd_layout", "engine_cmd_layout", "table_row_layout", "table_layout",
            "weight_plane_layout", "acc_row_layout", "result_row_layout", "act_row_layout",
-           "act_layout", "code_layout", "operand_layout", "flat_stream", "ArrayPacker", "pack",
-           "unpack"]
+           "act_layout", "code_layout", "operand_layout", "flat_stream", "stream_ports", "describe",
+           "ArrayPacker", "pack", "unpack"]
 
 
 # -- commands ----------------------------------------------------------------------------------
@@ -101,6 +102,42 @@ def flat_stream(layout):
     """A stream signature whose payload is a plain vector of ``layout.size`` bits (see the
     module docstring for why ports are not typed with the layout itself)."""
     return stream.Signature(unsigned(layout.size))
+
+
+def stream_ports(payload_layouts):
+    """Signature members for ``{port: payload layout}``: ``i_*`` streams in, ``o_*`` out, each
+    a :func:`flat_stream`, in the dict's order."""
+    ports = {}
+    for name, layout in payload_layouts.items():
+        if name.startswith("i_"):
+            ports[name] = In(flat_stream(layout))
+        elif name.startswith("o_"):
+            ports[name] = Out(flat_stream(layout))
+        else:
+            raise ValueError(f"stream port names start with i_ or o_, not {name!r}")
+    return ports
+
+
+def describe(layout):
+    """A JSON-able description of a payload layout (written into the emitted manifest).
+
+    Scalars: ``{"width", "signed"}`` (enums add ``"enum": {label: value}``); structs add
+    ``"fields": [{"name", "offset", ...}]``; arrays add ``"length"``, ``"stride"`` (bits
+    between elements) and ``"element"``. Offsets count from bit 0 of the payload.
+    """
+    if isinstance(layout, data.ArrayLayout):
+        elem = layout.elem_shape
+        return {"width": layout.size, "length": layout.length,
+                "stride": Shape.cast(elem).width, "element": describe(elem)}
+    if isinstance(layout, data.StructLayout):
+        return {"width": layout.size,
+                "fields": [{"name": name, "offset": field.offset, **describe(field.shape)}
+                           for name, field in layout]}
+    shape = Shape.cast(layout)
+    out = {"width": shape.width, "signed": shape.signed}
+    if layout is WeightFormat:
+        out["enum"] = {f.label: f.value for f in WeightFormat}
+    return out
 
 
 # -- packing (the software side of the same layouts) -------------------------------------------

@@ -1,13 +1,13 @@
 """The LUT Tensor Core array: ``m`` tables broadcast across ``n`` weight columns."""
 from amaranth import *
 from amaranth.lib import data, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import Out
 
 from gen.config import LutConfig, WeightFormat
 
 from .control import OperationControl, OutputDrain, add_pe
 from .correction import OffsetCorrection
-from .layouts import (cmd_layout, flat_stream, result_row_layout, table_layout,
+from .layouts import (cmd_layout, result_row_layout, stream_ports, table_layout,
                       weight_plane_layout)
 from .lut_pe import LutPE
 
@@ -55,13 +55,14 @@ class LutArray(wiring.Component):
             raise TypeError(f"pe_module must be a module name or None, not {pe_module!r}")
         self._cfg = cfg
         self._pe_module = pe_module
-        super().__init__({
-            "i_cmd": In(flat_stream(cmd_layout(cfg))),
-            "i_table": In(flat_stream(table_layout(cfg))),
-            "i_weight": In(flat_stream(weight_plane_layout(cfg))),
-            "o_result": Out(flat_stream(result_row_layout(cfg))),
-            "o_busy": Out(1),
-        })
+        #: the layout of every stream payload, by port (gen.emit writes them into the manifest)
+        self.payload_layouts = {
+            "i_cmd": cmd_layout(cfg),
+            "i_table": table_layout(cfg),
+            "i_weight": weight_plane_layout(cfg),
+            "o_result": result_row_layout(cfg),
+        }
+        super().__init__({**stream_ports(self.payload_layouts), "o_busy": Out(1)})
 
     @property
     def cfg(self):

@@ -7,8 +7,8 @@ from gen.config import LutConfig, WeightFormat
 from gen.mac_config import MAC_KINDS, MacConfig
 
 from .control import OperationControl, OutputDrain, add_pe
-from .layouts import (act_layout, act_row_layout, cmd_layout, code_layout, flat_stream,
-                      operand_layout, result_row_layout)
+from .layouts import (act_layout, act_row_layout, cmd_layout, code_layout, operand_layout,
+                      result_row_layout, stream_ports)
 
 __all__ = ["MacPE", "MacArray", "MAC_KINDS"]
 
@@ -93,13 +93,14 @@ class MacArray(wiring.Component):
         self._kind = kind
         self._wop = cfg.operand_width(kind)
         self._pe_module = pe_module
-        super().__init__({
-            "i_cmd": In(flat_stream(cmd_layout(cfg))),
-            "i_act": In(flat_stream(act_layout(cfg))),
-            "i_weight": In(flat_stream(code_layout(cfg))),
-            "o_result": Out(flat_stream(result_row_layout(cfg))),
-            "o_busy": Out(1),
-        })
+        #: the layout of every stream payload, by port (gen.emit writes them into the manifest)
+        self.payload_layouts = {
+            "i_cmd": cmd_layout(cfg),
+            "i_act": act_layout(cfg),
+            "i_weight": code_layout(cfg),
+            "o_result": result_row_layout(cfg),
+        }
+        super().__init__({**stream_ports(self.payload_layouts), "o_busy": Out(1)})
 
     def make_pe(self):
         return MacPE(self._cfg, self._kind)

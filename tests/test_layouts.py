@@ -1,4 +1,5 @@
 """hw/layouts.py: one layout per payload, its size from the config, packing through it."""
+import json
 import re
 
 import numpy as np
@@ -8,6 +9,7 @@ from amaranth.hdl import Shape, unsigned
 from gen import golden
 from gen.config import LutConfig, WeightFormat
 from gen.emit import emit
+from gen.mac_config import MacConfig
 from hw import layouts
 
 CFGS = [
@@ -112,21 +114,7 @@ def test_golden_packing_matches_plain_shifts(cfg):
     assert streams["rows"] == [_fields(r, cfg.result_width) for r in streams["expected"]]
 
 
-# -- the emitted top keeps plain vector ports ----------------------------------------------------
-
-@pytest.mark.parametrize("top", ["array", "engine", "mac_direct"])
-def test_emitted_ports_are_plain_vectors(tmp_path, top):
-    """No per-field or per-element alias wires of a port (``\\i_table__payload[0]``): they would
-    make Icarus much slower and are not part of the interface."""
-    cfg = LutConfig(m=2, n=3, k_max=32)
-    res = emit(cfg, tmp_path, top=top)
-    text = res["verilog"].read_text()
-    port_names = [name for name, _, _ in res["ports"]]
-    for name in port_names:
-        assert not re.search(rf"\\{re.escape(name)}[.\[]", text), name
-    manifest_widths = {n: w for n, _, w in res["ports"]}
-    assert manifest_widths["o_result__payload"] == cfg.result_row_width
-
+# -- the emitted top: plain vector ports, and a manifest that describes them ---------------------
 
 def _decode(desc, word):
     """Decode ``word`` with a manifest layout description alone (as a foreign testbench would)."""
@@ -144,30 +132,54 @@ def _decode(desc, word):
     return v
 
 
-@pytest.mark.parametrize("top", ["array", "engine"])
-def test_manifest_layouts_decode_the_golden_beats(tmp_path, top):
-    """The manifest's ``layouts`` cover every stream payload at its port width, and decoding the
-    golden beats with them alone gives back the command fields, the tables and the results."""
-    import json
-    cfg = LutConfig(m=2, n=3, g=3, k_max=20, w_bits=3)
+@pytest.mark.parametrize("top", ["array", "engine", "mac_direct"])
+def test_emitted_top_and_manifest(tmp_path, top):
+    """One emit per top (the MAC from a g = 16 MacConfig):
+
+    * no per-field or per-element alias wire of a port (``\\i_table__payload[0]``): they would
+      make Icarus much slower and are not part of the interface;
+    * ``top_cmd_width`` is the width of this top's ``i_cmd`` (derived has both command widths);
+    * ``layouts`` covers every stream payload at its port width, and decoding the golden beats
+      with it alone gives back the command fields, the tables or activations, and the results.
+    """
+    lut = LutConfig(m=2, n=3, g=3, k_max=20, w_bits=3)
+    cfg = MacConfig(m=2, n=3, g=16, k_max=20, w_bits=3) if top == "mac_direct" else lut
     res = emit(cfg, tmp_path, top=top)
+    text = res["verilog"].read_text()
     manifest = json.loads(res["manifest"].read_text())
+    assert manifest["params"] == cfg.params() and manifest["derived"] == cfg.derived()
     widths = {name: w for name, _, w in res["ports"]}
+    for name in widths:
+        assert not re.search(rf"\\{re.escape(name)}[.\[]", text), name
+    assert manifest["top_cmd_width"] == widths["i_cmd__payload"] == \
+        (cfg.engine_cmd_width if top == "engine" else cfg.cmd_width)
     assert set(manifest["layouts"]) == {n for n in widths if n.endswith("__payload")}
     for port, desc in manifest["layouts"].items():
         assert desc["width"] == widths[port]
+    layouts_of = manifest["layouts"]
+
     rng = np.random.default_rng(1)
-    a = golden.random_activations(rng, (2, 7), cfg.a_bits)
-    w = golden.random_weights(rng, (7, 3), "uint", 3)
-    s = golden.gemm_streams(cfg, a, w, "uint", 3)
-    cmd = _decode(manifest["layouts"]["i_cmd__payload"], s["cmd"])
+    k = 7 if top != "mac_direct" else 20
+    a = golden.random_activations(rng, (2, k), cfg.a_bits)
+    w = golden.random_weights(rng, (k, 3), "uint", 3)
+    groups = -(-k // cfg.g)
+    ap = np.pad(a, ((0, 0), (0, groups * cfg.g - k)))
+    if top == "mac_direct":
+        cmd_word, acts, _, expected = golden.mac_stream(cfg, a, w, "uint", 3)
+        for j, beat in enumerate(acts):
+            assert _decode(layouts_of["i_act__payload"], beat) == \
+                ap[:, j * cfg.g:(j + 1) * cfg.g].tolist()
+        rows = [layouts.pack(layouts.result_row_layout(cfg), r) for r in expected]
+    else:
+        s = golden.gemm_streams(cfg, a, w, "uint", 3)
+        cmd_word, rows = s["cmd"], s["rows"]
+        stored = golden.stored_tables(golden.build_tables(ap, cfg.g), cfg.symmetric)
+        for j, beat in enumerate(s["tables"]):
+            assert _decode(layouts_of["i_table__payload"], beat) == stored[:, j].tolist()
+    cmd = _decode(layouts_of["i_cmd__payload"], cmd_word)
     if top == "engine":
         assert (cmd["m_tiles"], cmd["n_tiles"]) == (1, 1)
         cmd = cmd["cmd"]
-    assert cmd == {"format": "uint", "w_bits": 3, "groups": 3}
-    ap = np.pad(a, ((0, 0), (0, 2)))
-    stored = golden.stored_tables(golden.build_tables(ap, cfg.g), cfg.symmetric)
-    for j, beat in enumerate(s["tables"]):
-        assert _decode(manifest["layouts"]["i_table__payload"], beat) == stored[:, j].tolist()
-    assert [_decode(manifest["layouts"]["o_result__payload"], r) for r in s["rows"]] == \
+    assert cmd == {"format": "uint", "w_bits": 3, "groups": groups}
+    assert [_decode(layouts_of["o_result__payload"], r) for r in rows] == \
         golden.reference_mpgemm(a, w).tolist()

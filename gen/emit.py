@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .cli import DesignArgumentParser, add_design_args, check_name, config_from_args
 from .config import LutConfig
+from .mac_config import MacConfig
 from .tools import atomic_write
 
 __all__ = ["emit", "build_top", "port_list", "main"]
@@ -20,26 +21,28 @@ __all__ = ["emit", "build_top", "port_list", "main"]
 TOPS = ("array", "engine", "mac_dequant", "mac_direct")
 
 
-def default_name(cfg: LutConfig, top="array"):
+def default_name(cfg, top="array"):
+    """The build's name: the config's, which encodes every parameter that changes the Verilog."""
     if top == "array":
         return cfg.name
     if top == "engine":
-        return cfg.name.replace("lut_array", "lut_engine", 1) + ("_pre" if cfg.precompute else "")
-    # a MAC array has no table, so the symmetric/full suffix means nothing for it
-    return cfg.name.replace("lut_array", f"{top}_array", 1).rsplit("_", 1)[0]
+        return cfg.name.replace("lut_array", "lut_engine", 1)
+    # a MAC array has no table: its name comes from its own config
+    mac = cfg if isinstance(cfg, MacConfig) else MacConfig.from_lut(cfg)
+    return mac.name.replace("mac_array", f"{top}_array", 1)
 
 
-def build_top(cfg: LutConfig, top="array", mutations=(), pe_module=None):
-    """The Amaranth component for ``top`` (``mutations`` are test-only faults)."""
+def build_top(cfg: LutConfig, top="array", pe_module=None):
+    """The Amaranth component for ``top`` (``cfg``: a LutConfig; a MacConfig for MAC tops)."""
+    if top in ("array", "engine") and not isinstance(cfg, LutConfig):
+        raise TypeError(f"cfg must be a LutConfig for top {top!r}, not {cfg!r}")
     if top == "array":
         from hw.lut_array import LutArray
-        return LutArray(cfg, mutations=mutations, pe_module=pe_module)
+        return LutArray(cfg, pe_module=pe_module)
     if top == "engine":
         from hw.engine import LutEngine
-        return LutEngine(cfg, mutations=mutations, pe_module=pe_module)
+        return LutEngine(cfg, pe_module=pe_module)
     if top in ("mac_dequant", "mac_direct"):
-        if mutations:
-            raise ValueError("mutations apply to the LUT array only")
         from hw.mac_array import MacArray
         return MacArray(cfg, top.split("_", 1)[1], pe_module=pe_module)
     raise ValueError(f"top must be one of {', '.join(TOPS)}, not {top!r}")
@@ -67,18 +70,22 @@ def _versions():
     return out
 
 
-def emit(cfg: LutConfig, out_dir="build", name=None, top="array", mutations=()):
+def emit(cfg: LutConfig, out_dir="build", name=None, top="array"):
     """Write ``<out_dir>/<name>.v`` and ``<name>.json``; return their paths and the ports.
 
     The manifest holds the config parameters (``params``), every derived width (``derived``),
-    the ports, the tool versions and the name of the Verilog top module (``name``).
+    the width of this top's ``i_cmd`` payload (``top_cmd_width``), the ports, the bit layout of
+    every stream payload (``layouts``), the tool versions and the name of the Verilog top
+    module (``name``).
     """
     from amaranth.back import verilog
+
+    from hw.layouts import describe
     name = name or default_name(cfg, top)
     # The PE is its own Verilog module, instantiated m*n times: Amaranth would otherwise write
     # one module per instance, and synthesis should see (and count) one PE.
     pe_name = f"{name}_pe"
-    component = build_top(cfg, top, mutations, pe_module=pe_name)
+    component = build_top(cfg, top, pe_module=pe_name)
     ports = port_list(component)
     text = (verilog.convert(component.make_pe(), name=pe_name, emit_src=False)
             + "\n" + verilog.convert(component, name=name, emit_src=False))
@@ -88,12 +95,15 @@ def emit(cfg: LutConfig, out_dir="build", name=None, top="array", mutations=()):
         "pe_module": pe_name,
         "params": cfg.params(),
         "derived": cfg.derived(),
+        # which of derived.cmd_width / derived.engine_cmd_width this top's i_cmd carries
+        "top_cmd_width": cfg.top_cmd_width(top),
         "ports": [{"name": n, "direction": d, "width": w} for n, d, w in ports],
+        # the bit layout of every stream payload (hw/layouts.py), by port
+        "layouts": {f"{port}__payload": describe(layout)
+                    for port, layout in component.payload_layouts.items()},
         "versions": _versions(),
         "interface": "docs/interface.md",
     }
-    if mutations:
-        manifest["mutations"] = sorted(mutations)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     vpath, jpath = out / f"{name}.v", out / f"{name}.json"
@@ -113,7 +123,7 @@ def main(argv=None):
     o.add_argument("--out", default="build", metavar="DIR",
                    help="directory to write <name>.v and <name>.json into (default build/)")
     o.add_argument("--name", help="Verilog module and file name (default from the config, "
-                                  "e.g. lut_array_w2a8_g4_m2n64_sym)")
+                                  "e.g. lut_array_w2a8_g4_m2n64_k4096_sym)")
     o.add_argument("--top", default="array", choices=TOPS,
                    help="what to emit: the LUT array (default), the tiled mpGEMM engine "
                         "around it (engine), or a multiply-accumulate "

@@ -104,7 +104,7 @@ def test_defaults():
 
 
 def test_entry_width_documented_values():
-    # docs/interface.md and decisions.md: 11 bits for a8/g4, 19 for a16/g4.
+    # docs/interface.md: 11 bits for a8/g4, 19 for a16/g4.
     assert LutConfig(a_bits=8, g=4).entry_width == 11
     assert LutConfig(a_bits=16, g=4).entry_width == 19
 

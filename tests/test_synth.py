@@ -399,24 +399,20 @@ def test_cli_emits_synthesizes_and_reports(tmp_path, capsys):
 
 # -- the LUT vs MAC comparison (--compare) ---------------------------------------------------------
 
-def test_mac_shape_config():
+def test_mac_config():
+    """The flows build every MAC baseline's config in one place, as a MacConfig."""
     from gen.config import LutConfig
-    from gen.synth import MacShapeConfig, mac_config
-    c = MacShapeConfig(w_bits=2, a_bits=8, g=16, m=8, n=4)
-    assert isinstance(c, LutConfig) and c.g == 16
-    assert c.act_width == 8 * 16 * 8 and c.code_width == 4 * 16 * 2
-    assert c.k_pad == 4096 and c.replace(g=32).g == 32
-    for bad, exc, msg in ((65, ValueError, r"g must be in 2\.\.64 for a MAC baseline, not 65"),
-                          (1, ValueError, "not 1"), ("x", TypeError, "g must be an integer")):
-        with pytest.raises(exc, match=msg):
-            MacShapeConfig(g=bad)
-    with pytest.raises(ValueError, match=r"w_bits must be in 1\.\.4, not 0"):
-        MacShapeConfig(w_bits=0, g=16)          # the other fields are still LutConfig's
+    from gen.mac_config import MacConfig
+    from gen.synth import mac_config
     base = LutConfig(w_bits=4, a_bits=8, k_max=1024, weight_formats=("int",))
     small, big = mac_config(base, (2, 64, 4)), mac_config(base, (8, 4, 16))
-    assert type(small) is LutConfig and type(big) is MacShapeConfig
+    assert type(small) is MacConfig and type(big) is MacConfig
     assert (big.m, big.n, big.g, big.w_bits, big.k_max, big.weight_formats) == \
            (8, 4, 16, 4, 1024, ("int",))
+    assert (small.m, small.n, small.g) == (2, 64, 4)
+    assert big.act_width == 8 * 16 * 8 and big.code_width == 4 * 16 * 4
+    with pytest.raises(ValueError, match=r"g must be in 2\.\.64, not 65"):
+        mac_config(base, (8, 4, 65))
 
 
 def test_parse_tile():
@@ -470,12 +466,12 @@ def test_compare_designs():
 
 @pytest.mark.parametrize("kind", ["dequant", "direct"])
 def test_long_mac_group_is_bit_exact(kind):
-    """The MAC baseline at g = 16 (MacShapeConfig, beyond LutConfig's 2..6) against the golden
+    """The MAC baseline at g = 16 (a MacConfig, beyond LutConfig's 2..6) against the golden
     model in amaranth.sim: the equal-size comparison's M8N4K16 shape, smaller."""
-    from gen.synth import MacShapeConfig
+    from gen.mac_config import MacConfig
 
     from .test_hw import run_mac_array
-    cfg = MacShapeConfig(w_bits=2, a_bits=4, g=16, m=2, n=2, k_max=48)
+    cfg = MacConfig(w_bits=2, a_bits=4, g=16, m=2, n=2, k_max=48)
     run_mac_array(cfg, kind, (1, 17, cfg.k_max), seed=16)
 
 

@@ -29,7 +29,7 @@ from .yosys import (DEFAULT_TIMEOUT, SynthesisError, check_log, log_complete, ru
 
 #: names served lazily from the submodule that defines them (they import gen.config)
 _LAZY = {name: "comparison" for name in (
-    "compare", "compare_designs", "MacShapeConfig", "mac_config", "macs_per_cycle", "density",
+    "compare", "compare_designs", "mac_config", "macs_per_cycle", "density",
     "table_bits", "LUT_SHAPE", "MAC_SHAPE", "QUICK_LUT_SHAPE", "QUICK_MAC_SHAPE", "MAC_G_RANGE",
     "MACS_FORMULA", "DENSITY_FORMULA")}
 _LAZY["main"] = "cli"

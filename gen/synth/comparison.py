@@ -12,23 +12,22 @@ sweep (:mod:`gen.dse`) uses too.
 from __future__ import annotations
 
 import json
-import numbers
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from .. import area
 from ..cli import tile_label
-from ..config import G_RANGE, LutConfig
+from ..config import LutConfig
+from ..mac_config import MAC_G_RANGE, MacConfig
 from .flow import synthesize
 from .report import remove_reports, write_report
 from .yosys import DEFAULT_TIMEOUT, SynthesisError, uses_yowasp, warm_up
 
-__all__ = ["compare", "compare_designs", "MacShapeConfig", "mac_config", "macs_per_cycle",
+__all__ = ["compare", "compare_designs", "mac_config", "macs_per_cycle",
            "density", "table_bits", "LUT_SHAPE", "MAC_SHAPE", "QUICK_LUT_SHAPE",
            "QUICK_MAC_SHAPE", "MAC_G_RANGE", "MACS_FORMULA", "DENSITY_FORMULA"]
 
-#: the paper's comparison size (Mo et al., Fig. 14; paper-notes.md): M x N x K = 512 multiply-
+#: the paper's comparison size (Mo et al., ISCA 2025, Fig. 14): M x N x K = 512 multiply-
 #: equivalents per cycle at full precision; LUT in its chosen elongated tile M2N64K4, the MAC
 #: baseline in the shape of one A100 INT8 tensor-core step, M8N4K16
 LUT_SHAPE = (2, 64, 4)
@@ -36,8 +35,6 @@ MAC_SHAPE = (8, 4, 16)
 #: ``--quick``: the same comparison with 32 multiply-equivalents (for ``make test``)
 QUICK_LUT_SHAPE = (2, 4, 4)
 QUICK_MAC_SHAPE = (2, 1, 16)
-#: dot-product lengths a MAC baseline may have (LutConfig's g is 2..6: the LUT's table size)
-MAC_G_RANGE = (2, 64)
 
 #: how each kind of design turns its shape into MACs per cycle (written into every report)
 MACS_FORMULA = {
@@ -50,39 +47,13 @@ MACS_FORMULA = {
 DENSITY_FORMULA = "compute density = MACs per cycle / (GE / 1000); ratio = LUT / MAC"
 
 
-@dataclass(frozen=True)
-class MacShapeConfig(LutConfig):
-    """A :class:`~gen.config.LutConfig` for a MAC baseline whose dot-product length ``g`` is
-    outside LutConfig's 2..6 (which bounds the LUT's ``2**g``-entry tables, meaningless for a
-    MAC). ``g`` may be 2..64, e.g. the paper's M8N4K16 MAC tile; every other field and every
-    derived width are LutConfig's own. Use it for the ``mac_dequant``/``mac_direct`` tops only:
-    the table widths it derives (``table_entries`` ...) describe no hardware.
-    """
-
-    def __post_init__(self):
-        g = self.g
-        if isinstance(g, bool) or not isinstance(g, numbers.Integral):
-            raise TypeError(f"g must be an integer, not {g!r}")
-        g = int(g)
-        if not MAC_G_RANGE[0] <= g <= MAC_G_RANGE[1]:
-            raise ValueError(f"g must be in {MAC_G_RANGE[0]}..{MAC_G_RANGE[1]} for a MAC "
-                             f"baseline, not {g}")
-        object.__setattr__(self, "g", G_RANGE[0])     # LutConfig checks the other fields
-        try:
-            super().__post_init__()
-        finally:
-            object.__setattr__(self, "g", g)
-
-
 def mac_config(cfg, shape):
     """``cfg`` (precision, k_max, formats) at the MAC tile ``shape = (m, n, g)``.
 
     The one place where the flows (the comparison, the sweep) build a MAC baseline's config.
     """
     m, n, g = shape
-    cls = LutConfig if G_RANGE[0] <= g <= G_RANGE[1] else MacShapeConfig
-    return cls(w_bits=cfg.w_bits, a_bits=cfg.a_bits, g=g, m=m, n=n, k_max=cfg.k_max,
-               weight_formats=cfg.weight_formats)
+    return MacConfig.from_lut(cfg, m=m, n=n, g=g)
 
 
 def macs_per_cycle(top, cfg, w_bits):

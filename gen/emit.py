@@ -29,17 +29,15 @@ def default_name(cfg: LutConfig, top="array"):
     return cfg.name.replace("lut_array", f"{top}_array", 1).rsplit("_", 1)[0]
 
 
-def build_top(cfg: LutConfig, top="array", mutations=(), pe_module=None):
-    """The Amaranth component for ``top`` (``mutations`` are test-only faults)."""
+def build_top(cfg: LutConfig, top="array", pe_module=None):
+    """The Amaranth component for ``top``."""
     if top == "array":
         from hw.lut_array import LutArray
-        return LutArray(cfg, mutations=mutations, pe_module=pe_module)
+        return LutArray(cfg, pe_module=pe_module)
     if top == "engine":
         from hw.engine import LutEngine
-        return LutEngine(cfg, mutations=mutations, pe_module=pe_module)
+        return LutEngine(cfg, pe_module=pe_module)
     if top in ("mac_dequant", "mac_direct"):
-        if mutations:
-            raise ValueError("mutations apply to the LUT array only")
         from hw.mac_array import MacArray
         return MacArray(cfg, top.split("_", 1)[1], pe_module=pe_module)
     raise ValueError(f"top must be one of {', '.join(TOPS)}, not {top!r}")
@@ -67,7 +65,7 @@ def _versions():
     return out
 
 
-def emit(cfg: LutConfig, out_dir="build", name=None, top="array", mutations=()):
+def emit(cfg: LutConfig, out_dir="build", name=None, top="array"):
     """Write ``<out_dir>/<name>.v`` and ``<name>.json``; return their paths and the ports.
 
     The manifest holds the config parameters (``params``), every derived width (``derived``),
@@ -78,7 +76,7 @@ def emit(cfg: LutConfig, out_dir="build", name=None, top="array", mutations=()):
     # The PE is its own Verilog module, instantiated m*n times: Amaranth would otherwise write
     # one module per instance, and synthesis should see (and count) one PE.
     pe_name = f"{name}_pe"
-    component = build_top(cfg, top, mutations, pe_module=pe_name)
+    component = build_top(cfg, top, pe_module=pe_name)
     ports = port_list(component)
     text = (verilog.convert(component.make_pe(), name=pe_name, emit_src=False)
             + "\n" + verilog.convert(component, name=name, emit_src=False))
@@ -92,8 +90,6 @@ def emit(cfg: LutConfig, out_dir="build", name=None, top="array", mutations=()):
         "versions": _versions(),
         "interface": "docs/interface.md",
     }
-    if mutations:
-        manifest["mutations"] = sorted(mutations)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     vpath, jpath = out / f"{name}.v", out / f"{name}.json"

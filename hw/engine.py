@@ -48,11 +48,11 @@ class LutEngine(wiring.Component):
         of its last result beat.
     """
 
-    def __init__(self, cfg: LutConfig, *, pe_module=None, mutations=()):
+    def __init__(self, cfg: LutConfig, *, pe_module=None):
         if not isinstance(cfg, LutConfig):
             raise TypeError(f"cfg must be a LutConfig, not {cfg!r}")
         self._cfg = cfg
-        self._array = LutArray(cfg, pe_module=pe_module, mutations=mutations)
+        self._array = LutArray(cfg, pe_module=pe_module)
         ports = {"i_cmd": In(stream.Signature(cfg.engine_cmd_width))}
         if cfg.precompute:
             ports["i_act"] = In(stream.Signature(cfg.act_width))

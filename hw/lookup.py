@@ -5,10 +5,7 @@ from amaranth.lib.wiring import In, Out
 
 from gen.config import LutConfig
 
-__all__ = ["TableLookup", "MUTATIONS"]
-
-#: Deliberate faults the tests inject to prove the testbenches catch them (never for users).
-MUTATIONS = frozenset({"no_negate", "no_invert"})
+__all__ = ["TableLookup"]
 
 
 class TableLookup(wiring.Component):
@@ -33,14 +30,10 @@ class TableLookup(wiring.Component):
         ``T[index]``. Fits ``entry_width``: ``|T| <= g * 2**(a_bits-1)`` both ways.
     """
 
-    def __init__(self, cfg: LutConfig, *, mutations=()):
+    def __init__(self, cfg: LutConfig):
         if not isinstance(cfg, LutConfig):
             raise TypeError(f"cfg must be a LutConfig, not {cfg!r}")
-        unknown = set(mutations) - MUTATIONS
-        if unknown:
-            raise ValueError(f"mutations must be among {sorted(MUTATIONS)}, not {sorted(unknown)}")
         self._cfg = cfg
-        self._mutations = frozenset(mutations)
         super().__init__({
             "table_row": In(cfg.table_row_width),
             "index": In(cfg.g),
@@ -60,12 +53,22 @@ class TableLookup(wiring.Component):
             return m
         msb = self.index[cfg.g - 1]
         low = self.index[:cfg.g - 1]
-        # Index MSB = 1: T[idx] = -T[~idx], and ~idx has MSB = 0, so it is in the stored half.
-        select = low if "no_invert" in self._mutations else low ^ msb.replicate(cfg.g - 1)
         selected = Signal(signed(cfg.entry_width))
-        m.d.comb += selected.eq(entries[select])
-        if "no_negate" in self._mutations:
-            m.d.comb += self.entry.eq(selected)
-        else:
-            m.d.comb += self.entry.eq(Mux(msb, -selected, selected))
+        m.d.comb += [
+            selected.eq(entries[self._select(low, msb)]),
+            self.entry.eq(self._sign(selected, msb)),
+        ]
         return m
+
+    # The two steps of the symmetric lookup are methods so that a test can override one of
+    # them (tests/mutants.py) and check that the testbenches catch the fault.
+    def _select(self, low, msb):
+        """Index into the stored half: ``low ^ msb`` on every bit.
+
+        Index MSB = 1: ``T[idx] = -T[~idx]``, and ``~idx`` has MSB = 0, so it is stored.
+        """
+        return low ^ msb.replicate(self._cfg.g - 1)
+
+    def _sign(self, selected, msb):
+        """The entry with its sign: ``-selected`` when the index MSB is 1."""
+        return Mux(msb, -selected, selected)

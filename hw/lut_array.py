@@ -44,13 +44,12 @@ class LutArray(wiring.Component):
         An operation is running or results are waiting.
     """
 
-    def __init__(self, cfg: LutConfig, *, mutations=(), pe_module=None):
+    def __init__(self, cfg: LutConfig, *, pe_module=None):
         if not isinstance(cfg, LutConfig):
             raise TypeError(f"cfg must be a LutConfig, not {cfg!r}")
         if pe_module is not None and not isinstance(pe_module, str):
             raise TypeError(f"pe_module must be a module name or None, not {pe_module!r}")
         self._cfg = cfg
-        self._mutations = tuple(mutations)
         self._pe_module = pe_module
         super().__init__({
             "i_cmd": In(stream.Signature(cfg.cmd_width)),
@@ -66,7 +65,7 @@ class LutArray(wiring.Component):
 
     def make_pe(self):
         """The PE that ``pe_module`` names (gen.emit converts it once)."""
-        return LutPE(self._cfg, mutations=self._mutations)
+        return LutPE(self._cfg)
 
     def elaborate(self, platform):
         cfg = self._cfg

@@ -19,11 +19,10 @@ class LutPE(wiring.Component):
     :class:`~hw.accumulator.BitSerialAccumulator`.
     """
 
-    def __init__(self, cfg: LutConfig, *, mutations=()):
+    def __init__(self, cfg: LutConfig):
         if not isinstance(cfg, LutConfig):
             raise TypeError(f"cfg must be a LutConfig, not {cfg!r}")
         self._cfg = cfg
-        self._mutations = tuple(mutations)
         super().__init__({
             "table_row": In(cfg.table_row_width),
             "index": In(cfg.g),
@@ -33,7 +32,7 @@ class LutPE(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.lookup = lookup = TableLookup(self._cfg, mutations=self._mutations)
+        m.submodules.lookup = lookup = TableLookup(self._cfg)
         m.submodules.accumulator = acc = BitSerialAccumulator(self._cfg)
         m.d.comb += [
             lookup.table_row.eq(self.table_row),

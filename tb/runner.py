@@ -116,16 +116,17 @@ def _waves_path(sim, build_dir: Path, test_dir: Path, top):
     return test_dir / "dump.fst"
 
 
-def run_sim(cfg: LutConfig, sim: str, workdir, waves=False, mutations=(), testcase=None,
+def run_sim(cfg: LutConfig, sim: str, workdir, waves=False, testcase=None,
             seed=None, effort=None, build_args=(), top="array", test_module=None,
-            extra_env=None):
+            extra_env=None, verilog=None, manifest=None):
     """Emit ``cfg``, build it for ``sim`` and run the cocotb tests of ``tb.test_lut_array``.
 
     ``top``: what to emit (``gen.emit`` tops; ``engine`` runs ``tb.test_engine`` by default).
     ``test_module`` overrides the cocotb module; ``extra_env`` (dict) is set for the run.
 
-    ``waves`` (or ``WAVES=1`` in the environment) dumps FST waveforms. ``mutations`` go to
-    ``gen.emit.emit`` (test-only design faults). ``testcase``: one name or a list (default
+    ``verilog`` and ``manifest`` (both or neither): simulate that emitted design instead of
+    emitting ``cfg`` (its ``name`` is the top module). ``waves`` (or ``WAVES=1`` in the
+    environment) dumps FST waveforms. ``testcase``: one name or a list (default
     all). ``seed``: the testbench seed (default ``LUTCORE_SEED`` or a fresh random one).
     ``effort``: ``quick`` / ``full`` (default ``LUTCORE_EFFORT`` or quick).
 
@@ -149,10 +150,14 @@ def run_sim(cfg: LutConfig, sim: str, workdir, waves=False, mutations=(), testca
     test_dir = build_dir
 
     t0 = time.perf_counter()
-    paths = emit(cfg, rtl_dir, top=top, mutations=tuple(mutations))
+    if (verilog is None) != (manifest is None):
+        raise ValueError("verilog and manifest must be given together")
+    if verilog is None:
+        paths = emit(cfg, rtl_dir, top=top)
+        verilog, manifest = paths["verilog"], paths["manifest"]
+    verilog, manifest = Path(verilog).resolve(), Path(manifest).resolve()
     test_module = test_module or TEST_MODULES.get(top, TEST_MODULE)
-    verilog, manifest = Path(paths["verilog"]), Path(paths["manifest"])
-    top_module = paths.get("name") or verilog.stem
+    top_module = json.loads(manifest.read_text())["name"]
     t_emit = time.perf_counter() - t0
 
     args = list(build_args)
@@ -187,8 +192,7 @@ def run_sim(cfg: LutConfig, sim: str, workdir, waves=False, mutations=(), testca
     waves_file = _waves_path(sim, build_dir, test_dir, top_module) if waves else None
     where = f"log {log_file}" + (f", waveform {waves_file}" if waves_file else
                                   f" (no waveform: repeat with WAVES=1 LUTCORE_SEED={seed})")
-    note = (f"{sim}, {top_module}, seed {seed} (LUTCORE_SEED={seed}), "
-            f"mutations {list(mutations)}")
+    note = f"{sim}, {top_module}, seed {seed} (LUTCORE_SEED={seed})"
 
     stream_file = build_dir / "stream_speed.json"
     stream_file.unlink(missing_ok=True)
@@ -234,7 +238,6 @@ def run_sim(cfg: LutConfig, sim: str, workdir, waves=False, mutations=(), testca
     cycles = sim_ns / CLOCK_PERIOD_NS
     speed = {
         "sim": sim, "design": top_module, "config": cfg.params(),
-        "mutations": list(mutations),
         "seed": seed, "effort": effort, "tests": tests, "waves": waves,
         "cycles": int(round(cycles)), "test_wall_s": round(wall, 3),
         "cycles_per_s": round(cycles / wall, 1) if wall > 0 else None,
@@ -266,7 +269,6 @@ def main(argv=None):
     p.add_argument("--testcase", default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--effort", choices=("quick", "full"), default=None)
-    p.add_argument("--mutation", action="append", default=[])
     for name in ("w_bits", "a_bits", "g", "m", "n", "k_max"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=None)
     p.add_argument("--full-table", action="store_true", help="symmetric=False")
@@ -275,8 +277,7 @@ def main(argv=None):
                if getattr(a, k) is not None}
     cfg = LutConfig(**changes, symmetric=not a.full_table)
     try:
-        speed = run_sim(cfg, a.sim, a.out, waves=a.waves, mutations=tuple(a.mutation),
-                        testcase=a.testcase, seed=a.seed, effort=a.effort)
+        speed = run_sim(cfg, a.sim, a.out, waves=a.waves, testcase=a.testcase, seed=a.seed, effort=a.effort)
     except SimulationFailed as exc:
         print(exc, file=sys.stderr)
         return 1

@@ -16,6 +16,7 @@ from hw.lookup import TableLookup
 from hw.lut_array import LutArray
 from hw.lut_pe import LutPE
 
+from .mutants import MUTANTS, mutant
 from .simutil import run, stream_get, stream_put
 
 
@@ -28,8 +29,8 @@ def _pack(values, width):
 
 # -- TableLookup ---------------------------------------------------------------------------------
 
-def _lookup_all(cfg, stored_row, mutations=()):
-    dut = TableLookup(cfg, mutations=mutations)
+def _lookup_all(cfg, stored_row, cls=TableLookup):
+    dut = cls(cfg)
     got = []
 
     async def tb(ctx):
@@ -54,20 +55,31 @@ def test_lookup_every_index(g, symmetric):
         assert list(got) == [lookup(stored, i, g, symmetric) for i in range(1 << g)]
 
 
-@pytest.mark.parametrize("mutation", ["no_negate", "no_invert"])
-def test_lookup_mutation_is_wrong(mutation):
+@pytest.mark.parametrize("name", MUTANTS)
+def test_lookup_mutant_is_wrong(name):
     cfg = LutConfig(g=4, m=1, n=1)
     a = np.array([[3, -7, 11, 20]])
     full = build_tables(a, 4)[0, 0]
-    got = _lookup_all(cfg, stored_tables(full, True), mutations=(mutation,))
+    with mutant(name) as cls:
+        got = _lookup_all(cfg, stored_tables(full, True), cls)
     assert list(got) != list(full)
+
+
+def test_mutant_is_scoped_and_named():
+    import hw.lut_pe
+    with mutant("no_negate") as cls:
+        assert hw.lut_pe.TableLookup is cls and issubclass(cls, TableLookup)
+    assert hw.lut_pe.TableLookup is TableLookup
+    with pytest.raises(ValueError, match=r"^mutant must be one of no_negate, no_invert, "
+                                         r"not 'flip'$"):
+        with mutant("flip"):
+            pass
+    assert hw.lut_pe.TableLookup is TableLookup
 
 
 def test_lookup_rejects_bad_parameters():
     with pytest.raises(TypeError, match=r"^cfg must be a LutConfig, not 4$"):
         TableLookup(4)
-    with pytest.raises(ValueError, match=r"^mutations must be among"):
-        TableLookup(LutConfig(), mutations=("flip",))
 
 
 # -- BitSerialAccumulator ------------------------------------------------------------------------
@@ -144,11 +156,11 @@ def test_correction_formulas():
 
 # -- LutArray ------------------------------------------------------------------------------------
 
-def run_array(cfg, ops, seed=0, gap=0.0, stall=0.0, mutations=()):
+def run_array(cfg, ops, seed=0, gap=0.0, stall=0.0):
     """Run ``ops`` = [(fmt, w, k)] back to back; return (results m x n per op, expected, cycles)."""
     rng = np.random.default_rng(seed)
     pace = random.Random(seed)
-    dut = LutArray(cfg, mutations=mutations)
+    dut = LutArray(cfg)
     cmds, tables, weights, expected = [], [], [], []
     for fmt, w, k in ops:
         a = random_activations(rng, (cfg.m, k), cfg.a_bits)
@@ -225,11 +237,12 @@ def test_array_throughput_one_plane_per_cycle():
     assert cycles <= beats + cfg.m + 2, (cycles, beats)
 
 
-@pytest.mark.parametrize("mutation", ["no_negate", "no_invert"])
-def test_array_mutation_is_caught(mutation):
+@pytest.mark.parametrize("name", MUTANTS)
+def test_array_mutant_is_caught(name):
     cfg = ARRAY_CONFIGS[0]
     ops = [("int", 2, 16), ("uint", 3, 16)]
-    res, expected, _ = run_array(cfg, ops, mutations=(mutation,))
+    with mutant(name):      # the Simulator elaborates the PEs inside the block
+        res, expected, _ = run_array(cfg, ops)
     assert any((r != e).any() for r, e in zip(res, expected))
 
 

@@ -9,8 +9,8 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["verilator_root", "tool_env", "iverilog_path", "atomic_write", "atomic_write_files",
-           "VERILATOR_WAIVERS", "verilator_waiver_flags"]
+__all__ = ["verilator_root", "tool_env", "apply_tool_env", "iverilog_path", "atomic_write",
+           "atomic_write_files", "VERILATOR_WAIVERS", "verilator_waiver_flags"]
 
 #: Verilator warnings waived on the Amaranth-emitted Verilog, each with the reason it is
 #: harmless there. Both the lint test (``verilator --lint-only -Wall``) and the cocotb builds
@@ -68,6 +68,13 @@ def tool_env(base=None):
     if flag not in env.get("MAKEFLAGS", ""):
         env["MAKEFLAGS"] = f"{env.get('MAKEFLAGS', '')} {flag}".strip()
     return env
+
+
+def apply_tool_env():
+    """Make :func:`tool_env` this process's environment. The simulation runner does not need
+    it (it hands :func:`tool_env` to the simulator processes); kept for callers that run
+    cocotb's runner themselves."""
+    os.environ.update(tool_env())
 
 
 def iverilog_path():

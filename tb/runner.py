@@ -29,8 +29,8 @@ from xml.etree import ElementTree
 
 from gen.tools import tool_env, verilator_waiver_flags
 
-__all__ = ["run_sim", "emit_and_sim", "SimulationFailed", "SIMULATORS", "CLOCK_PERIOD_NS",
-           "TEST_MODULES", "main"]
+__all__ = ["run_sim", "emit_and_sim", "runner_for", "sim_build_args", "SimulationFailed",
+           "SIMULATORS", "CLOCK_PERIOD_NS", "TEST_MODULES", "main"]
 
 SIMULATORS = ("icarus", "verilator")
 CLOCK_PERIOD_NS = 10
@@ -55,7 +55,13 @@ def _env_bool(name):
     return os.environ.get(name, "").strip().lower() in ("1", "yes", "true", "on")
 
 
-def _runner(sim, env):
+def sim_build_args(sim):
+    """The build flags every simulation of emitted Verilog needs on ``sim``: the Verilator
+    waivers of :data:`gen.tools.VERILATOR_WAIVERS`, or Icarus' Verilog-2005 mode."""
+    return list(verilator_waiver_flags()) if sim == "verilator" else list(ICARUS_FLAGS)
+
+
+def runner_for(sim, env):
     """A cocotb runner for ``sim`` whose processes get ``env`` on top of what cocotb sets.
 
     cocotb copies ``os.environ`` over the ``extra_env`` it is given and looks Verilator up on
@@ -156,13 +162,9 @@ def run_sim(verilog, manifest, sim: str, workdir, *, waves=False, testcase=None,
     build_dir = workdir / f"sim_{sim}"
     build_dir.mkdir(parents=True, exist_ok=True)
 
-    args = list(build_args)
-    if sim == "verilator":
-        args = [*verilator_waiver_flags(), *args]
-        if waves:
-            args.append("--trace-fst")
-    else:
-        args = [*ICARUS_FLAGS, *args]
+    args = [*sim_build_args(sim), *build_args]
+    if sim == "verilator" and waves:
+        args.append("--trace-fst")
     if waves and sim == "icarus":
         # cocotb's own dump module declares a SystemVerilog `string`, which -g2005 refuses:
         # dump through a Verilog-2005 module of ours instead (vvp gets -fst from test()).
@@ -189,7 +191,7 @@ def run_sim(verilog, manifest, sim: str, workdir, *, waves=False, testcase=None,
     stream_file.unlink(missing_ok=True)
     env = {**(extra_env or {}), "LUTCORE_MANIFEST": str(manifest), "LUTCORE_SEED": str(seed),
            "LUTCORE_EFFORT": effort, "LUTCORE_SPEED_FILE": str(stream_file)}
-    runner = _runner(sim, {k: str(v) for k, v in env.items()})
+    runner = runner_for(sim, {k: str(v) for k, v in env.items()})
     t1 = time.perf_counter()
     try:
         runner.build(sources=sources, hdl_toplevel=top_module, build_dir=build_dir,

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 
 from .config import (A_BITS_RANGE, G_RANGE, K_MAX_RANGE, M_RANGE, N_RANGE, W_BITS_RANGE,
                      LutConfig, WeightFormat)
 
-__all__ = ["DesignArgumentParser", "add_design_args", "config_from_args", "OPTION_OF"]
+__all__ = ["DesignArgumentParser", "add_design_args", "config_from_args", "OPTION_OF",
+           "prog_name"]
 
 #: config field -> the option that sets it, so errors name what the user typed
 OPTION_OF = {"w_bits": "--w-bits", "a_bits": "--a-bits", "g": "--group", "m": "--m", "n": "--n",
@@ -33,6 +35,12 @@ class DesignArgumentParser(argparse.ArgumentParser):
     def error(self, message):
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         sys.exit(2)
+
+
+def prog_name(module, script):
+    """How the user called the tool: its console script's name (``lutcore-emit``) when run as
+    one, else ``python -m <module>``, so error lines quote what was typed."""
+    return script if os.path.basename(sys.argv[0] or "") == script else f"python -m {module}"
 
 
 def _r(lo_hi):

@@ -13,7 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-from .cli import DesignArgumentParser, add_design_args, check_name, config_from_args
+from .cli import (DesignArgumentParser, add_design_args, check_name, config_from_args,
+                  prog_name)
 from .config import LutConfig
 from .tools import atomic_write_files
 
@@ -146,7 +147,7 @@ def _make_dirs(path: Path):
 
 def main(argv=None):
     p = DesignArgumentParser(
-        prog="python -m gen.emit",
+        prog=prog_name("gen.emit", "lutcore-emit"),
         description="Emit the LUT Tensor Core array (Mo et al., ISCA 2025) as Verilog, with a "
                     "JSON manifest of its configuration, widths and ports. Port order and bit "
                     "layouts: docs/interface.md.")

@@ -258,10 +258,10 @@ def emit_and_sim(cfg, sim: str, workdir, top="array", name=None, **kwargs):
 
 
 def main(argv=None):
-    from gen.cli import DesignArgumentParser, add_design_args, config_from_args
+    from gen.cli import DesignArgumentParser, add_design_args, config_from_args, prog_name
     from gen.emit import TOPS
     p = DesignArgumentParser(
-        prog="python -m tb.runner",
+        prog=prog_name("tb.runner", "lutcore-sim"),
         description="Simulate a LUT Tensor Core design with its cocotb tests (Icarus or "
                     "Verilator): emit the design options' build and simulate it, or simulate "
                     "existing Verilog given its manifest (--manifest).")

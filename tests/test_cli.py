@@ -3,7 +3,6 @@ the simulator CLI's bad options, and emitting without the optional extras."""
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
 import subprocess
 import sys
@@ -35,7 +34,8 @@ def test_console_scripts_name_importable_mains():
     missing = []
     for name, target in scripts.items():
         module, func = target.split(":")
-        if importlib.util.find_spec(module.rsplit(".", 1)[0]) is None:
+        where = ROOT / module.replace(".", "/")
+        if not (where.with_suffix(".py").is_file() or (where / "__init__.py").is_file()):
             missing.append(f"{name} ({module})")
             continue
         main = getattr(importlib.import_module(module), func)
@@ -115,3 +115,11 @@ def test_fresh_venv_without_extras(tmp_path):
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in out.iterdir()) == sorted(
         p.name for p in (tmp_path / "build").iterdir())
+    r = subprocess.run([bin_dir / "lutcore-emit", "--w-bits", "0"], capture_output=True,
+                       text=True, timeout=300, cwd=tmp_path)
+    assert (r.returncode, r.stderr) == (2, "lutcore-emit: error: --w-bits: w_bits must be in "
+                                           "1..4, not 0\n")
+    r = subprocess.run([bin_dir / "lutcore-sim", "--m", "1"], capture_output=True, text=True,
+                       timeout=300, cwd=tmp_path)
+    assert (r.returncode, r.stderr) == (1, "lutcore-sim: error: cocotb is not installed "
+                                           "(pip install 'lutcore[sim]')\n")

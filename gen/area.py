@@ -36,7 +36,10 @@ CMOS_GATE_TRANSISTORS = {
 #: flip-flop types that Yosys' ``stat -tech cmos`` does count (at 16 each); all others it omits
 YOSYS_CMOS_FF_TRANSISTORS = {"$_DFF_P_": 16, "$_DFF_N_": 16}
 
-#: transistors per flip-flop bit (decisions.md), whatever the flip-flop's type
+#: transistors per flip-flop bit, whatever the flip-flop's type (this project's flat cost): a
+#: static CMOS master-slave D flip-flop with its clock inverters is some 20-24 transistors, and
+#: we take the top of that range (6 GE); one cost for every type keeps the area from depending
+#: on which enable/reset variant Yosys maps a register to
 FF_BIT_TRANSISTORS = 24
 
 #: transistors per gate equivalent: one CMOS NAND2

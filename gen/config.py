@@ -17,11 +17,12 @@ Terms follow Mo et al., "LUT Tensor Core" (ISCA 2025, arXiv 2408.06003):
 from __future__ import annotations
 
 import dataclasses
-import enum
 import json
 import math
 import numbers
 from dataclasses import dataclass
+
+from amaranth.lib import enum
 
 __all__ = ["WeightFormat", "LutConfig", "signed_width", "unsigned_width",
            "W_BITS_RANGE", "A_BITS_RANGE", "G_RANGE", "M_RANGE", "N_RANGE", "K_MAX_RANGE"]
@@ -35,8 +36,12 @@ K_MAX_RANGE = (1, 1 << 20)
 TABLE_FORMATS = ("int",)
 
 
-class WeightFormat(enum.Enum):
-    """How a ``w``-bit weight code is read. The value is the ``format`` field of a command."""
+class WeightFormat(enum.Enum, shape=2):
+    """How a ``w``-bit weight code is read. The value is the ``format`` field of a command.
+
+    An Amaranth enum with a 2-bit shape: hardware signals of this shape compare with the
+    members directly, and the command layouts (``hw/layouts.py``) use it as a field shape.
+    """
     #: two's complement ``s`` in ``-2**(w-1) .. 2**(w-1)-1``; planes of ``q = s + 2**(w-1)``.
     INT = 0
     #: unsigned code ``q`` in ``0 .. 2**w - 1``; planes of ``q``.
@@ -101,8 +106,197 @@ def _check_int(name, value, lo, hi):
     return value
 
 
+def _normalize_formats(weight_formats, w_bits):
+    """``weight_formats`` (None: every format valid for ``w_bits``) as sorted labels, checked."""
+    if weight_formats is None:
+        formats = tuple(f for f in WeightFormat if any(f.allows(w) for w in range(1, w_bits + 1)))
+    else:
+        if isinstance(weight_formats, str) or not hasattr(weight_formats, "__iter__"):
+            raise TypeError(f"weight_formats must be a sequence of format names, "
+                            f"not {weight_formats!r}")
+        formats = tuple(sorted({WeightFormat.parse(f) for f in weight_formats},
+                               key=lambda f: f.value))
+        if not formats:
+            raise ValueError("weight_formats must name at least one format, not ()")
+        for f in formats:
+            if not any(f.allows(w) for w in range(1, w_bits + 1)):
+                raise ValueError(f"weight format {f.label} needs w_bits >= 2, "
+                                 f"not w_bits = {w_bits}")
+    return tuple(f.label for f in formats)
+
+
+class _TileConfig:
+    """What the LUT array and the MAC baseline share: the operation command, the runtime
+    weight formats, the reduction length, the exact results and the activation and weight-code
+    beats. Subclasses are frozen dataclasses with the fields ``w_bits``, ``a_bits``, ``g``,
+    ``m``, ``n``, ``k_max`` and ``weight_formats``, and list their derived widths in
+    ``_DERIVED``.
+    """
+    _DERIVED = ()
+
+    def _check_ints(self, ranges):
+        """Each ``(name, (lo, hi))`` field as a plain int in range, else TypeError/ValueError."""
+        for name, bounds in ranges:
+            object.__setattr__(self, name, _check_int(name, getattr(self, name), *bounds))
+
+    def _check_formats(self):
+        object.__setattr__(self, "weight_formats", _normalize_formats(self.weight_formats,
+                                                                      self.w_bits))
+
+    # -- formats ------------------------------------------------------------------------------
+    @property
+    def formats(self):
+        """The supported formats as :class:`WeightFormat` members."""
+        return tuple(WeightFormat.parse(f) for f in self.weight_formats)
+
+    def check_op(self, fmt, w_bits):
+        """Validate one operation's runtime precision; returns the parsed format."""
+        fmt = WeightFormat.parse(fmt)
+        w_bits = _check_int("w_bits", w_bits, 1, self.w_bits)
+        if fmt not in self.formats:
+            raise ValueError(f"weight format must be one of {', '.join(self.weight_formats)} "
+                             f"in this build, not {fmt.label}")
+        if not fmt.allows(w_bits):
+            raise ValueError(f"weight format {fmt.label} cannot run with w_bits = {w_bits}")
+        return fmt
+
+    def ops(self):
+        """Every (format, w_bits) pair this build runs."""
+        return [(f, w) for f in self.formats for w in range(1, self.w_bits + 1) if f.allows(w)]
+
+    # -- operation command and reduction ------------------------------------------------------
+    @property
+    def groups_max(self):
+        """Groups of one operation at ``k_max`` (the last one zero-padded)."""
+        return -(-self.k_max // self.g)
+
+    @property
+    def k_pad(self):
+        return self.groups_max * self.g
+
+    @property
+    def groups_width(self):
+        """Bits of the command's ``groups`` field (1..groups_max)."""
+        return unsigned_width(self.groups_max)
+
+    @property
+    def cmd_width(self):
+        """Bits of the array's ``i_cmd``: format (2), w (``plane_width``), groups."""
+        return 2 + self.plane_width + self.groups_width
+
+    @property
+    def plane_width(self):
+        """Bits of the command's ``w_bits`` field and the plane counter."""
+        return unsigned_width(self.w_bits)
+
+    @property
+    def _a_min(self):
+        return -(1 << (self.a_bits - 1))
+
+    @property
+    def _a_max(self):
+        return (1 << (self.a_bits - 1)) - 1
+
+    def top_cmd_width(self, top="array"):
+        """Bits of the ``i_cmd`` payload of a ``gen.emit`` top."""
+        return self.cmd_width
+
+    # -- results ------------------------------------------------------------------------------
+    @property
+    def result_range(self):
+        """Inclusive range of a result ``sum(a * w)`` over all supported operations."""
+        lo = hi = 0
+        for fmt, w in self.ops():
+            wlo, whi = fmt.value_range(w)
+            products = [x * y for x in (self._a_min, self._a_max) for y in (wlo, whi)]
+            lo = min(lo, self.k_pad * min(products))
+            hi = max(hi, self.k_pad * max(products))
+        return lo, hi
+
+    @property
+    def result_width(self):
+        """Bits of one result on ``o_result``."""
+        return signed_width(*self.result_range)
+
+    @property
+    def result_row_width(self):
+        """Bits of one ``o_result`` beat: one row of ``n`` results."""
+        return self.n * self.result_width
+
+    @property
+    def row_index_width(self):
+        """Bits of the output stage's row counter (``0 .. m-1``; at least 1 bit, since Verilog
+        cannot declare a zero-width register)."""
+        return unsigned_width(self.m - 1)
+
+    # -- activation and weight-code beats (the MAC baseline, the engine's precompute input) ---
+    @property
+    def act_width(self):
+        """Bits of one MAC ``i_act`` beat: ``m x g`` activations of one group."""
+        return self.m * self.g * self.a_bits
+
+    @property
+    def code_width(self):
+        """Bits of one MAC ``i_weight`` beat: ``g x n`` weight codes of ``w_bits`` each."""
+        return self.n * self.g * self.w_bits
+
+    @property
+    def dequant_width(self):
+        """Bits of a weight dequantized to activation precision (the conventional MAC's operand).
+
+        ``a_bits``, unless a weight value needs more (a ``w``-bit uint needs ``w + 1`` signed).
+        """
+        return max(self.a_bits, self.w_bits + 1)
+
+    @property
+    def direct_width(self):
+        """Bits of a weight operand of the direct ``a_bits x w_bits`` MAC (signed)."""
+        return self.w_bits + 1
+
+    # -- serialization ------------------------------------------------------------------------
+    def params(self):
+        """The parameters alone, as plain JSON-able values."""
+        return {f.name: (list(getattr(self, f.name)) if f.name == "weight_formats"
+                         else getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    def derived(self):
+        """Every derived width, by name."""
+        return {k: getattr(self, k) for k in self._DERIVED}
+
+    def to_json(self):
+        return json.dumps({"params": self.params(), "derived": self.derived()}, indent=2,
+                          sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d):
+        d = dict(d.get("params", d))
+        if d.get("weight_formats") is not None:
+            d["weight_formats"] = tuple(d["weight_formats"])
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, text):
+        return cls.from_dict(json.loads(text))
+
+    def replace(self, **changes):
+        if "weight_formats" not in changes:
+            changes["weight_formats"] = None if self._all_formats() else self.weight_formats
+        return dataclasses.replace(self, **changes)
+
+    def _all_formats(self):
+        return self.weight_formats == _normalize_formats(None, self.w_bits)
+
+    def _name_fields(self):
+        """``w<w_bits>a<a_bits>_g<g>_m<m>n<n>_k<k_max>``, then ``_fmt_<letters>`` (first letters
+        of the formats) when the build supports fewer than every format valid for ``w_bits``."""
+        fields = f"w{self.w_bits}a{self.a_bits}_g{self.g}_m{self.m}n{self.n}_k{self.k_max}"
+        if not self._all_formats():
+            fields += "_fmt_" + "".join(f[0] for f in self.weight_formats)
+        return fields
+
+
 @dataclass(frozen=True)
-class LutConfig:
+class LutConfig(_TileConfig):
     """A design point of the LUT mpGEMM array.
 
     Parameters
@@ -150,11 +344,18 @@ class LutConfig:
     table_format: str = "int"
     precompute: bool = False
 
+    _DERIVED = ("entry_width", "table_entries", "index_width", "select_width", "table_row_width",
+                "table_width", "weight_width", "groups_max", "k_pad", "groups_width",
+                "plane_width", "cmd_width", "partial_width", "acc_width", "sum_width",
+                "correction_width", "result_width", "result_row_width", "row_index_width",
+                "act_width", "code_width", "dequant_width", "direct_width",
+                "tile_count_width", "engine_cmd_width", "tiles_width", "rows_count_width",
+                "cycles_width")
+
     def __post_init__(self):
-        for name, bounds in (("w_bits", W_BITS_RANGE), ("a_bits", A_BITS_RANGE),
-                             ("g", G_RANGE), ("m", M_RANGE), ("n", N_RANGE),
-                             ("k_max", K_MAX_RANGE)):
-            object.__setattr__(self, name, _check_int(name, getattr(self, name), *bounds))
+        self._check_ints((("w_bits", W_BITS_RANGE), ("a_bits", A_BITS_RANGE),
+                          ("g", G_RANGE), ("m", M_RANGE), ("n", N_RANGE),
+                          ("k_max", K_MAX_RANGE)))
         if not isinstance(self.symmetric, bool):
             raise TypeError(f"symmetric must be a bool, not {self.symmetric!r}")
         if not isinstance(self.precompute, bool):
@@ -162,43 +363,7 @@ class LutConfig:
         if self.table_format not in TABLE_FORMATS:
             raise ValueError(f"table_format must be one of {', '.join(TABLE_FORMATS)}, "
                              f"not {self.table_format!r}")
-        if self.weight_formats is None:
-            formats = tuple(f for f in WeightFormat
-                            if any(f.allows(w) for w in range(1, self.w_bits + 1)))
-        else:
-            if isinstance(self.weight_formats, str) or not hasattr(self.weight_formats, "__iter__"):
-                raise TypeError(f"weight_formats must be a sequence of format names, "
-                                f"not {self.weight_formats!r}")
-            formats = tuple(sorted({WeightFormat.parse(f) for f in self.weight_formats},
-                                   key=lambda f: f.value))
-            if not formats:
-                raise ValueError("weight_formats must name at least one format, not ()")
-            for f in formats:
-                if not any(f.allows(w) for w in range(1, self.w_bits + 1)):
-                    raise ValueError(f"weight format {f.label} needs w_bits >= 2, "
-                                     f"not w_bits = {self.w_bits}")
-        object.__setattr__(self, "weight_formats", tuple(f.label for f in formats))
-
-    # -- formats ------------------------------------------------------------------------------
-    @property
-    def formats(self):
-        """The supported formats as :class:`WeightFormat` members."""
-        return tuple(WeightFormat.parse(f) for f in self.weight_formats)
-
-    def check_op(self, fmt, w_bits):
-        """Validate one operation's runtime precision; returns the parsed format."""
-        fmt = WeightFormat.parse(fmt)
-        w_bits = _check_int("w_bits", w_bits, 1, self.w_bits)
-        if fmt not in self.formats:
-            raise ValueError(f"weight format must be one of {', '.join(self.weight_formats)} "
-                             f"in this build, not {fmt.label}")
-        if not fmt.allows(w_bits):
-            raise ValueError(f"weight format {fmt.label} cannot run with w_bits = {w_bits}")
-        return fmt
-
-    def ops(self):
-        """Every (format, w_bits) pair this build runs."""
-        return [(f, w) for f in self.formats for w in range(1, self.w_bits + 1) if f.allows(w)]
+        self._check_formats()
 
     # -- tables -------------------------------------------------------------------------------
     @property
@@ -239,39 +404,7 @@ class LutConfig:
         """Bits of one ``i_weight`` beat: one bit-plane of ``n`` indices."""
         return self.n * self.g
 
-    # -- reduction and accumulators -----------------------------------------------------------
-    @property
-    def groups_max(self):
-        """Groups of one operation at ``k_max`` (the last one zero-padded)."""
-        return -(-self.k_max // self.g)
-
-    @property
-    def k_pad(self):
-        return self.groups_max * self.g
-
-    @property
-    def groups_width(self):
-        """Bits of the command's ``groups`` field (1..groups_max)."""
-        return unsigned_width(self.groups_max)
-
-    @property
-    def cmd_width(self):
-        """Bits of the array's ``i_cmd``: format (2), w (``plane_width``), groups."""
-        return 2 + self.plane_width + self.groups_width
-
-    @property
-    def plane_width(self):
-        """Bits of the command's ``w_bits`` field and the plane counter."""
-        return unsigned_width(self.w_bits)
-
-    @property
-    def _a_min(self):
-        return -(1 << (self.a_bits - 1))
-
-    @property
-    def _a_max(self):
-        return (1 << (self.a_bits - 1)) - 1
-
+    # -- accumulators -------------------------------------------------------------------------
     @property
     def _entry_bound(self):
         """Largest ``|T[idx]|``: g activations all at the minimum."""
@@ -295,98 +428,47 @@ class LutConfig:
         return signed_width(self.k_pad * self._a_min, self.k_pad * self._a_max)
 
     @property
-    def result_range(self):
-        """Inclusive range of a result ``sum(a * w)`` over all supported operations."""
-        lo = hi = 0
-        for fmt, w in self.ops():
-            wlo, whi = fmt.value_range(w)
-            products = [x * y for x in (self._a_min, self._a_max) for y in (wlo, whi)]
-            lo = min(lo, self.k_pad * min(products))
-            hi = max(hi, self.k_pad * max(products))
-        return lo, hi
-
-    @property
-    def result_width(self):
-        """Bits of one result on ``o_result``."""
-        return signed_width(*self.result_range)
-
-    @property
-    def result_row_width(self):
-        """Bits of one ``o_result`` beat: one row of ``n`` results."""
-        return self.n * self.result_width
-
-    # -- the multiply-accumulate baseline (hw/mac_array.py) ----------------------------------
-    @property
-    def act_width(self):
-        """Bits of one MAC ``i_act`` beat: ``m x g`` activations of one group."""
-        return self.m * self.g * self.a_bits
-
-    @property
-    def code_width(self):
-        """Bits of one MAC ``i_weight`` beat: ``g x n`` weight codes of ``w_bits`` each."""
-        return self.n * self.g * self.w_bits
-
-    @property
-    def dequant_width(self):
-        """Bits of a weight dequantized to activation precision (the conventional MAC's operand).
-
-        ``a_bits``, unless a weight value needs more (a ``w``-bit uint needs ``w + 1`` signed).
-        """
-        return max(self.a_bits, self.w_bits + 1)
-
-    @property
-    def direct_width(self):
-        """Bits of a weight operand of the direct ``a_bits x w_bits`` MAC (signed)."""
-        return self.w_bits + 1
+    def correction_width(self):
+        """Bits of the offset-correction term: ``(S << w) - S`` (uint) needs ``sum_width + w``
+        bits for the shift and one more for the difference; ``-S`` fits in it too."""
+        return self.sum_width + self.w_bits + 1
 
     # -- the engine (hw/engine.py) ----------------------------------------------------------
     #: Bits of the engine command's row-tile and column-tile counts (up to 65535 tiles each).
     tile_count_width = 16
+
+    #: Bits of the engine's ``o_cycles`` counter (cycles of one GEMM; wraps after 2**32).
+    cycles_width = 32
 
     @property
     def engine_cmd_width(self):
         """Bits of the engine's ``i_cmd``: format, w, groups, row tiles, column tiles."""
         return self.cmd_width + 2 * self.tile_count_width
 
-    # -- naming and serialization -------------------------------------------------------------
+    @property
+    def tiles_width(self):
+        """Bits of the engine's tile counters: ``m_tiles * n_tiles`` tiles per GEMM."""
+        return 2 * self.tile_count_width
+
+    @property
+    def rows_count_width(self):
+        """Bits of the engine's result-row counters: ``m`` rows per tile, at most
+        ``(2**tile_count_width - 1)**2`` tiles."""
+        return unsigned_width(((1 << self.tile_count_width) - 1) ** 2 * self.m)
+
+    def top_cmd_width(self, top="array"):
+        """Bits of the ``i_cmd`` payload of a ``gen.emit`` top: ``engine_cmd_width`` for the
+        engine, ``cmd_width`` for the LUT array and the MAC arrays."""
+        return self.engine_cmd_width if top == "engine" else self.cmd_width
+
+    # -- naming -------------------------------------------------------------------------------
     @property
     def name(self):
+        """Verilog module and file name: every parameter, so two different configs never share
+        a name, e.g. ``lut_array_w2a8_g4_m2n64_k4096_sym`` (``_full`` for non-symmetric tables,
+        ``_fmt_<letters>`` for a restricted format set, ``_pre`` for hardware precompute)."""
         sym = "sym" if self.symmetric else "full"
-        return f"lut_array_w{self.w_bits}a{self.a_bits}_g{self.g}_m{self.m}n{self.n}_{sym}"
-
-    def params(self):
-        """The parameters alone, as plain JSON-able values."""
-        return {f.name: (list(getattr(self, f.name)) if f.name == "weight_formats"
-                         else getattr(self, f.name)) for f in dataclasses.fields(self)}
-
-    def derived(self):
-        """Every derived width, by name."""
-        keys = ["entry_width", "table_entries", "index_width", "select_width", "table_row_width",
-                "table_width", "weight_width", "groups_max", "k_pad", "groups_width",
-                "plane_width", "cmd_width", "partial_width", "acc_width", "sum_width",
-                "result_width", "result_row_width", "act_width", "code_width", "dequant_width",
-                "direct_width", "engine_cmd_width"]
-        return {k: getattr(self, k) for k in keys}
-
-    def to_json(self):
-        return json.dumps({"params": self.params(), "derived": self.derived()}, indent=2,
-                          sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, d):
-        d = dict(d.get("params", d))
-        if d.get("weight_formats") is not None:
-            d["weight_formats"] = tuple(d["weight_formats"])
-        return cls(**d)
-
-    @classmethod
-    def from_json(cls, text):
-        return cls.from_dict(json.loads(text))
-
-    def replace(self, **changes):
-        if "weight_formats" not in changes:
-            changes["weight_formats"] = None if self._all_formats() else self.weight_formats
-        return dataclasses.replace(self, **changes)
-
-    def _all_formats(self):
-        return self.weight_formats == LutConfig(w_bits=self.w_bits).weight_formats
+        name = f"lut_array_{self._name_fields()}_{sym}"
+        if self.table_format != TABLE_FORMATS[0]:
+            name += f"_t{self.table_format}"
+        return name + ("_pre" if self.precompute else "")

@@ -16,6 +16,7 @@ from pathlib import Path
 from .cli import (DesignArgumentParser, add_design_args, check_name, config_from_args,
                   prog_name)
 from .config import LutConfig
+from .mac_config import MacConfig
 from .tools import atomic_write_files
 
 __all__ = ["emit", "render", "write_build", "build_top", "port_list", "main"]
@@ -24,17 +25,21 @@ __all__ = ["emit", "render", "write_build", "build_top", "port_list", "main"]
 TOPS = ("array", "engine", "mac_dequant", "mac_direct")
 
 
-def default_name(cfg: LutConfig, top="array"):
+def default_name(cfg, top="array"):
+    """The build's name: the config's, which encodes every parameter that changes the Verilog."""
     if top == "array":
         return cfg.name
     if top == "engine":
-        return cfg.name.replace("lut_array", "lut_engine", 1) + ("_pre" if cfg.precompute else "")
-    # a MAC array has no table, so the symmetric/full suffix means nothing for it
-    return cfg.name.replace("lut_array", f"{top}_array", 1).rsplit("_", 1)[0]
+        return cfg.name.replace("lut_array", "lut_engine", 1)
+    # a MAC array has no table: its name comes from its own config
+    mac = cfg if isinstance(cfg, MacConfig) else MacConfig.from_lut(cfg)
+    return mac.name.replace("mac_array", f"{top}_array", 1)
 
 
 def build_top(cfg: LutConfig, top="array", pe_module=None):
-    """The Amaranth component for ``top``."""
+    """The Amaranth component for ``top`` (``cfg``: a LutConfig; a MacConfig for MAC tops)."""
+    if top in ("array", "engine") and not isinstance(cfg, LutConfig):
+        raise TypeError(f"cfg must be a LutConfig for top {top!r}, not {cfg!r}")
     if top == "array":
         from hw.lut_array import LutArray
         return LutArray(cfg, pe_module=pe_module)
@@ -73,9 +78,13 @@ def render(cfg: LutConfig, name=None, top="array"):
     """One build in memory: ``{"name", "text" (the Verilog), "manifest", "ports"}``.
 
     The manifest holds the config parameters (``params``), every derived width (``derived``),
-    the ports, the tool versions and the name of the Verilog top module (``name``).
+    the width of this top's ``i_cmd`` payload (``top_cmd_width``), the ports, the bit layout of
+    every stream payload (``layouts``), the tool versions and the name of the Verilog top
+    module (``name``).
     """
     from amaranth.back import verilog
+
+    from hw.layouts import describe
     name = name or default_name(cfg, top)
     # The PE is its own Verilog module, instantiated m*n times: Amaranth would otherwise write
     # one module per instance, and synthesis should see (and count) one PE.
@@ -90,7 +99,12 @@ def render(cfg: LutConfig, name=None, top="array"):
         "pe_module": pe_name,
         "params": cfg.params(),
         "derived": cfg.derived(),
+        # which of derived.cmd_width / derived.engine_cmd_width this top's i_cmd carries
+        "top_cmd_width": cfg.top_cmd_width(top),
         "ports": [{"name": n, "direction": d, "width": w} for n, d, w in ports],
+        # the bit layout of every stream payload (hw/layouts.py), by port
+        "layouts": {f"{port}__payload": describe(layout)
+                    for port, layout in component.payload_layouts.items()},
         "versions": _versions(),
         "interface": "docs/interface.md",
     }
@@ -156,7 +170,7 @@ def main(argv=None):
     o.add_argument("--out", default="build", metavar="DIR",
                    help="directory to write <name>.v and <name>.json into (default build/)")
     o.add_argument("--name", help="Verilog module and file name (default from the config, "
-                                  "e.g. lut_array_w2a8_g4_m2n64_sym)")
+                                  "e.g. lut_array_w2a8_g4_m2n64_k4096_sym)")
     o.add_argument("--top", default="array", choices=TOPS,
                    help="what to emit: the LUT array (default), the tiled mpGEMM engine "
                         "around it (engine), or a multiply-accumulate "

@@ -27,7 +27,12 @@ The identity behind it: for a code ``q`` with bits ``q_b`` and ``p_b = 2*q_b - 1
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
+
+from hw.layouts import (ArrayPacker, act_layout, cmd_layout, code_layout, engine_cmd_layout,
+                        pack, result_row_layout, table_layout, unpack, weight_plane_layout)
 
 from .config import LutConfig, WeightFormat
 
@@ -206,30 +211,32 @@ def lut_mpgemm(a, w, fmt, w_bits, cfg: LutConfig, trace=None):
     return result
 
 
-# -- stream beats (bit layouts are specified in docs/interface.md) -------------------------------
+# -- stream beats: the layouts of hw/layouts.py (written out in docs/interface.md) ---------------
 
-def _pack_fields(values, width):
-    """Little-endian concatenation of two's complement fields of ``width`` bits."""
-    word = 0
-    mask = (1 << width) - 1
-    for i, v in enumerate(values):
-        word |= (int(v) & mask) << (i * width)
-    return word
+@functools.lru_cache(maxsize=64)
+def _packer(cfg, layout_of):
+    """The :class:`~hw.layouts.ArrayPacker` of ``layout_of(cfg)``, built once per config (a
+    testbench unpacks every result beat on its own)."""
+    return ArrayPacker(layout_of(cfg))
 
 
-def pack_cmd(cfg: LutConfig, fmt, w_bits, groups):
-    """One ``i_cmd`` beat: ``format`` [1:0], ``w_bits`` next, then ``groups``."""
+def _cmd_fields(cfg, fmt, w_bits, groups):
     fmt = cfg.check_op(fmt, w_bits)
     if not 1 <= groups <= cfg.groups_max:
         raise ValueError(f"groups must be in 1..{cfg.groups_max}, not {groups}")
-    return fmt.value | (w_bits << 2) | (groups << (2 + cfg.plane_width))
+    return {"format": fmt, "w_bits": w_bits, "groups": groups}
+
+
+def pack_cmd(cfg: LutConfig, fmt, w_bits, groups):
+    """One ``i_cmd`` beat (:func:`hw.layouts.cmd_layout`): ``format`` [1:0], ``w_bits``,
+    ``groups``."""
+    return pack(cmd_layout(cfg), _cmd_fields(cfg, fmt, w_bits, groups))
 
 
 def unpack_cmd(cfg: LutConfig, word):
-    fmt = WeightFormat(word & 3)
-    w_bits = (word >> 2) & ((1 << cfg.plane_width) - 1)
-    groups = word >> (2 + cfg.plane_width)
-    return fmt, w_bits, groups
+    """``(format, w_bits, groups)`` of an ``i_cmd`` beat."""
+    fields = unpack(cmd_layout(cfg), word)
+    return fields["format"], fields["w_bits"], fields["groups"]
 
 
 def pack_tables(cfg: LutConfig, a_tile):
@@ -243,8 +250,8 @@ def pack_tables(cfg: LutConfig, a_tile):
         raise ValueError(f"an activation tile must have m = {cfg.m} rows, not {a_tile.shape[0]}")
     a_tile = np.pad(a_tile, ((0, 0), (0, -a_tile.shape[1] % cfg.g)))
     stored = stored_tables(build_tables(a_tile, cfg.g), cfg.symmetric)   # m x G x E
-    return [_pack_fields(stored[:, j, :].reshape(-1), cfg.entry_width)
-            for j in range(stored.shape[1])]
+    packer = _packer(cfg, table_layout)
+    return [packer.pack(stored[:, j, :]) for j in range(stored.shape[1])]
 
 
 def pack_weight_planes(cfg: LutConfig, w_tile, fmt, w_bits):
@@ -258,8 +265,8 @@ def pack_weight_planes(cfg: LutConfig, w_tile, fmt, w_bits):
     codes = weight_codes(w_tile, fmt, w_bits)
     codes = np.pad(codes, ((0, -codes.shape[0] % cfg.g), (0, 0)))
     idx = _group_indices(bit_planes(codes, w_bits), cfg.g)              # w x G x n
-    return [_pack_fields(idx[b, j], cfg.g)
-            for j in range(idx.shape[1]) for b in range(w_bits)]
+    packer = _packer(cfg, weight_plane_layout)
+    return [packer.pack(idx[b, j]) for j in range(idx.shape[1]) for b in range(w_bits)]
 
 
 def pack_activations(cfg: LutConfig, a_tile):
@@ -270,7 +277,8 @@ def pack_activations(cfg: LutConfig, a_tile):
         raise ValueError(f"an activation tile must have m = {cfg.m} rows, not {a_tile.shape[0]}")
     a_tile = np.pad(a_tile, ((0, 0), (0, -a_tile.shape[1] % cfg.g)))
     groups = a_tile.reshape(cfg.m, -1, cfg.g)
-    return [_pack_fields(groups[:, j, :].reshape(-1), cfg.a_bits) for j in range(groups.shape[1])]
+    packer = _packer(cfg, act_layout)
+    return [packer.pack(groups[:, j, :]) for j in range(groups.shape[1])]
 
 
 def pack_weight_codes(cfg: LutConfig, w_tile, fmt, w_bits):
@@ -281,7 +289,8 @@ def pack_weight_codes(cfg: LutConfig, w_tile, fmt, w_bits):
     codes = weight_codes(w_tile, fmt, w_bits)
     codes = np.pad(codes, ((0, -codes.shape[0] % cfg.g), (0, 0)))
     groups = codes.reshape(-1, cfg.g, cfg.n)                 # G x g x n
-    return [_pack_fields(groups[j].T.reshape(-1), cfg.w_bits) for j in range(groups.shape[0])]
+    packer = _packer(cfg, code_layout)
+    return [packer.pack(groups[j].T) for j in range(groups.shape[0])]
 
 
 def mac_stream(cfg: LutConfig, a_tile, w_tile, fmt, w_bits):
@@ -293,13 +302,14 @@ def mac_stream(cfg: LutConfig, a_tile, w_tile, fmt, w_bits):
 
 
 def pack_engine_cmd(cfg: LutConfig, fmt, w_bits, groups, m_tiles, n_tiles):
-    """One engine ``i_cmd`` beat: the array's command, then row tiles and column tiles."""
+    """One engine ``i_cmd`` beat (:func:`hw.layouts.engine_cmd_layout`): the array's command,
+    then row tiles and column tiles."""
     tw = cfg.tile_count_width
     for name, v in (("m_tiles", m_tiles), ("n_tiles", n_tiles)):
         if not 1 <= v < (1 << tw):
             raise ValueError(f"{name} must be in 1..{(1 << tw) - 1}, not {v}")
-    base = cfg.cmd_width
-    return (pack_cmd(cfg, fmt, w_bits, groups) | (m_tiles << base) | (n_tiles << (base + tw)))
+    return pack(engine_cmd_layout(cfg), {"cmd": _cmd_fields(cfg, fmt, w_bits, groups),
+                                         "m_tiles": m_tiles, "n_tiles": n_tiles})
 
 
 def gemm_streams(cfg: LutConfig, a, w, fmt, w_bits):
@@ -326,6 +336,7 @@ def gemm_streams(cfg: LutConfig, a, w, fmt, w_bits):
            "weights": [], "rows": [], "expected": expected, "shape": (rows, cols)}
     key = "acts" if cfg.precompute else "tables"
     out[key] = []
+    row_packer = _packer(cfg, result_row_layout)
     for mi in range(m_tiles):
         a_tile = a[mi * cfg.m:(mi + 1) * cfg.m]
         out[key] += (pack_activations if cfg.precompute else pack_tables)(cfg, a_tile)
@@ -333,7 +344,7 @@ def gemm_streams(cfg: LutConfig, a, w, fmt, w_bits):
             out["weights"] += pack_weight_planes(cfg, w[:, ni * cfg.n:(ni + 1) * cfg.n],
                                                  fmt, w_bits)
             tile = expected[mi * cfg.m:(mi + 1) * cfg.m, ni * cfg.n:(ni + 1) * cfg.n]
-            out["rows"] += [_pack_fields(row, cfg.result_width) for row in tile]
+            out["rows"] += [row_packer.pack(row) for row in tile]
     return out
 
 
@@ -344,12 +355,10 @@ def ideal_cycles(cfg: LutConfig, rows, cols, k, w_bits):
 
 def unpack_results(cfg: LutConfig, beats):
     """``o_result`` beats (one row of ``n`` results each, rows in order) to an ``m x n`` array."""
-    rw = cfg.result_width
+    packer = _packer(cfg, result_row_layout)
     out = np.zeros((len(beats), cfg.n), dtype=np.int64)
     for r, word in enumerate(beats):
-        for c in range(cfg.n):
-            v = (int(word) >> (c * rw)) & ((1 << rw) - 1)
-            out[r, c] = v - (1 << rw) if v >> (rw - 1) else v
+        out[r] = packer.unpack(word)
     return out
 
 

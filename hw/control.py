@@ -2,14 +2,11 @@
 from amaranth import *
 from amaranth.lib import data
 
-from gen.config import LutConfig
+from gen.config import WeightFormat
 
-__all__ = ["cmd_layout", "OperationControl", "OutputDrain", "add_pe"]
+from .layouts import cmd_layout
 
-
-def cmd_layout(cfg: LutConfig):
-    """``i_cmd`` payload: ``format`` [1:0], ``w_bits``, ``groups`` (docs/interface.md)."""
-    return data.StructLayout({"format": 2, "w_bits": cfg.plane_width, "groups": cfg.groups_width})
+__all__ = ["OperationControl", "OutputDrain", "add_pe"]
 
 
 class OperationControl:
@@ -20,9 +17,9 @@ class OperationControl:
     and ``groups`` and clears ``group``, which counts up on every ``group_done`` edge.
     """
 
-    def __init__(self, cfg: LutConfig):
+    def __init__(self, cfg):
         self.active = Signal(name="active")
-        self.format = Signal(2, name="op_format")
+        self.format = Signal(WeightFormat, name="op_format")
         self.w_bits = Signal(cfg.plane_width, name="op_w")
         self.groups = Signal(cfg.groups_width, name="op_groups")
         self.group = Signal(cfg.groups_width, name="group")
@@ -60,12 +57,11 @@ class OutputDrain:
     has not left: the buffer is empty, or its last row leaves on this edge.
     """
 
-    def __init__(self, cfg: LutConfig, o_result):
+    def __init__(self, cfg, o_result):
         self.cfg = cfg
         self.o_result = o_result
         self.valid = Signal(name="out_valid")
-        # at least one bit: m = 1 would make a zero-width counter, which Verilog cannot declare
-        self.row = Signal(range(max(cfg.m, 2)), name="out_row")
+        self.row = Signal(cfg.row_index_width, name="out_row")
         self.free = Signal(name="out_free")
 
     def elaborate(self, m, capture, latch):

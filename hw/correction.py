@@ -5,6 +5,8 @@ from amaranth.lib.wiring import In, Out
 
 from gen.config import LutConfig, WeightFormat
 
+from .layouts import acc_row_layout, result_row_layout
+
 __all__ = ["OffsetCorrection", "ColumnCorrection"]
 
 
@@ -19,7 +21,7 @@ class ColumnCorrection(wiring.Component):
         self._cfg = cfg
         super().__init__({
             "acc": In(signed(cfg.acc_width)),
-            "corr": In(signed(cfg.sum_width + cfg.w_bits + 1)),
+            "corr": In(signed(cfg.correction_width)),
             "binary": In(1),
             "result": Out(signed(cfg.result_width)),
         })
@@ -45,13 +47,13 @@ class OffsetCorrection(wiring.Component):
     Attributes
     ----------
     acc : Signal(n * acc_width), in
-        Column ``c`` at ``[c*acc_width +: acc_width]``.
+        Column ``c`` at ``[c*acc_width +: acc_width]`` (:func:`~hw.layouts.acc_row_layout`).
     act_sum : Signal(signed(sum_width)), in
-    format : Signal(2), in
-        A :class:`~gen.config.WeightFormat` value.
+    format : Signal(WeightFormat), in
     w_bits : Signal(plane_width), in
     result : Signal(n * result_width), out
-        Column ``c`` at ``[c*result_width +: result_width]``.
+        Column ``c`` at ``[c*result_width +: result_width]``
+        (:func:`~hw.layouts.result_row_layout`).
     """
 
     def __init__(self, cfg: LutConfig):
@@ -59,29 +61,29 @@ class OffsetCorrection(wiring.Component):
             raise TypeError(f"cfg must be a LutConfig, not {cfg!r}")
         self._cfg = cfg
         super().__init__({
-            "acc": In(cfg.n * cfg.acc_width),
+            "acc": In(acc_row_layout(cfg).size),
             "act_sum": In(signed(cfg.sum_width)),
-            "format": In(2),
+            "format": In(WeightFormat),
             "w_bits": In(cfg.plane_width),
-            "result": Out(cfg.result_row_width),
+            "result": Out(result_row_layout(cfg).size),
         })
 
     def elaborate(self, platform):
         cfg = self._cfg
         m = Module()
-        accs = data.View(data.ArrayLayout(signed(cfg.acc_width), cfg.n), self.acc)
-        results = data.View(data.ArrayLayout(signed(cfg.result_width), cfg.n), self.result)
+        accs = data.View(acc_row_layout(cfg), self.acc)
+        results = data.View(result_row_layout(cfg), self.result)
         s = self.act_sum
-        corr = Signal(signed(cfg.sum_width + cfg.w_bits + 1))
+        corr = Signal(signed(cfg.correction_width))
         with m.Switch(self.format):
-            with m.Case(WeightFormat.UINT.value):
+            with m.Case(WeightFormat.UINT):
                 m.d.comb += corr.eq((s << self.w_bits) - s)
-            with m.Case(WeightFormat.INT.value, WeightFormat.TERNARY.value):
+            with m.Case(WeightFormat.INT, WeightFormat.TERNARY):
                 m.d.comb += corr.eq(-s)
             with m.Default():
                 m.d.comb += corr.eq(0)
         binary = Signal()
-        m.d.comb += binary.eq(self.format == WeightFormat.BINARY.value)
+        m.d.comb += binary.eq(self.format == WeightFormat.BINARY)
         for c in range(cfg.n):
             m.submodules[f"col_{c}"] = col = ColumnCorrection(cfg)
             m.d.comb += [col.acc.eq(accs[c]), col.corr.eq(corr), col.binary.eq(binary),

@@ -1,23 +1,17 @@
 """The mpGEMM engine: a whole ``M x K`` by ``K x N`` product through one LUT array."""
 from amaranth import *
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import Out
 
 from gen.config import LutConfig
 
+from .layouts import (act_layout, engine_cmd_layout, result_row_layout, stream_ports,
+                      table_layout, weight_plane_layout)
 from .lut_array import LutArray
 from .precompute import TablePrecompute
 
-__all__ = ["LutEngine", "engine_cmd_layout"]
-
-
-def engine_cmd_layout(cfg: LutConfig):
-    """Engine ``i_cmd``: format, w, groups per tile, row tiles, column tiles (interface.md)."""
-    return data.StructLayout({
-        "format": 2, "w_bits": cfg.plane_width, "groups": cfg.groups_width,
-        "m_tiles": cfg.tile_count_width, "n_tiles": cfg.tile_count_width,
-    })
+__all__ = ["LutEngine"]
 
 
 class LutEngine(wiring.Component):
@@ -32,8 +26,9 @@ class LutEngine(wiring.Component):
 
     Attributes
     ----------
-    i_cmd : stream, in, ``engine_cmd_width`` bits
-        One GEMM: format [1:0], w, groups, then ``m_tiles`` and ``n_tiles`` (16 bits each).
+    i_cmd : stream, in, ``engine_cmd_width`` bits (:func:`~hw.layouts.engine_cmd_layout`)
+        One GEMM: the array's command (format [1:0], w, groups), then ``m_tiles`` and
+        ``n_tiles`` (``tile_count_width`` bits each).
     i_table : stream, in, ``table_width`` bits (``precompute=False``)
         Per row block, per group: the ``m`` stored tables (the array's ``i_table`` layout).
     i_act : stream, in, ``act_width`` bits (``precompute=True``)
@@ -43,7 +38,7 @@ class LutEngine(wiring.Component):
     o_result : stream, out, ``result_row_width`` bits
         Per row block, per column block, ``m`` rows of ``n`` results.
     o_busy : Signal(1), out
-    o_cycles : Signal(32), out
+    o_cycles : Signal(cycles_width), out
         Cycles of the last (or running) GEMM, from the edge that took its command to the edge
         of its last result beat.
     """
@@ -53,18 +48,16 @@ class LutEngine(wiring.Component):
             raise TypeError(f"cfg must be a LutConfig, not {cfg!r}")
         self._cfg = cfg
         self._array = LutArray(cfg, pe_module=pe_module)
-        ports = {"i_cmd": In(stream.Signature(cfg.engine_cmd_width))}
+        #: the layout of every stream payload, by port (gen.emit writes them into the manifest)
+        self.payload_layouts = {"i_cmd": engine_cmd_layout(cfg)}
         if cfg.precompute:
-            ports["i_act"] = In(stream.Signature(cfg.act_width))
+            self.payload_layouts["i_act"] = act_layout(cfg)
         else:
-            ports["i_table"] = In(stream.Signature(cfg.table_width))
-        ports.update({
-            "i_weight": In(stream.Signature(cfg.weight_width)),
-            "o_result": Out(stream.Signature(cfg.result_row_width)),
-            "o_busy": Out(1),
-            "o_cycles": Out(32),
-        })
-        super().__init__(ports)
+            self.payload_layouts["i_table"] = table_layout(cfg)
+        self.payload_layouts["i_weight"] = weight_plane_layout(cfg)
+        self.payload_layouts["o_result"] = result_row_layout(cfg)
+        super().__init__({**stream_ports(self.payload_layouts), "o_busy": Out(1),
+                          "o_cycles": Out(cfg.cycles_width)})
 
     def make_pe(self):
         return self._array.make_pe()
@@ -111,7 +104,7 @@ class LutEngine(wiring.Component):
             wport.en.eq(src.valid & src.ready),
         ]
         with m.If(src.valid & src.ready):
-            with m.If(w_group == op.groups - 1):
+            with m.If(w_group == op.cmd.groups - 1):
                 m.d.sync += [w_group.eq(0), blocks_written.eq(blocks_written + 1)]
             with m.Else():
                 m.d.sync += w_group.eq(w_group + 1)
@@ -126,7 +119,7 @@ class LutEngine(wiring.Component):
             array.i_table.valid.eq(active & (blocks_read < op.m_tiles) & (complete | partial)),
         ]
         with m.If(array.i_table.valid & array.i_table.ready):
-            with m.If(r_group == op.groups - 1):
+            with m.If(r_group == op.cmd.groups - 1):
                 m.d.sync += r_group.eq(0)
                 with m.If(r_ntile == op.n_tiles - 1):
                     m.d.sync += [r_ntile.eq(0), blocks_read.eq(blocks_read + 1)]
@@ -136,11 +129,11 @@ class LutEngine(wiring.Component):
                 m.d.sync += r_group.eq(r_group + 1)
 
         # -- one array operation per tile -----------------------------------------------------
-        tiles = Signal(2 * tw)
-        tiles_issued = Signal(2 * tw)
+        tiles = Signal(cfg.tiles_width)
+        tiles_issued = Signal(cfg.tiles_width)
         m.d.comb += [
             tiles.eq(op.m_tiles * op.n_tiles),
-            array.i_cmd.payload.eq(Cat(op.format, op.w_bits, op.groups)),
+            array.i_cmd.payload.eq(op.cmd),
             array.i_cmd.valid.eq(active & (tiles_issued < tiles)),
         ]
         with m.If(array.i_cmd.valid & array.i_cmd.ready):
@@ -150,10 +143,10 @@ class LutEngine(wiring.Component):
         wiring.connect(m, wiring.flipped(self.i_weight), array.i_weight)
         wiring.connect(m, array.o_result, wiring.flipped(self.o_result))
 
-        rows = Signal(2 * tw + 5)
-        rows_total = Signal(2 * tw + 5)
+        rows = Signal(cfg.rows_count_width)
+        rows_total = Signal(cfg.rows_count_width)
         m.d.comb += rows_total.eq(tiles * cfg.m)
-        cycles = Signal(32)
+        cycles = Signal(cfg.cycles_width)
         m.d.comb += [self.o_cycles.eq(cycles), self.o_busy.eq(active)]
         with m.If(active):
             m.d.sync += cycles.eq(cycles + 1)

@@ -5,6 +5,8 @@ from amaranth.lib.wiring import In, Out
 
 from gen.config import LutConfig
 
+from .layouts import table_row_layout
+
 __all__ = ["TableLookup"]
 
 
@@ -43,8 +45,7 @@ class TableLookup(wiring.Component):
     def elaborate(self, platform):
         cfg = self._cfg
         m = Module()
-        view = data.View(data.ArrayLayout(signed(cfg.entry_width), cfg.table_entries),
-                         self.table_row)
+        view = data.View(table_row_layout(cfg), self.table_row)
         # An Array of the entries becomes a mux over them; indexing the View directly becomes a
         # shift of the whole row, which synthesizes to a much larger barrel shifter.
         entries = Array(view[e] for e in range(cfg.table_entries))

@@ -1,12 +1,14 @@
 """The LUT Tensor Core array: ``m`` tables broadcast across ``n`` weight columns."""
 from amaranth import *
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import Out
 
-from gen.config import LutConfig
+from gen.config import LutConfig, WeightFormat
 
 from .control import OperationControl, OutputDrain, add_pe
 from .correction import OffsetCorrection
+from .layouts import (cmd_layout, result_row_layout, stream_ports, table_layout,
+                      weight_plane_layout)
 from .lut_pe import LutPE
 
 __all__ = ["LutArray"]
@@ -32,14 +34,16 @@ class LutArray(wiring.Component):
 
     Attributes
     ----------
-    i_cmd : stream, in, payload ``cmd_width`` bits
+    i_cmd : stream, in, payload ``cmd_width`` bits (:func:`~hw.layouts.cmd_layout`)
         ``format`` [1:0], ``w`` next, then the number of groups.
-    i_table : stream, in, payload ``table_width`` bits
+    i_table : stream, in, payload ``table_width`` bits (:func:`~hw.layouts.table_layout`)
         The ``m`` stored tables of one group.
     i_weight : stream, in, payload ``weight_width`` bits
-        One bit-plane of the ``n`` column indices of one group.
+        One bit-plane of the ``n`` column indices of one group
+        (:func:`~hw.layouts.weight_plane_layout`).
     o_result : stream, out, payload ``result_row_width`` bits
-        One row of ``n`` results; ``m`` beats per operation, row 0 first.
+        One row of ``n`` results; ``m`` beats per operation, row 0 first
+        (:func:`~hw.layouts.result_row_layout`).
     o_busy : Signal(1), out
         An operation is running or results are waiting.
     """
@@ -51,13 +55,14 @@ class LutArray(wiring.Component):
             raise TypeError(f"pe_module must be a module name or None, not {pe_module!r}")
         self._cfg = cfg
         self._pe_module = pe_module
-        super().__init__({
-            "i_cmd": In(stream.Signature(cfg.cmd_width)),
-            "i_table": In(stream.Signature(cfg.table_width)),
-            "i_weight": In(stream.Signature(cfg.weight_width)),
-            "o_result": Out(stream.Signature(cfg.result_row_width)),
-            "o_busy": Out(1),
-        })
+        #: the layout of every stream payload, by port (gen.emit writes them into the manifest)
+        self.payload_layouts = {
+            "i_cmd": cmd_layout(cfg),
+            "i_table": table_layout(cfg),
+            "i_weight": weight_plane_layout(cfg),
+            "o_result": result_row_layout(cfg),
+        }
+        super().__init__({**stream_ports(self.payload_layouts), "o_busy": Out(1)})
 
     @property
     def cfg(self):
@@ -85,11 +90,11 @@ class LutArray(wiring.Component):
         # -- table register: one group's m tables ---------------------------------------------
         table = Signal(cfg.table_width, name="table_reg")
         table_valid = Signal()
-        tables = data.View(data.ArrayLayout(cfg.table_row_width, cfg.m), table)
+        tables = data.View(table_layout(cfg), table)
 
         # -- output buffer (second half of the double buffer) ---------------------------------
         drain = OutputDrain(cfg, self.o_result)
-        out_format = Signal(2)
+        out_format = Signal(WeightFormat)
         out_w = Signal(cfg.plane_width)
 
         # -- handshakes -----------------------------------------------------------------------
@@ -125,7 +130,7 @@ class LutArray(wiring.Component):
         for r in range(cfg.m):
             s = Signal(signed(cfg.sum_width), name=f"act_sum_{r}")
             s_out = Signal(signed(cfg.sum_width), name=f"act_sum_out_{r}")
-            t0 = tables[r][:cfg.entry_width].as_signed()
+            t0 = tables[r][0]
             s_next = Mux(first_group, 0, s) - t0
             with m.If(group_done):
                 m.d.sync += s.eq(s_next)
@@ -134,7 +139,7 @@ class LutArray(wiring.Component):
             act_sums.append(s_out)
 
         # -- the PE array ---------------------------------------------------------------------
-        indices = data.View(data.ArrayLayout(cfg.g, cfg.n), self.i_weight.payload)
+        indices = data.View(weight_plane_layout(cfg), self.i_weight.payload)
         pe_outs = [[add_pe(m, f"pe_{r}_{c}", self.make_pe, self._pe_module,
                            dict(table_row=tables[r], index=indices[c], step=step,
                                 first_plane=first_plane, last_plane=last_plane,

@@ -1,23 +1,25 @@
 """Multiply-accumulate baseline with the LUT array's tile, command and results."""
 from amaranth import *
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from gen.config import LutConfig, WeightFormat
+from gen.mac_config import MAC_KINDS, MacConfig
 
 from .control import OperationControl, OutputDrain, add_pe
+from .layouts import (act_layout, act_row_layout, cmd_layout, code_layout, operand_layout,
+                      result_row_layout, stream_ports)
 
 __all__ = ["MacPE", "MacArray", "MAC_KINDS"]
 
-#: ``dequant``: weights dequantized to activation precision, ``a_bits x dequant_width``
-#: multipliers (a conventional tensor core); ``direct``: ``a_bits x (w_bits+1)`` multipliers.
-MAC_KINDS = ("dequant", "direct")
 
-
-def _operand_width(cfg, kind):
-    if kind not in MAC_KINDS:
-        raise ValueError(f"kind must be one of {', '.join(MAC_KINDS)}, not {kind!r}")
-    return cfg.dequant_width if kind == "dequant" else cfg.direct_width
+def _mac_config(cfg):
+    """``cfg`` as a :class:`~gen.mac_config.MacConfig` (a LutConfig converted, same tile)."""
+    if isinstance(cfg, MacConfig):
+        return cfg
+    if isinstance(cfg, LutConfig):
+        return MacConfig.from_lut(cfg)
+    raise TypeError(f"cfg must be a MacConfig or a LutConfig, not {cfg!r}")
 
 
 class MacPE(wiring.Component):
@@ -34,14 +36,13 @@ class MacPE(wiring.Component):
         The captured accumulator of the last finished operation (the exact result).
     """
 
-    def __init__(self, cfg: LutConfig, kind="dequant"):
-        if not isinstance(cfg, LutConfig):
-            raise TypeError(f"cfg must be a LutConfig, not {cfg!r}")
+    def __init__(self, cfg, kind="dequant"):
+        cfg = _mac_config(cfg)
         self._cfg = cfg
-        self._wop = _operand_width(cfg, kind)
+        self._wop = cfg.operand_width(kind)
         super().__init__({
-            "acts": In(cfg.g * cfg.a_bits),
-            "weights": In(cfg.g * self._wop),
+            "acts": In(act_row_layout(cfg).size),
+            "weights": In(operand_layout(cfg, self._wop).size),
             "step": In(1),
             "first_group": In(1),
             "capture": In(1),
@@ -51,8 +52,8 @@ class MacPE(wiring.Component):
     def elaborate(self, platform):
         cfg = self._cfg
         m = Module()
-        acts = data.View(data.ArrayLayout(signed(cfg.a_bits), cfg.g), self.acts)
-        weights = data.View(data.ArrayLayout(signed(self._wop), cfg.g), self.weights)
+        acts = data.View(act_row_layout(cfg), self.acts)
+        weights = data.View(operand_layout(cfg, self._wop), self.weights)
         acc = Signal(signed(cfg.result_width))
         dot = sum(acts[i] * weights[i] for i in range(cfg.g))
         acc_next = Signal(signed(cfg.result_width))
@@ -75,22 +76,31 @@ class MacArray(wiring.Component):
 
     Codes are decoded to signed values once per column (shared by the ``m`` rows): int/ternary
     ``q - 2**(w-1)``, uint ``q``, binary ``2q - 1``.
+
+    Parameters
+    ----------
+    cfg : MacConfig or LutConfig
+        The design point; a LutConfig is converted by :meth:`MacConfig.from_lut` (same tile).
+    kind : str
+        ``dequant`` or ``direct`` (:data:`MAC_KINDS`).
+    pe_module : str or None
+        As for :class:`~hw.lut_array.LutArray`.
     """
 
-    def __init__(self, cfg: LutConfig, kind="dequant", *, pe_module=None):
-        if not isinstance(cfg, LutConfig):
-            raise TypeError(f"cfg must be a LutConfig, not {cfg!r}")
+    def __init__(self, cfg, kind="dequant", *, pe_module=None):
+        cfg = _mac_config(cfg)
         self._cfg = cfg
         self._kind = kind
-        self._wop = _operand_width(cfg, kind)
+        self._wop = cfg.operand_width(kind)
         self._pe_module = pe_module
-        super().__init__({
-            "i_cmd": In(stream.Signature(cfg.cmd_width)),
-            "i_act": In(stream.Signature(cfg.act_width)),
-            "i_weight": In(stream.Signature(cfg.code_width)),
-            "o_result": Out(stream.Signature(cfg.result_row_width)),
-            "o_busy": Out(1),
-        })
+        #: the layout of every stream payload, by port (gen.emit writes them into the manifest)
+        self.payload_layouts = {
+            "i_cmd": cmd_layout(cfg),
+            "i_act": act_layout(cfg),
+            "i_weight": code_layout(cfg),
+            "o_result": result_row_layout(cfg),
+        }
+        super().__init__({**stream_ports(self.payload_layouts), "o_busy": Out(1)})
 
     def make_pe(self):
         return MacPE(self._cfg, self._kind)
@@ -116,28 +126,31 @@ class MacArray(wiring.Component):
         op_format, op_w = op.format, op.w_bits
 
         # -- weight decode, once per column ---------------------------------------------------
-        codes = data.View(data.ArrayLayout(cfg.w_bits, cfg.g * cfg.n), self.i_weight.payload)
-        offset = Signal(cfg.w_bits + 1)         # 2**(w-1) of the running operation
+        codes = data.View(code_layout(cfg), self.i_weight.payload)
+        offset = Signal(cfg.code_offset_width)  # 2**(w-1) of the running operation
         with m.Switch(op_w):
             for w in range(1, cfg.w_bits + 1):
                 with m.Case(w):
                     m.d.comb += offset.eq(1 << (w - 1))
-        decoded = []
-        for k in range(cfg.g * cfg.n):
-            q = codes[k]
-            v = Signal(signed(self._wop), name=f"w_dec_{k}")
-            with m.Switch(op_format):
-                with m.Case(WeightFormat.UINT.value):
-                    m.d.comb += v.eq(q)
-                with m.Case(WeightFormat.BINARY.value):
-                    m.d.comb += v.eq((q << 1) - 1)
-                with m.Default():
-                    m.d.comb += v.eq(q - offset)
-            decoded.append(v)
+        decoded = []                            # per column, its g decoded weights
+        for c in range(cfg.n):
+            column = []
+            for i in range(cfg.g):
+                q = codes[c][i]
+                v = Signal(signed(self._wop), name=f"w_dec_{c * cfg.g + i}")
+                with m.Switch(op_format):
+                    with m.Case(WeightFormat.UINT):
+                        m.d.comb += v.eq(q)
+                    with m.Case(WeightFormat.BINARY):
+                        m.d.comb += v.eq((q << 1) - 1)
+                    with m.Default():
+                        m.d.comb += v.eq(q - offset)
+                column.append(v)
+            decoded.append(Cat(column))
 
-        acts = data.View(data.ArrayLayout(cfg.g * cfg.a_bits, cfg.m), self.i_act.payload)
+        acts = data.View(act_layout(cfg), self.i_act.payload)
         pe_outs = [Cat(add_pe(m, f"pe_{r}_{c}", self.make_pe, self._pe_module,
-                              dict(acts=acts[r], weights=Cat(decoded[c * cfg.g:(c + 1) * cfg.g]),
+                              dict(acts=acts[r], weights=decoded[c],
                                    step=step, first_group=first_group, capture=op_done),
                               signed(cfg.result_width))
                        for c in range(cfg.n)) for r in range(cfg.m)]

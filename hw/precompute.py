@@ -5,6 +5,8 @@ from amaranth.lib.wiring import In, Out
 
 from gen.config import LutConfig
 
+from .layouts import act_layout, table_layout
+
 __all__ = ["TablePrecompute"]
 
 
@@ -20,9 +22,10 @@ class TablePrecompute(wiring.Component):
     Attributes
     ----------
     acts : Signal(act_width), in
-        Row ``r`` activation ``i`` at ``[(r*g + i) * a_bits +: a_bits]``.
+        Row ``r`` activation ``i`` at ``[(r*g + i) * a_bits +: a_bits]``
+        (:func:`~hw.layouts.act_layout`).
     tables : Signal(table_width), out
-        The ``i_table`` payload layout of ``docs/interface.md``.
+        The ``i_table`` payload (:func:`~hw.layouts.table_layout`).
     """
 
     def __init__(self, cfg: LutConfig):
@@ -30,18 +33,15 @@ class TablePrecompute(wiring.Component):
             raise TypeError(f"cfg must be a LutConfig, not {cfg!r}")
         self._cfg = cfg
         super().__init__({
-            "acts": In(cfg.act_width),
-            "tables": Out(cfg.table_width),
+            "acts": In(act_layout(cfg).size),
+            "tables": Out(table_layout(cfg).size),
         })
 
     def elaborate(self, platform):
         cfg = self._cfg
         m = Module()
-        acts = data.View(data.ArrayLayout(data.ArrayLayout(signed(cfg.a_bits), cfg.g), cfg.m),
-                         self.acts)
-        out = data.View(data.ArrayLayout(data.ArrayLayout(signed(cfg.entry_width),
-                                                          cfg.table_entries), cfg.m),
-                        self.tables)
+        acts = data.View(act_layout(cfg), self.acts)
+        out = data.View(table_layout(cfg), self.tables)
         for r in range(cfg.m):
             entries = [Signal(signed(cfg.entry_width), name=f"t_{r}_{e}")
                        for e in range(cfg.table_entries)]

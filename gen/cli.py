@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 
@@ -9,7 +10,7 @@ from .config import (A_BITS_RANGE, G_RANGE, K_MAX_RANGE, M_RANGE, N_RANGE, W_BIT
                      LutConfig, WeightFormat)
 
 __all__ = ["DesignArgumentParser", "add_design_args", "config_from_args", "OPTION_OF",
-           "parse_tile", "tile_label", "parse_gemm_shape", "arg_type"]
+           "prog_name", "parse_tile", "tile_label", "parse_gemm_shape", "arg_type"]
 
 #: config field -> the option that sets it, so errors name what the user typed
 OPTION_OF = {"w_bits": "--w-bits", "a_bits": "--a-bits", "g": "--group", "m": "--m", "n": "--n",
@@ -21,11 +22,25 @@ NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class DesignArgumentParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line on stderr and exit code 2."""
+    """An ArgumentParser whose errors are one line on stderr and exit code 2.
+
+    Options are taken only as spelled in full (no prefixes: ``--g`` is not ``--group``), so
+    every tool accepts exactly the one spelling the others do.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         sys.exit(2)
+
+
+def prog_name(module, script):
+    """How the user called the tool: its console script's name (``lutcore-emit``) when run as
+    one, else ``python -m <module>``, so error lines quote what was typed."""
+    return script if os.path.basename(sys.argv[0] or "") == script else f"python -m {module}"
 
 
 def _r(lo_hi):

@@ -2,20 +2,24 @@
 
 Writes ``<out>/<name>.v`` and ``<out>/<name>.json`` (config, derived widths, ports, tool
 versions). Output is byte-identical across runs: no source paths, no timestamps. A bad option
-prints one line naming it and exits 2 without writing anything.
+or a file-system error under ``--out`` prints one line naming it and exits 2; both files go to
+temporary names first and are renamed only when both exist, so a failure leaves no file, no
+temporary file and no directory behind.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
 
-from .cli import DesignArgumentParser, add_design_args, check_name, config_from_args
+from .cli import (DesignArgumentParser, add_design_args, check_name, config_from_args,
+                  prog_name)
 from .config import LutConfig
 from .mac_config import MacConfig
-from .tools import atomic_write
+from .tools import atomic_write_files
 
-__all__ = ["emit", "build_top", "port_list", "main"]
+__all__ = ["emit", "render", "write_build", "build_top", "port_list", "main"]
 
 #: what gen.emit can emit: the LUT array, or one of the multiply-accumulate baselines
 TOPS = ("array", "engine", "mac_dequant", "mac_direct")
@@ -70,8 +74,8 @@ def _versions():
     return out
 
 
-def emit(cfg: LutConfig, out_dir="build", name=None, top="array"):
-    """Write ``<out_dir>/<name>.v`` and ``<name>.json``; return their paths and the ports.
+def render(cfg: LutConfig, name=None, top="array"):
+    """One build in memory: ``{"name", "text" (the Verilog), "manifest", "ports"}``.
 
     The manifest holds the config parameters (``params``), every derived width (``derived``),
     the width of this top's ``i_cmd`` payload (``top_cmd_width``), the ports, the bit layout of
@@ -104,17 +108,60 @@ def emit(cfg: LutConfig, out_dir="build", name=None, top="array"):
         "versions": _versions(),
         "interface": "docs/interface.md",
     }
+    return {"name": name, "text": text, "manifest": manifest, "ports": ports}
+
+
+def write_build(out_dir, build):
+    """Write a :func:`render` result as ``<out_dir>/<name>.v`` and ``<name>.json``, all or
+    nothing: on an OSError no file, temporary file or new directory is left behind."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    vpath, jpath = out / f"{name}.v", out / f"{name}.json"
-    atomic_write(vpath, text)
-    atomic_write(jpath, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    return {"verilog": vpath, "manifest": jpath, "name": name, "ports": ports}
+    vpath, jpath = out / f"{build['name']}.v", out / f"{build['name']}.json"
+    created = _make_dirs(out)
+    try:
+        atomic_write_files({vpath: build["text"],
+                            jpath: json.dumps(build["manifest"], indent=2, sort_keys=True)
+                            + "\n"})
+    except BaseException:
+        for d in reversed(created):          # leave the file system as it was
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        raise
+    return vpath, jpath
+
+
+def emit(cfg: LutConfig, out_dir="build", name=None, top="array"):
+    """Write ``<out_dir>/<name>.v`` and ``<name>.json`` (:func:`render`, :func:`write_build`);
+    return their paths (``verilog``, ``manifest``), the top module's ``name`` and the ports."""
+    build = render(cfg, name, top)
+    vpath, jpath = write_build(out_dir, build)
+    return {"verilog": vpath, "manifest": jpath, "name": build["name"], "ports": build["ports"]}
+
+
+def _make_dirs(path: Path):
+    """``mkdir -p path``; returns the directories it created, outermost first."""
+    missing = []
+    p = path
+    while not p.exists() and not p.is_symlink() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    created = []
+    try:
+        for d in reversed(missing):
+            d.mkdir()
+            created.append(d)
+    except BaseException:
+        for d in reversed(created):
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        raise
+    if not path.is_dir():
+        raise NotADirectoryError(20, "Not a directory", str(path))
+    return created
 
 
 def main(argv=None):
     p = DesignArgumentParser(
-        prog="python -m gen.emit",
+        prog=prog_name("gen.emit", "lutcore-emit"),
         description="Emit the LUT Tensor Core array (Mo et al., ISCA 2025) as Verilog, with a "
                     "JSON manifest of its configuration, widths and ports. Port order and bit "
                     "layouts: docs/interface.md.")
@@ -133,11 +180,18 @@ def main(argv=None):
     args = p.parse_args(argv)
     cfg = config_from_args(p, args)
     check_name(p, args.name)
+    if cfg.precompute and args.top != "engine":
+        p.error(f"--precompute needs --top engine (only the engine builds its tables in "
+                f"hardware), not --top {args.top}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         p.error(f"--out must be a directory, not the file {args.out!r}")
-    res = emit(cfg, out, args.name, args.top)
-    print(f"wrote {res['verilog']} and {res['manifest']}")
+    build = render(cfg, args.name, args.top)
+    try:
+        vpath, jpath = write_build(out, build)
+    except OSError as exc:                   # nothing was left behind: say why in one line
+        p.error(f"--out {args.out!r}: {exc}")
+    print(f"wrote {vpath} and {jpath}")
     return 0
 
 

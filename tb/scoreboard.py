@@ -1,9 +1,13 @@
-"""In-order, bit-exact checker of the LUT array's result rows against ``gen.golden``.
+"""In-order, exact checker of a DUT's output beats against expected values from a model.
 
-Each operation queues its expected ``m x n`` tile (from :func:`gen.golden.tile_stream`); every
-``o_result`` beat is one row and is compared column by column with the next expected row.
-A mismatch names the operation, row, column, expected and received value (plus the seed, so the
-run can be repeated). :meth:`Scoreboard.finish` asserts that nothing is left over either way.
+Each transaction (one operation of the DUT) queues the beats it must produce, in the form the
+model gives them (for the LUT array: one ``m x n`` tile from :func:`gen.golden.tile_stream`,
+i.e. ``m`` rows of ``n`` results). Every received beat is decoded with ``decode`` (raw payload
+int -> the model's form; for the LUT array :func:`gen.golden.unpack_results` of one row) and
+compared element by element with the next expected beat. A mismatch names the transaction,
+beat, element, expected and received value (plus the seed, so the run can be repeated).
+:meth:`Scoreboard.finish` asserts that nothing is left over either way. Nothing here knows the
+design: the model (expected beats and ``decode``) comes from the caller.
 """
 from __future__ import annotations
 
@@ -11,9 +15,6 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from gen.config import LutConfig
-from gen.golden import unpack_results
 
 __all__ = ["Scoreboard", "ExpectedOp", "ScoreboardError"]
 
@@ -24,22 +25,26 @@ class ScoreboardError(AssertionError):
 
 @dataclass
 class ExpectedOp:
-    index: int               # running operation number of this test
+    index: int               # running transaction number of this test
     label: str               # e.g. "int w2 K=9"
-    rows: np.ndarray         # m x n expected results
-    next_row: int = 0
-    cycles: list = field(default_factory=list)   # edge numbers of the received rows
+    beats: list              # the expected beats, in order, in the model's form
+    next_beat: int = 0
+    cycles: list = field(default_factory=list)   # edge numbers of the received beats
 
 
 class Scoreboard:
-    """Compares result beats, in order, with the queued expectations.
+    """Compares received beats, in order, with the queued expectations.
 
+    ``decode(raw_int)`` turns a payload into the model's form (default: the int itself); a
+    beat matches when every element of ``np.asarray(decoded)`` equals the expected one.
     ``fail_fast`` raises on the first mismatching beat (the test stops right there, which keeps
     the waveform short); otherwise mismatches are collected and :meth:`finish` raises.
     """
 
-    def __init__(self, cfg: LutConfig, log=None, seed=None, fail_fast=True, max_report=20):
-        self.cfg = cfg
+    def __init__(self, decode=None, log=None, seed=None, fail_fast=True, max_report=20,
+                 beat_shape=None):
+        self.decode = decode if decode is not None else (lambda raw: raw)
+        self.beat_shape = beat_shape      # checked on expect() when given (catches model slips)
         self.log = log
         self.seed = seed
         self.fail_fast = fail_fast
@@ -49,28 +54,34 @@ class Scoreboard:
         self.dropped: list[ExpectedOp] = []
         self.errors: list[str] = []
         self.unexpected: list[tuple[int, int]] = []
-        self.rows_checked = 0
+        self.beats_checked = 0
         self._ops = 0
 
-    def expect(self, expected, label=""):
-        """Queue one operation's expected ``m x n`` tile; returns its :class:`ExpectedOp`."""
-        rows = np.asarray(expected, dtype=np.int64)
-        if rows.shape != (self.cfg.m, self.cfg.n):
-            raise ValueError(f"expected tile must be {self.cfg.m} x {self.cfg.n}, "
-                             f"not {rows.shape}")
-        op = ExpectedOp(self._ops, label, rows)
+    def expect(self, beats, label=""):
+        """Queue one transaction's expected beats (a sequence, e.g. the rows of a 2-D array);
+        returns its :class:`ExpectedOp`."""
+        beats = [np.asarray(b) for b in beats]
+        if not beats:
+            raise ValueError("a transaction must expect at least one beat")
+        if self.beat_shape is not None:
+            for b in beats:
+                if b.shape != tuple(self.beat_shape):
+                    raise ValueError(f"expected beats must have shape {tuple(self.beat_shape)},"
+                                     f" not {b.shape}")
+        op = ExpectedOp(self._ops, label, beats)
         self._ops += 1
         self.pending.append(op)
         return op
 
     def drop_pending(self):
-        """Forget every operation not fully received (a reset dropped them)."""
+        """Forget every transaction not fully received (a reset dropped them)."""
         self.dropped.extend(self.pending)
         self.pending.clear()
 
     @property
-    def outstanding_rows(self):
-        return sum(self.cfg.m - op.next_row for op in self.pending)
+    def outstanding(self):
+        """Beats still expected."""
+        return sum(len(op.beats) - op.next_beat for op in self.pending)
 
     def idle(self):
         return not self.pending
@@ -86,38 +97,39 @@ class Scoreboard:
             raise ScoreboardError(msg + self._seed_note())
 
     def on_beat(self, transfer):
-        """Sink callback: ``transfer.data`` is one ``o_result`` row, ``transfer.cycle`` its edge."""
+        """Sink callback: ``transfer.data`` is one raw beat, ``transfer.cycle`` its edge."""
         if not self.pending:
             self.unexpected.append((transfer.data, transfer.cycle))
-            self._error(f"unexpected result row {transfer.data:#x} at edge {transfer.cycle}: "
-                        f"no operation is waiting for results")
+            self._error(f"unexpected beat {transfer.data:#x} at edge {transfer.cycle}: "
+                        f"no transaction is waiting for one")
             return
         op = self.pending[0]
-        r = op.next_row
-        got = unpack_results(self.cfg, [transfer.data])[0]
-        want = op.rows[r]
+        r = op.next_beat
+        got = np.asarray(self.decode(transfer.data))
+        want = op.beats[r]
         bad = np.flatnonzero(got != want)
         if bad.size:
-            shown = ", ".join(f"col {c}: expected {want[c]}, got {got[c]}" for c in bad[:8])
-            more = f" (+{bad.size - 8} more columns)" if bad.size > 8 else ""
-            self._error(f"op {op.index} ({op.label}) row {r} at edge {transfer.cycle}: "
-                        f"{bad.size} of {self.cfg.n} columns differ: {shown}{more}")
-        self.rows_checked += 1
+            g, w = got.reshape(-1), want.reshape(-1)
+            shown = ", ".join(f"[{c}]: expected {w[c]}, got {g[c]}" for c in bad[:8])
+            more = f" (+{bad.size - 8} more)" if bad.size > 8 else ""
+            self._error(f"op {op.index} ({op.label}) beat {r} at edge {transfer.cycle}: "
+                        f"{bad.size} of {w.size} elements differ: {shown}{more}")
+        self.beats_checked += 1
         op.cycles.append(transfer.cycle)
-        op.next_row += 1
-        if op.next_row == self.cfg.m:
+        op.next_beat += 1
+        if op.next_beat == len(op.beats):
             self.done.append(self.pending.popleft())
 
     def finish(self):
-        """Assert that every expected row arrived, none more, and nothing mismatched."""
+        """Assert that every expected beat arrived, none more, and nothing mismatched."""
         problems = []
         if self.errors:
-            problems.append(f"{len(self.errors)} mismatching or unexpected rows; first: "
+            problems.append(f"{len(self.errors)} mismatching or unexpected beats; first: "
                             f"{self.errors[0]}")
         if self.pending:
             first = self.pending[0]
-            problems.append(f"{len(self.pending)} operations still expect "
-                            f"{self.outstanding_rows} rows (first: op {first.index} "
-                            f"({first.label}), next row {first.next_row})")
+            problems.append(f"{len(self.pending)} transactions still expect "
+                            f"{self.outstanding} beats (first: op {first.index} "
+                            f"({first.label}), next beat {first.next_beat})")
         if problems:
             raise ScoreboardError("; ".join(problems) + self._seed_note())

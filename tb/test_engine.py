@@ -2,7 +2,8 @@
 
 Environment (``tb.runner.run_sim(..., top="engine")`` sets them):
 
-* ``LUTCORE_CONFIG``, ``LUTCORE_SEED``, ``LUTCORE_EFFORT`` -- as for ``tb.test_lut_array``;
+* ``LUTCORE_MANIFEST``, ``LUTCORE_SEED``, ``LUTCORE_EFFORT`` -- as for ``tb.test_lut_array``
+  (the config and the ports come from the manifest);
 * ``LUTCORE_GEMM`` -- optional: a JSON file of GEMM jobs for ``test_gemm_jobs``; each job is
   ``{"name", "fmt", "w_bits"}`` plus either ``"shape": [M, K, N]`` and ``"seed"`` (random
   operands) or ``"npz"`` (a file with integer arrays ``a`` (M x K) and ``w`` (K x N)). The test
@@ -21,9 +22,9 @@ from cocotb.triggers import RisingEdge
 
 from gen.golden import gemm_streams, ideal_cycles, random_activations, random_weights
 from gen.config import WeightFormat
-from tb.scoreboard import Scoreboard
-from tb.streams import TB, random_pauses
-from tb.test_lut_array import base_seed, effort, load_config
+from tb.streams import TB, random_pauses, stream_ports
+from tb.test_lut_array import (base_seed, check_ports, effort, load_config, load_manifest,
+                               result_scoreboard)
 
 
 class EngineEnv:
@@ -34,13 +35,13 @@ class EngineEnv:
         self.seed = base_seed()
         self.rng = np.random.default_rng([self.seed, len(name)])
         self.full = effort() == "full"
+        manifest = load_manifest()
+        check_ports(dut, manifest)
         # the engine's streams: cmd, table (or act when it precomputes tables), weight
-        self.tb = TB(dut, streams=(("cmd", "i_cmd"),
-                                   ("act", "i_act") if self.cfg.precompute
-                                   else ("table", "i_table"),
-                                   ("weight", "i_weight")))
-        self.src = self.tb.act if self.cfg.precompute else self.tb.table
-        self.sb = Scoreboard(self.cfg, log=self.log, seed=self.seed)
+        self.tb = TB(dut, stream_ports(manifest["ports"]),
+                     roles={"cmd": "i_cmd", "weight": "i_weight", "result": "o_result"})
+        self.src = self.tb["i_act" if self.cfg.precompute else "i_table"]
+        self.sb = result_scoreboard(self.cfg, self.log, self.seed)
         self.tb.result.add_callback(self.sb.on_beat)
         self.log.info("%s: %s, LUTCORE_SEED=%d", name, self.cfg.name, self.seed)
 
@@ -48,9 +49,9 @@ class EngineEnv:
         """Queue one GEMM; the scoreboard expects its tiles in engine order."""
         cfg = self.cfg
         st = gemm_streams(cfg, a, w, fmt, w_bits)
-        self.tb.cmd.send(st["cmd"])
-        self.src.send(st["acts" if cfg.precompute else "tables"])
-        self.tb.weight.send(st["weights"])
+        self.tb.cmd.send_nowait(st["cmd"])
+        self.src.send_nowait(st["acts" if cfg.precompute else "tables"])
+        self.tb.weight.send_nowait(st["weights"])
         exp = st["expected"]
         for mi in range(exp.shape[0] // cfg.m):
             for ni in range(exp.shape[1] // cfg.n):
@@ -72,7 +73,7 @@ class EngineEnv:
         while not (tb.sources_idle() and self.sb.idle()):
             if tb.cycle - start > timeout:
                 raise AssertionError(f"timeout after {timeout} cycles: "
-                                     f"{self.sb.outstanding_rows} rows outstanding "
+                                     f"{self.sb.outstanding} rows outstanding "
                                      f"[seed {self.seed}]")
             await edge
         for _ in range(4):

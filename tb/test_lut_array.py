@@ -1,9 +1,13 @@
 """cocotb tests of the emitted LUT array (``LutArray``), checked bit-exactly against gen.golden.
 
-Environment (``tb.runner.run_sim`` sets all of them):
+The design is whatever Verilog the simulator was built from; everything the tests know about
+it comes from its emit manifest: the configuration (``LutConfig.from_dict``, which the golden
+model and the packing use) and the ports (each one's width is checked against the DUT, and the
+valid/ready streams found among them are driven). Environment (``tb.runner.run_sim`` passes all
+of them to the simulator):
 
-* ``LUTCORE_CONFIG`` -- path of the emit JSON manifest; the config sits under ``"config"`` or is
-  the manifest itself (top-level ``"params"``), read with ``LutConfig.from_dict``.
+* ``LUTCORE_MANIFEST`` -- path of the design's JSON manifest (``gen.emit`` writes one; RTL of
+  your own needs one of the same form: ``name``, ``top``, ``params``, ``ports``).
 * ``LUTCORE_SEED`` -- base seed (default: cocotb's ``COCOTB_RANDOM_SEED``); every test derives
   its own generator from it and its name, and logs it; failures repeat it.
 * ``LUTCORE_EFFORT`` -- ``quick`` (default: few operations, small K) or ``full``.
@@ -21,22 +25,37 @@ import numpy as np
 from cocotb.triggers import RisingEdge
 
 from gen.config import LutConfig, WeightFormat
-from gen.golden import mac_stream, random_activations, random_weights, tile_stream
+from gen.golden import mac_stream, random_activations, random_weights, tile_stream, unpack_results
 from tb.scoreboard import Scoreboard
-from tb.streams import TB, random_pauses
+from tb.streams import TB, StreamMonitor, random_pauses, stream_ports
 
 
+@functools.cache
 def load_manifest():
-    path = os.environ.get("LUTCORE_CONFIG")
+    path = os.environ.get("LUTCORE_MANIFEST")
     if not path:
-        raise RuntimeError("LUTCORE_CONFIG must name the emit JSON manifest of the design")
+        raise RuntimeError("LUTCORE_MANIFEST must name the JSON manifest of the design")
     with open(path) as f:
         return json.load(f)
 
 
 def load_config():
-    manifest = load_manifest()
-    return LutConfig.from_dict(manifest.get("config", manifest))
+    return LutConfig.from_dict(load_manifest())
+
+
+def check_ports(dut, manifest):
+    """Every port of the manifest exists on the DUT with the manifest's width."""
+    for port in manifest["ports"]:
+        handle = getattr(dut, port["name"], None)
+        assert handle is not None, f"the DUT has no port {port['name']} (manifest: {port})"
+        assert len(handle) == port["width"], \
+            f"{port['name']} is {len(handle)} bits wide, the manifest says {port['width']}"
+
+
+def result_scoreboard(cfg, log, seed):
+    """A scoreboard of result rows: each beat is one row of n results (gen.golden layout)."""
+    return Scoreboard(decode=lambda raw: unpack_results(cfg, [raw])[0], beat_shape=(cfg.n,),
+                      log=log, seed=seed)
 
 
 @functools.cache
@@ -72,12 +91,13 @@ class LutEnv:
         # per-group operand stream is i_act (activations) instead of i_table, and their weight
         # stream carries one beat of whole codes per group instead of w bit-planes. The source
         # attribute keeps the name `table` for both.
-        self.top = load_manifest().get("top", "array")
+        manifest = load_manifest()
+        self.top = manifest.get("top", "array")
         self.mac = self.top.startswith("mac")
-        self.tb = TB(dut, streams=(("cmd", "i_cmd"),
-                                   ("table", "i_act" if self.mac else "i_table"),
-                                   ("weight", "i_weight")))
-        self.sb = Scoreboard(self.cfg, log=self.log, seed=self.seed)
+        self.tb = TB(dut, stream_ports(manifest["ports"]),
+                     roles={"cmd": "i_cmd", "table": "i_act" if self.mac else "i_table",
+                            "weight": "i_weight", "result": "o_result"})
+        self.sb = result_scoreboard(self.cfg, self.log, self.seed)
         self.tb.result.add_callback(self.sb.on_beat)
         self.ops = []                 # per operation: dict(label, weight_beats, exp)
         self.log.info("%s: config %s, LUTCORE_SEED=%d, effort %s", test_name, self.cfg.name,
@@ -85,6 +105,7 @@ class LutEnv:
         self._check_ports()
 
     def _check_ports(self):
+        check_ports(self.dut, load_manifest())
         c = self.cfg
         want = {"i_cmd__payload": c.cmd_width,
                 "o_result__payload": c.result_row_width}
@@ -107,9 +128,9 @@ class LutEnv:
         stream = mac_stream if self.mac else tile_stream
         cmd, tables, planes, expected = stream(self.cfg, a, w, fmt, w_bits)
         label = label or f"{fmt.label} w{w_bits} K={a.shape[1]}"
-        self.tb.cmd.send(cmd)
-        self.tb.table.send(tables)
-        self.tb.weight.send(planes)
+        self.tb.cmd.send_nowait(cmd)
+        self.tb.table.send_nowait(tables)
+        self.tb.weight.send_nowait(planes)
         op = self.sb.expect(expected, label)
         self.ops.append({"label": label, "weight_beats": len(planes), "table_beats": len(tables),
                          "exp": op})
@@ -128,14 +149,14 @@ class LutEnv:
                 f"table {len(tb.table.transfers)}, weight {len(tb.weight.transfers)}, "
                 f"result {len(tb.result.transfers)}; queued cmd {len(tb.cmd)}, "
                 f"table {len(tb.table)}, weight {len(tb.weight)}; "
-                f"rows outstanding {self.sb.outstanding_rows}")
+                f"rows outstanding {self.sb.outstanding}")
 
     async def wait_done(self, timeout=None, settle=None):
         """Wait until every queued beat went in and every expected row came out, then a few
         more cycles (no stray rows may follow), and check ``o_busy`` is low."""
         tb = self.tb
         if timeout is None:
-            beats = len(tb.weight) + len(tb.table) + len(tb.cmd) + self.sb.outstanding_rows
+            beats = len(tb.weight) + len(tb.table) + len(tb.cmd) + self.sb.outstanding
             timeout = 200 + 20 * beats
         start = tb.cycle
         edge = RisingEdge(tb.clk)
@@ -194,7 +215,7 @@ async def test_random_ops(dut):
     for fmt, w in _shuffled_ops(env, 8 if env.full else 2):
         env.random_op(fmt, w)
     await env.wait_done()
-    env.log.info("%d operations, %d rows exact", len(env.ops), env.sb.rows_checked)
+    env.log.info("%d operations, %d rows exact", len(env.ops), env.sb.beats_checked)
 
 
 def _extreme_weights(cfg, fmt, w_bits, k):
@@ -332,7 +353,7 @@ async def test_backpressure(dut):
     env = await LutEnv(dut, "test_backpressure").start()
     tb, prng = env.tb, env.prng
     for p_src, p_sink in ((0.3, 0.3), (0.6, 0.1), (0.1, 0.85)):
-        tb.set_pauses(lambda: random_pauses(prng, p_src), random_pauses(prng, p_sink))
+        tb.set_pauses(lambda p=p_src: random_pauses(prng, p), random_pauses(prng, p_sink))
         for fmt, w in _shuffled_ops(env, 2 if env.full else 1):
             env.random_op(fmt, w)
         await env.wait_done(timeout=4000)
@@ -411,6 +432,38 @@ async def test_reset_mid_op(dut):
     env.random_op(*ops[-1])
     await env.wait_done()
     env.log.info("%d operations after resets exact", len(sb.done))
+
+
+@lut_test()
+async def test_stream_api(dut):
+    """The drivers' cocotbext-axi-shaped API on one operation: awaited ``send``, a passive
+    :class:`StreamMonitor` on the weight stream (in its own task), ``wait`` until every source
+    is idle, ``recv`` of the result rows (which must equal the golden tile), and a ``wait``
+    with a timeout that finds nothing more."""
+    env = await LutEnv(dut, "test_stream_api").start()
+    cfg, tb = env.cfg, env.tb
+    mon = StreamMonitor(dut, "i_weight", tb.clk, tb.counter, rst=tb.rst).start()
+    fmt, w = cfg.ops()[-1]
+    k = min(cfg.k_max, 2 * cfg.g + 1)
+    a = random_activations(env.rng, (cfg.m, k), cfg.a_bits)
+    wt = random_weights(env.rng, (k, cfg.n), fmt, w)
+    cmd, tables, planes, expected = (mac_stream if env.mac else tile_stream)(cfg, a, wt, fmt, w)
+    env.sb.expect(expected, "stream api")
+    await tb.cmd.send(cmd)
+    await tb.table.send(tables)
+    await tb.weight.send(planes)
+    for src in (tb.cmd, tb.table, tb.weight):
+        await src.wait()
+        assert src.idle() and src.empty() and src.count() == 0, src.name
+    rows = [await tb.result.recv() for _ in range(cfg.m)]
+    assert (unpack_results(cfg, [t.data for t in rows]) == expected).all()
+    await tb.result.wait(timeout=20 * 10, unit="ns")          # 20 cycles: no further row
+    assert tb.result.empty() and tb.result.count() == 0 and tb.result.idle()
+    assert [t.data for t in mon.transfers] == [int(p) for p in planes]
+    assert [t.cycle for t in mon.transfers] == [t.cycle for t in tb.weight.transfers]
+    assert mon.count() == len(planes) and mon.recv_nowait().data == int(planes[0])
+    mon.stop()
+    await env.wait_done()
 
 
 @lut_test()

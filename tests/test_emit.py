@@ -6,16 +6,13 @@ import sys
 
 import pytest
 
+from gen import emit as emit_mod
+from gen import tools
 from gen.config import LutConfig
 from gen.emit import emit, main
-from gen.tools import tool_env
+from gen.tools import tool_env, verilator_waiver_flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-#: Warnings Verilator -Wall raises on Amaranth's output that the generator cannot avoid; the
-#: README explains each. Anything else fails the lint test.
-VERILATOR_WAIVERS = ["-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNUSEDSIGNAL",
-                     "-Wno-PROCASSINIT", "-Wno-DECLFILENAME"]
 
 
 def run_emit(*args, cwd=ROOT):
@@ -126,8 +123,133 @@ def test_icarus_accepts(default_verilog, tmp_path, generation):
 
 def test_verilator_lint_accepts(default_verilog):
     name = default_verilog.stem
-    r = subprocess.run(["verilator", "--lint-only", "-Wall", *VERILATOR_WAIVERS,
+    # the same waivers as the cocotb builds (gen.tools.VERILATOR_WAIVERS, each with its reason)
+    r = subprocess.run(["verilator", "--lint-only", "-Wall", *verilator_waiver_flags(),
                         "--top-module", name, str(default_verilog)],
                        capture_output=True, text=True, timeout=120, env=tool_env())
     assert r.returncode == 0, r.stderr
     assert "%Warning" not in r.stderr and "%Error" not in r.stderr, r.stderr
+
+
+# -- file-system errors under --out: one line, exit 2, nothing left behind ---------------------
+
+DEFAULT_NAME = LutConfig().name
+
+
+def _tree(path):
+    """Every file and directory under ``path`` (relative), to compare before and after."""
+    return sorted(os.path.relpath(os.path.join(d, n), path)
+                  for d, dirs, files in os.walk(path) for n in dirs + files)
+
+
+def _expect_one_line_error(r, *fragments):
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("python -m gen.emit: error: "), \
+        r.stderr
+    for f in fragments:
+        assert f in r.stderr, (f, r.stderr)
+    assert r.stdout == ""
+
+
+def test_out_through_a_regular_file(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    before = _tree(tmp_path)
+    r = run_emit("--out", "afile/sub", cwd=tmp_path)
+    _expect_one_line_error(r, "--out 'afile/sub'", "Not a directory")
+    assert _tree(tmp_path) == before
+
+
+def test_out_that_cannot_be_created(tmp_path):
+    """A directory under /proc cannot be made, whoever runs the test (root too)."""
+    before = _tree(tmp_path)
+    r = run_emit("--out", "/proc/lutcore_no/such/dir", cwd=tmp_path)
+    _expect_one_line_error(r, "--out '/proc/lutcore_no/such/dir'", "[Errno")
+    assert _tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("suffix", [".json", ".v"])
+def test_output_name_blocked_by_a_directory(tmp_path, suffix):
+    """Neither file appears (the other one is not renamed into place) and no temp file stays."""
+    out = tmp_path / "out"
+    (out / f"{DEFAULT_NAME}{suffix}").mkdir(parents=True)
+    before = _tree(tmp_path)
+    r = run_emit("--out", "out", cwd=tmp_path)
+    _expect_one_line_error(r, "--out 'out'", "Is a directory", f"{DEFAULT_NAME}{suffix}")
+    assert _tree(tmp_path) == before
+
+
+def _emit_in_process(capsys, args):
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    err = capsys.readouterr().err
+    return e.value.code, err
+
+
+@pytest.mark.parametrize("step", ["mkstemp", "replace"])
+@pytest.mark.parametrize("fresh", [True, False], ids=["new-dirs", "existing-dir"])
+def test_unwritable_directory(tmp_path, capsys, monkeypatch, step, fresh):
+    """A read-only --out. The tests run as root, for whom a read-only directory is writable,
+    so the refusal is simulated in-process: creating the temporary file, or renaming it into
+    place, raises PermissionError as the OS would. With ``fresh`` the directories --out names
+    do not exist yet: those made for it are removed again."""
+    out = tmp_path / ("new/deeper" if fresh else "ro")
+    if not fresh:
+        out.mkdir()
+    before = _tree(tmp_path)
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(out))
+
+    if step == "mkstemp":
+        monkeypatch.setattr(tools.tempfile, "mkstemp", refuse)
+    else:
+        monkeypatch.setattr(tools.os, "replace", refuse)
+    code, err = _emit_in_process(capsys, ["--out", str(out)])
+    assert code == 2
+    assert err == f"python -m gen.emit: error: --out {str(out)!r}: [Errno 13] Permission " \
+                  f"denied: {str(out)!r}\n"
+    assert _tree(tmp_path) == before
+
+
+def test_second_rename_fails_first_file_is_restored(tmp_path, monkeypatch, capsys):
+    """Both files exist from an earlier run; the .json rename fails after the .v went in: the
+    old .v comes back, byte for byte, and no temporary file stays."""
+    out = tmp_path / "out"
+    old = emit(LutConfig(), out)
+    old_v = old["verilog"].read_bytes()
+    old["verilog"].write_bytes(old_v + b"// earlier run\n")
+    before = {p: (out / p).read_bytes() for p in os.listdir(out)}
+    real = os.replace
+
+    def replace(src, dst):
+        if str(dst).endswith(".json"):
+            raise OSError(28, "No space left on device", str(dst))
+        return real(src, dst)
+
+    monkeypatch.setattr(tools.os, "replace", replace)
+    code, err = _emit_in_process(capsys, ["--out", str(out)])
+    assert code == 2 and "No space left on device" in err and err.count("\n") == 1
+    assert {p: (out / p).read_bytes() for p in os.listdir(out)} == before
+
+
+def test_precompute_needs_the_engine(tmp_path):
+    r = run_emit("--precompute", "--out", "out", cwd=tmp_path)
+    _expect_one_line_error(r, "--precompute needs --top engine")
+    assert os.listdir(tmp_path) == []
+    r = run_emit("--precompute", "--top", "engine", "--out", "out", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert len(os.listdir(tmp_path / "out")) == 2
+
+
+def test_atomic_write_removes_its_temp_file_when_the_rename_fails(tmp_path):
+    (tmp_path / "x.json").mkdir()
+    with pytest.raises(IsADirectoryError):
+        tools.atomic_write(tmp_path / "x.json", "{}")
+    assert os.listdir(tmp_path) == ["x.json"]
+
+
+def test_render_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    build = emit_mod.render(LutConfig(m=1, n=2))
+    assert build["name"] in build["text"] and build["manifest"]["name"] == build["name"]
+    assert os.listdir(tmp_path) == []

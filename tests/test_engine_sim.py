@@ -13,7 +13,7 @@ import pytest
 
 from gen.config import LutConfig
 from gen.golden import reference_mpgemm
-from tb.runner import run_sim
+from tb.runner import emit_and_sim
 
 from .test_sim import SIMS
 
@@ -33,7 +33,7 @@ CONFIGS = {
 
 
 def _params():
-    for cid, (cfg, slow) in CONFIGS.items():
+    for cid, (_, slow) in CONFIGS.items():
         for sim in SIMS:
             marks = [pytest.mark.slow] if slow else []
             yield pytest.param(cid, sim, marks=marks, id=f"{sim}-{cid}")
@@ -42,7 +42,7 @@ def _params():
 @pytest.mark.parametrize("cid, sim", list(_params()))
 def test_engine(cid, sim):
     cfg = CONFIGS[cid][0]
-    speed = run_sim(cfg, sim, BUILD / sim / cid, top="engine")
+    speed = emit_and_sim(cfg, sim, BUILD / sim / cid, top="engine")
     assert speed["tests"] >= 3
 
 
@@ -70,8 +70,8 @@ def test_real_layer(tmp_path):
     job_file = tmp_path / "jobs.json"
     job_file.write_text(json.dumps(jobs))
     cfg = LutConfig(w_bits=2, a_bits=8, k_max=REAL_K)
-    run_sim(cfg, "verilator", tmp_path / "sim", top="engine", testcase="test_gemm_jobs",
-            extra_env={"LUTCORE_GEMM": str(job_file)})
+    emit_and_sim(cfg, "verilator", tmp_path / "sim", top="engine", testcase="test_gemm_jobs",
+                 extra_env={"LUTCORE_GEMM": str(job_file)})
     stats = {r["name"]: r for r in json.loads((tmp_path / "jobs.json.out.json").read_text())}
     lines = []
     for job in jobs:

@@ -15,13 +15,15 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from gen.config import LutConfig
 from gen.emit import emit
-from tb.runner import SIMULATORS, SimulationFailed, run_sim
+from tb.runner import SIMULATORS, SimulationFailed, emit_and_sim, run_sim
 
 from .mutants import MUTANTS, mutant
 
@@ -96,8 +98,11 @@ def _params(ids, marks=()):
 
 @pytest.mark.parametrize("sim,cfg_id", _params(SUBSET))
 def test_sim_quick(sim, cfg_id):
-    """All cocotb tests at quick effort on the subset of configs."""
-    speed = run_sim(CONFIGS[cfg_id], sim, _workdir("quick", sim, cfg_id), effort="quick")
+    """All cocotb tests at quick effort on the subset of configs (os.environ stays as it was:
+    everything reaches the simulator through the runner's own environment)."""
+    environ = dict(os.environ)
+    speed = emit_and_sim(CONFIGS[cfg_id], sim, _workdir("quick", sim, cfg_id), effort="quick")
+    assert dict(os.environ) == environ
     print(f"{sim} {cfg_id}: {speed['cycles']} cycles in {speed['test_wall_s']} s = "
           f"{speed['cycles_per_s']} cycles/s, streaming {speed.get('stream_cycles_per_s')} "
           f"cycles/s (build {speed['build_s']} s)")
@@ -109,7 +114,7 @@ def test_sim_quick(sim, cfg_id):
 @pytest.mark.parametrize("sim,cfg_id", _params(CONFIGS))
 def test_sim_full(sim, cfg_id):
     """All cocotb tests at full effort on every config."""
-    speed = run_sim(CONFIGS[cfg_id], sim, _workdir("full", sim, cfg_id), effort="full")
+    speed = emit_and_sim(CONFIGS[cfg_id], sim, _workdir("full", sim, cfg_id), effort="full")
     print(f"{sim} {cfg_id}: {speed['cycles']} cycles in {speed['test_wall_s']} s = "
           f"{speed['cycles_per_s']} cycles/s")
 
@@ -119,8 +124,8 @@ def _expect_caught(sim, cfg_id, name, waves, effort="quick", testcase=None):
     with mutant(name):
         paths = emit(CONFIGS[cfg_id], workdir / "rtl")
     with pytest.raises(SimulationFailed) as info:
-        run_sim(CONFIGS[cfg_id], sim, workdir, verilog=paths["verilog"],
-                manifest=paths["manifest"], waves=waves, effort=effort, testcase=testcase)
+        run_sim(paths["verilog"], paths["manifest"], sim, workdir, waves=waves, effort=effort,
+                testcase=testcase)
     msg = str(info.value)
     assert "cocotb tests failed" in msg, f"the mutant did not fail the testbench: {msg}"
     assert "expected" in msg and "got" in msg, msg
@@ -169,6 +174,37 @@ def _mac_params():
 def test_mac_sim(sim, top, cfg_id):
     """The emitted MAC arrays pass the LUT array's cocotb tests (tb/test_lut_array.py)."""
     cfg = MAC_CONFIGS[cfg_id][0]
-    speed = run_sim(cfg, sim, _workdir("quick", sim, f"{top}_{cfg_id}"), top=top,
-                    effort="quick")
+    speed = emit_and_sim(cfg, sim, _workdir("quick", sim, f"{top}_{cfg_id}"), top=top,
+                         effort="quick")
     assert speed["tests"] >= 6
+
+
+# -- existing RTL: the testbench reads the design from its manifest ------------------------------
+
+SMALL = "m1n1_g2_w1a4_k16"
+
+
+def test_cli_simulates_existing_rtl(tmp_path):
+    """`python -m tb.runner --manifest` runs the tests on Verilog it did not emit itself."""
+    paths = emit(CONFIGS[SMALL], tmp_path / "rtl")
+    r = subprocess.run([sys.executable, "-m", "tb.runner", "--manifest", str(paths["manifest"]),
+                        "--sim", "icarus", "--testcase", "test_stream_api,test_odd_k",
+                        "--out", str(tmp_path / "run")], cwd=REPO, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    speed = json.loads(r.stdout)
+    assert speed["tests"] == 2 and speed["design"] == paths["name"]
+
+
+def test_manifest_that_does_not_match_the_rtl_fails(tmp_path):
+    """Verilog of one build with the manifest of another (n = 2 instead of 1): the port check
+    against the manifest stops every test."""
+    paths = emit(CONFIGS[SMALL], tmp_path / "rtl")
+    other = emit(CONFIGS[SMALL].replace(n=2), tmp_path / "other")
+    manifest = json.loads(other["manifest"].read_text())
+    manifest["name"] = paths["name"]                 # same top module name, other widths
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps(manifest))
+    with pytest.raises(SimulationFailed) as info:
+        run_sim(paths["verilog"], wrong, "icarus", tmp_path / "run", testcase="test_odd_k")
+    assert "bits wide, the manifest says" in str(info.value)

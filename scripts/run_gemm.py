@@ -25,14 +25,14 @@ from gen.config import WeightFormat
 
 def run_jobs(cfg, jobs, sim, workdir):
     """Run ``jobs`` (dicts as tb.test_engine's LUTCORE_GEMM) on one engine build."""
-    from tb.runner import run_sim
+    from tb.runner import emit_and_sim
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     job_file = workdir / "jobs.json"
     job_file.write_text(json.dumps(jobs, indent=2))
     t0 = time.perf_counter()
-    run_sim(cfg, sim, workdir, top="engine", test_module="tb.test_engine",
-            testcase="test_gemm_jobs", extra_env={"LUTCORE_GEMM": str(job_file)})
+    emit_and_sim(cfg, sim, workdir, top="engine", test_module="tb.test_engine",
+                 testcase="test_gemm_jobs", extra_env={"LUTCORE_GEMM": str(job_file)})
     results = json.loads((workdir / "jobs.json.out.json").read_text())
     return results, time.perf_counter() - t0
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from gen.config import LutConfig
+from gen.mac_config import MacConfig
 from gen.emit import emit
 from tb.runner import SIMULATORS, SimulationFailed, emit_and_sim, run_sim
 
@@ -159,7 +160,10 @@ def test_mutation_caught_full(sim, cfg_id, mutation):
 MAC_CONFIGS = {"m2n4_g4_w4a8_k64": (LutConfig(m=2, n=4, g=4, w_bits=4, a_bits=8, k_max=64), False),
                "m3n5_g5_w2a16_k40": (LutConfig(m=3, n=5, g=5, w_bits=2, a_bits=16, k_max=40),
                                      True),
-               "m1n1_g2_w1a4_k16": (LutConfig(m=1, n=1, g=2, w_bits=1, a_bits=4, k_max=16), True)}
+               "m1n1_g2_w1a4_k16": (LutConfig(m=1, n=1, g=2, w_bits=1, a_bits=4, k_max=16), True),
+               # the paper's MAC tile class (g = 16 > LutConfig's 2..6): its own MacConfig
+               "m2n2_g16_w2a4_k48": (MacConfig(m=2, n=2, g=16, w_bits=2, a_bits=4, k_max=48),
+                                     False)}
 
 
 def _mac_params():

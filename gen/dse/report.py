@@ -71,7 +71,8 @@ def make_row(point, families, rec, key, cached):
         "engine_table_bits": 2 * d["groups_max"] * d["table_width"] if lut else None,
         "entry_width": d["entry_width"] if lut else None,
         # a MAC PE accumulates at the result width (it has no bit-serial LUT accumulator)
-        "acc_width": d["acc_width"] if lut else d["result_width"], "result_width": d["result_width"],
+        "acc_width": d["acc_width"] if lut else d["result_width"],
+        "result_width": d["result_width"],
         "yosys": rec["yosys"], "synth_wall_s": rec["synth_wall_s"], "cached": cached,
         "key": key,
     }

@@ -136,6 +136,9 @@ def main(argv=None):
     o.add_argument("--simulator", default="icarus", choices=("icarus", "verilator"),
                    help="gate-level simulator (default icarus; verilator compiles first and "
                         "then runs large arrays faster)")
+    o.add_argument("--reuse", action="store_true",
+                   help="keep completed Yosys mapping runs of the same inputs in the report's "
+                        "work directory (their logs are checked again)")
     o.add_argument("--out", default="reports/ppa", metavar="DIR",
                    help="report root (default reports/ppa/)")
     o.add_argument("--name", help="report name (default: the emitted design's name)")
@@ -192,7 +195,7 @@ def main(argv=None):
         res = ppa_design(em["verilog"], manifest["name"], rdir / "work", liberty=liberty,
                          clock_ns=args.clock_ns, activity=stims,
                          pe_module=manifest.get("pe_module"), cfg=cfg, kind=args.top,
-                         timeout=args.timeout, simulator=args.simulator)
+                         timeout=args.timeout, simulator=args.simulator, reuse=args.reuse)
     except (SynthesisError, StaError, GateSimError, FileNotFoundError) as e:
         print(f"python -m gen.ppa: failed: {e}", file=sys.stderr)
         return 1

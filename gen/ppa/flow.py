@@ -97,12 +97,10 @@ def simulate_power(netlist, top, workdir, lib, cfg, kind, stim: Stimulus, *,
     vcd = workdir / "trace.vcd"
     scale = _vcd_ns(vcd)
     start_ns = reset_cycles * 10 + 5
-    tog_raw = gatesim.count_toggles(vcd, start_ns / scale)
+    net_toggles = gatesim.count_net_toggles(vcd, start_ns / scale)
     end_ns = _vcd_end(vcd) * scale
     cycles = int(round((end_ns - start_ns) / 10))
-    toggles = {(scope[-1].lstrip("\\"), name): n for (scope, name), n in tog_raw.items() if scope}
-    inst_names = {(i.lstrip("\\"), p): (i, p) for _, i, c in nl["instances"] for p in c}
-    toggles = {inst_names[k]: v for k, v in toggles.items() if k in inst_names}
+    toggles = gatesim.pin_toggles(nl, net_toggles)
     e = pw.energy(lib, nl, toggles, cycles, period_ns, slew_ns=slew_ns)
     if e["missing_pins"]:
         raise gatesim.GateSimError(f"{len(e['missing_pins'])} cell pins have no toggle count "
@@ -170,7 +168,7 @@ def uniform_check(netlist, top, workdir, lib, period_ns, activity=UNIFORM_ACTIVI
 
 def ppa_design(verilog_path, top, workdir, *, liberty=None, clock_ns=None, activity=None,
                pe_module=None, cfg=None, kind="array", check_power=True, timeout=3600,
-               simulator="icarus"):
+               simulator="icarus", reuse=False):
     """Area, timing and (with ``activity``, a list of :class:`Stimulus`) power of ``top``.
 
     ``liberty``: a Liberty file (default: the vendored sky130hd library). ``clock_ns``: the
@@ -186,10 +184,10 @@ def ppa_design(verilog_path, top, workdir, *, liberty=None, clock_ns=None, activ
     period = float(clock_ns or DEFAULT_CLOCK_NS)
     t0 = time.monotonic()
     hier = map_design(verilog_path, top, workdir / "hier", lib, delay_ps=period * 1000,
-                      timeout=timeout)
+                      timeout=timeout, reuse=reuse)
     t1 = time.monotonic()
     flat = map_design(verilog_path, top, workdir / "flat", lib, flatten=True,
-                      delay_ps=period * 1000, timeout=timeout)
+                      delay_ps=period * 1000, timeout=timeout, reuse=reuse)
     t2 = time.monotonic()
     timing = {"array": sta_mod.time_design(flat["netlist"], top, workdir / "sta_array", lib,
                                            period, timeout=timeout)}

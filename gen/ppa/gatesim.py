@@ -18,7 +18,7 @@ from pathlib import Path
 from ..tools import tool_env
 
 __all__ = ["SIMULATORS", "function_to_verilog", "cell_models", "parse_netlist", "write_testbench",
-           "simulate", "count_toggles", "GateSimError"]
+           "simulate", "count_toggles", "count_net_toggles", "pin_toggles", "GateSimError"]
 
 
 class GateSimError(RuntimeError):
@@ -215,8 +215,9 @@ def write_testbench(workdir, top, ports, streams, result_stream="o_result", *,
     """A Verilog testbench ``tb`` that resets the design, replays each input stream (a list of
     payload integers per ``i_<name>`` stream, valid held while beats remain) and writes every
     ``o_result`` beat to ``results.hex``; it stops one cycle after the last expected beat
-    (``streams["__results__"]`` beats) and dumps a VCD of the whole design from the end of
-    reset (time stamps let the counter skip reset)."""
+    (``streams["__results__"]`` beats) and dumps a VCD of the design's nets (its top level:
+    the netlist is flat, so these are all the nets between cells; a cell pin toggles exactly
+    when its net does)."""
     workdir = Path(workdir)
     n_results = streams["__results__"]
     L = ["`timescale 1ns/1ps", "module tb;", "  reg clk = 1'b0;", "  reg rst = 1'b1;",
@@ -254,7 +255,7 @@ def write_testbench(workdir, top, ports, streams, result_stream="o_result", *,
           "  initial begin",
           "    fd = $fopen(\"results.hex\", \"w\");",
           "    $dumpfile(\"trace.vcd\");",
-          "    $dumpvars;",
+          "    $dumpvars(1, tb.dut);",
           "  end",
           "  always @(posedge clk) begin",
           "    cycle <= cycle + 1;",
@@ -371,4 +372,86 @@ def count_toggles(vcd_path, t_start, t_end=None, scope_prefix=("tb", "dut")):
     for code, names in ids.items():
         for n in names:
             out[n] = toggles.get(code, 0)
+    return out
+
+
+def count_net_toggles(vcd_path, t_start, scope=("tb", "dut")):
+    """Toggles per net bit of the signals declared directly in ``scope`` from VCD time
+    ``t_start`` on: ``{net: toggles}``, nets named as :func:`parse_netlist` names them
+    (``_0123_``, ``w_bits[1]`` for an escaped scalar, ``i_cmd__payload[3]`` for a port bit).
+    Changes to or from ``x``/``z`` are not counted."""
+    bits = {}       # code -> [net names per alias], index = bit (LSB first)
+    path = []
+    want = list(scope)
+    with open(vcd_path, "r", errors="replace") as fh:
+        for line in fh:
+            if line.startswith("$enddefinitions"):
+                break
+            parts = line.split()
+            if not parts:
+                continue
+            if parts[0] == "$scope":
+                path.append(parts[2])
+            elif parts[0] == "$upscope":
+                path.pop()
+            elif parts[0] == "$var" and path[-len(want):] == want and \
+                    len(path) >= len(want) and path[:len(path) - len(want)] in ([], ["TOP"]):
+                width, code, name = int(parts[2]), parts[3], parts[4].lstrip("\\")
+                rng = parts[5] if len(parts) > 5 and parts[5].startswith("[") else None
+                if width == 1:
+                    names = [name if rng is None or ":" in rng else name + rng]
+                else:
+                    m = re.match(r"\[(\d+):(\d+)\]", rng or "")
+                    lsb = int(m.group(2)) if m else 0
+                    names = [f"{name}[{lsb + i}]" for i in range(width)]
+                bits.setdefault(code, []).append(names)    # aliases share a code
+        counts = {code: [0] * len(n[0]) for code, n in bits.items()}
+        last = {}
+        counting = False
+        for line in fh:
+            c = line[:1]
+            if c == "#":
+                counting = int(line[1:]) >= t_start
+            elif c in "01xzXZ":
+                code = line[1:].strip()
+                if code in counts:
+                    v = int(c) if c in "01" else None
+                    prev = last.get(code)
+                    if counting and prev is not None and v is not None and prev != v:
+                        counts[code][0] += 1
+                    last[code] = v
+            elif c == "b" or c == "B":
+                val, code = line[1:].split()
+                if code in counts:
+                    if not val.isdigit() or set(val) - {"0", "1"}:
+                        last[code] = None
+                        continue
+                    v = int(val, 2)
+                    prev = last.get(code)
+                    if counting and prev is not None and prev != v:
+                        diff, i, cnt = prev ^ v, 0, counts[code]
+                        while diff:
+                            if diff & 1:
+                                cnt[i] += 1
+                            diff >>= 1
+                            i += 1
+                    last[code] = v
+    out = {}
+    for code, aliases in bits.items():
+        for names in aliases:
+            for n, t in zip(names, counts[code]):
+                out[n] = t
+    return out
+
+
+def pin_toggles(netlist, net_toggles):
+    """``{(instance, pin): toggles}`` from the net toggles (a pin toggles with its net);
+    pins whose net is not in the trace are left out (and reported missing by the power
+    model)."""
+    out = {}
+    for _, inst, conns in netlist["instances"]:
+        for pin, net in conns.items():
+            key = net.lstrip("\\")
+            if key in net_toggles:
+                out[(inst, pin)] = net_toggles[key]
     return out

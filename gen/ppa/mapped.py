@@ -30,12 +30,13 @@ incomplete run.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
 from pathlib import Path
 
-from ..synth import DESIGN, SynthesisError, dedup_modules, run_yosys
+from ..synth import DESIGN, SynthesisError, check_log, dedup_modules, run_yosys
 from .liberty import DEFAULT_DONT_USE, read_text
 
 __all__ = ["build_mapped_script", "map_design", "parse_stat", "abc_constraints",
@@ -45,6 +46,7 @@ MAPPED_LIB = "cells.lib"
 NETLIST = "netlist.v"
 STAT_JSON = "stat_liberty.json"
 CONSTR = "abc.constr"
+KEY = "inputs.sha256"
 
 
 def abc_constraints(lib):
@@ -165,10 +167,12 @@ def parse_stat(stat, lib, top):
 
 
 def map_design(verilog_path, top, workdir, lib, *, flatten=False, delay_ps=None,
-               dont_use=DEFAULT_DONT_USE, timeout=3600, yosys=None, dedup=True):
+               dont_use=DEFAULT_DONT_USE, timeout=3600, yosys=None, dedup=True, reuse=False):
     """Map ``top`` of ``verilog_path`` to ``lib`` (a :class:`gen.ppa.liberty.Library`) in
     ``workdir``; return ``{"stat": parse_stat(...), "netlist": path, "run": run facts,
-    "script": text}``. Raises :class:`gen.synth.SynthesisError` on any failed or partial run."""
+    "script": text}``. Raises :class:`gen.synth.SynthesisError` on any failed or partial run.
+    ``reuse``: take a completed earlier run in ``workdir`` of the same script, design and
+    library (its log is checked again) instead of running Yosys."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     text = Path(verilog_path).read_text()
@@ -180,14 +184,41 @@ def map_design(verilog_path, top, workdir, lib, *, flatten=False, delay_ps=None,
     drive, load = abc_constraints(lib)
     (workdir / CONSTR).write_text(f"set_driving_cell {drive}\nset_load {load}\n")
     script = build_mapped_script(top, flatten=flatten, delay_ps=delay_ps, dont_use=dont_use)
-    run = run_yosys(script, workdir, timeout=timeout, yosys=yosys,
-                    outputs=(STAT_JSON, NETLIST))
+    run = _reuse(workdir, script, text, lib) if reuse else None
+    if run is None:
+        run = run_yosys(script, workdir, timeout=timeout, yosys=yosys,
+                        outputs=(STAT_JSON, NETLIST))
+        (workdir / KEY).write_text(_key(script, text, lib))
     try:
         stat = json.loads((workdir / STAT_JSON).read_text())
     except (OSError, ValueError) as e:
         raise SynthesisError(f"cannot read {workdir / STAT_JSON}: {e}", run["log"]) from e
     return {"stat": parse_stat(stat, lib, top), "netlist": workdir / NETLIST, "run": run,
             "script": script, "constraints": {"driving_cell": drive, "load": load}}
+
+
+def _key(script, design, lib):
+    h = hashlib.sha256()
+    for part in (script, design, lib.name or "", str(len(lib.cells)),
+                 json.dumps(sorted(lib.cells))):
+        h.update(part.encode())
+    return h.hexdigest()
+
+
+def _reuse(workdir, script, design, lib):
+    """Run facts of a completed earlier run with the same inputs, or None."""
+    key = workdir / KEY
+    if not key.is_file() or key.read_text() != _key(script, design, lib):
+        return None
+    if not all((workdir / n).is_file() for n in (STAT_JSON, NETLIST)):
+        return None
+    try:
+        text = check_log(workdir / "yosys.log")
+    except SynthesisError:
+        return None
+    m = re.search(r"^(Yosys \d\S*)", text, re.M)
+    return {"wall_s": 0.0, "yosys_cpu_s": None, "wasm_compiled": False, "wasm_compile_s": None,
+            "version": m.group(1) if m else None, "log": workdir / "yosys.log", "reused": True}
 
 
 def copy_library(lib, dest):

@@ -167,10 +167,12 @@ def parse_stat(stat, lib, top):
 
 
 def map_design(verilog_path, top, workdir, lib, *, flatten=False, delay_ps=None,
-               dont_use=DEFAULT_DONT_USE, timeout=3600, yosys=None, dedup=True, reuse=False):
+               dont_use=DEFAULT_DONT_USE, timeout=3600, yosys=None, dedup=True, reuse=False,
+               constr=True):
     """Map ``top`` of ``verilog_path`` to ``lib`` (a :class:`gen.ppa.liberty.Library`) in
     ``workdir``; return ``{"stat": parse_stat(...), "netlist": path, "run": run facts,
     "script": text}``. Raises :class:`gen.synth.SynthesisError` on any failed or partial run.
+    ``constr``: pass ABC the driving-cell/load constraints (buffering and sizing; default).
     ``reuse``: take a completed earlier run in ``workdir`` of the same script, design and
     library (its log is checked again) instead of running Yosys."""
     workdir = Path(workdir)
@@ -183,7 +185,8 @@ def map_design(verilog_path, top, workdir, lib, *, flatten=False, delay_ps=None,
     copy_library(lib, workdir / MAPPED_LIB)
     drive, load = abc_constraints(lib)
     (workdir / CONSTR).write_text(f"set_driving_cell {drive}\nset_load {load}\n")
-    script = build_mapped_script(top, flatten=flatten, delay_ps=delay_ps, dont_use=dont_use)
+    script = build_mapped_script(top, flatten=flatten, delay_ps=delay_ps, dont_use=dont_use,
+                                 constr=constr)
     run = _reuse(workdir, script, text, lib) if reuse else None
     if run is None:
         run = run_yosys(script, workdir, timeout=timeout, yosys=yosys,

@@ -136,6 +136,9 @@ def main(argv=None):
     o.add_argument("--simulator", default="icarus", choices=("icarus", "verilator"),
                    help="gate-level simulator (default icarus; verilator compiles first and "
                         "then runs large arrays faster)")
+    o.add_argument("--ge", action="store_true",
+                   help="also synthesize the same Verilog to generic gates (gen.synth) and "
+                        "report its gate equivalents next to the µm²")
     o.add_argument("--reuse", action="store_true",
                    help="keep completed Yosys mapping runs of the same inputs in the report's "
                         "work directory (their logs are checked again)")
@@ -199,6 +202,16 @@ def main(argv=None):
     except (SynthesisError, StaError, GateSimError, FileNotFoundError) as e:
         print(f"python -m gen.ppa: failed: {e}", file=sys.stderr)
         return 1
+    if args.ge:
+        from ..synth import synthesize
+        try:
+            ge = synthesize(em["verilog"], manifest["name"], rdir / "work" / "ge",
+                            timeout=args.timeout)
+        except SynthesisError as e:
+            print(f"python -m gen.ppa: generic-gate synthesis failed: {e}", file=sys.stderr)
+            return 1
+        res["ge"] = ge["total"]["ge"]
+        res["ge_flow"] = {"gates": ge["flow"]["gates"], "wall_s": ge["timing"]["wall_s"]}
     res["command"] = "python -m gen.ppa " + shlex.join(argv)
     res["config"] = cfg.params()
     res["derived"] = cfg.derived()

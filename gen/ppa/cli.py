@@ -133,6 +133,9 @@ def main(argv=None):
     o.add_argument("--ops", type=int, default=8, help="operations simulated (default 8)")
     o.add_argument("--k", type=int, default=64,
                    help="reduction length of each simulated operation (default 64)")
+    o.add_argument("--op-format", default="int", metavar="FMT",
+                   help="weight format of the simulated operations (default int; binary or "
+                        "ternary need a build that supports them)")
     o.add_argument("--simulator", default="icarus", choices=("icarus", "verilator"),
                    help="gate-level simulator (default icarus; verilator compiles first and "
                         "then runs large arrays faster)")
@@ -161,11 +164,12 @@ def main(argv=None):
     stims = []
     try:
         for s in sources:
-            stims.append(Stimulus(s, ops=args.ops, k=args.k))
+            stims.append(Stimulus(s, ops=args.ops, k=args.k, fmt=args.op_format))
+            cfg.check_op(args.op_format, cfg.w_bits)
         if stims and args.k > cfg.k_max:
             raise ValueError(f"k must be at most --k-max = {cfg.k_max}, not {args.k}")
     except ValueError as e:
-        p.error(f"--power/--ops/--k: {e}")
+        p.error(f"--power/--ops/--k/--op-format: {e}")
     if args.top != "array":
         from ..synth import mac_config, parse_shape
         try:

@@ -117,7 +117,8 @@ def simulate_power(netlist, top, workdir, lib, cfg, kind, stim: Stimulus, *,
             "mean_toggles_per_pin_per_cycle": (sum(data_pins) / len(data_pins) / cycles
                                                if data_pins else 0.0),
             "slew_ns": slew_ns, "internal_rule": e["internal_rule"],
-            "simulator": run["simulator"], "sim_build_s": round(run["build_s"], 1), "sim_run_s": round(run["run_s"], 1),
+            "simulator": run["simulator"], "sim_build_s": round(run["build_s"], 1),
+            "sim_run_s": round(run["run_s"], 1),
             "wall_s": round(time.monotonic() - t0, 1)}
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from ..tools import tool_env
 
 __all__ = ["SIMULATORS", "function_to_verilog", "cell_models", "parse_netlist", "write_testbench",
-           "simulate", "count_toggles", "count_net_toggles", "pin_toggles", "GateSimError"]
+           "simulate", "count_net_toggles", "pin_toggles", "GateSimError"]
 
 
 class GateSimError(RuntimeError):
@@ -310,71 +310,6 @@ def simulate(workdir, sources, *, simulator="icarus", timeout=3600):
 # --------------------------------------------------------------------------------------------
 # Toggle counting
 # --------------------------------------------------------------------------------------------
-def count_toggles(vcd_path, t_start, t_end=None, scope_prefix=("tb", "dut")):
-    """Bit toggles of every traced signal between ``t_start`` and ``t_end`` (VCD time units).
-
-    Returns ``{(scope path below scope_prefix..., name): toggles}`` summed over the signal's
-    bits (each signal here is one bit wide after ``splitnets`` except ports); values that
-    change to or from ``x``/``z`` are not counted.
-    """
-    ids = {}        # code -> list of (scope, name)
-    width = {}
-    scope = []
-    prefix = list(scope_prefix)
-    toggles = {}
-    last = {}
-    t = 0
-    end = float("inf") if t_end is None else t_end
-    with open(vcd_path, "r", errors="replace") as fh:
-        for line in fh:
-            if line.startswith("$enddefinitions"):
-                break
-            parts = line.split()
-            if not parts:
-                continue
-            if parts[0] == "$scope":
-                scope.append(parts[2])
-            elif parts[0] == "$upscope":
-                scope.pop()
-            elif parts[0] == "$var":
-                code, name = parts[3], parts[4]
-                if scope[:len(prefix)] == prefix:
-                    ids.setdefault(code, []).append((tuple(scope[len(prefix):]), name))
-                    width[code] = int(parts[2])
-        counting = False
-        for line in fh:
-            c = line[0] if line else ""
-            if c == "#":
-                t = int(line[1:])
-                if t > end:
-                    break
-                counting = t >= t_start
-            elif c in "01xzXZ":
-                code = line[1:].strip()
-                if code in ids:
-                    v = c if c in "01" else None
-                    prev = last.get(code)
-                    if counting and prev is not None and v is not None and prev != v:
-                        toggles[code] = toggles.get(code, 0) + 1
-                    last[code] = v
-            elif c == "b":
-                val, code = line[1:].split()
-                if code in ids:
-                    if "x" in val or "z" in val or "X" in val or "Z" in val:
-                        last[code] = None
-                        continue
-                    v = int(val, 2)
-                    prev = last.get(code)
-                    if counting and prev is not None and prev != v:
-                        toggles[code] = toggles.get(code, 0) + bin(prev ^ v).count("1")
-                    last[code] = v
-    out = {}
-    for code, names in ids.items():
-        for n in names:
-            out[n] = toggles.get(code, 0)
-    return out
-
-
 def count_net_toggles(vcd_path, t_start, scope=("tb", "dut")):
     """Toggles per net bit of the signals declared directly in ``scope`` from VCD time
     ``t_start`` on: ``{net: toggles}``, nets named as :func:`parse_netlist` names them

@@ -322,3 +322,17 @@ def test_gate_level_sim_catches_a_wrong_cell(small_run, lib, tmp_path):
     with pytest.raises(gatesim.GateSimError, match="golden"):
         simulate_power(bad, man["name"], tmp_path / "sim", lib, cfg, "array",
                        Stimulus("random", ops=3, k=24))
+
+
+@pytest.mark.synth
+def test_flatten_mapped_keeps_cells(small_run, lib, tmp_path):
+    """--flat flatten: the hierarchical mapping flattened has exactly its cells and area."""
+    from gen.ppa.mapped import flatten_mapped
+    _, man, res, d = small_run
+    f = flatten_mapped(d / "work/hier/netlist.v", man["name"], tmp_path, lib)
+    h = res["area"]["hierarchical"]
+    assert f["stat"]["total"]["area"] == pytest.approx(h["area"])
+    assert f["stat"]["total"]["num_cells"] == h["num_cells"]
+    assert f["stat"]["total"]["ff_bits"] == h["ff_bits"]
+    nl = gatesim.parse_netlist(f["netlist"].read_text(), lib)
+    assert len(nl["instances"]) == h["num_cells"]

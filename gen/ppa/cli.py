@@ -45,7 +45,8 @@ def render_markdown(res, title):
           f"| hierarchical (PE mapped once, × instances) | {_f(h['area'])} "
           f"| {_f(h['sequential_area'])} | {100 * h['ff_share']:.1f} % | {h['ff_bits']:,} "
           f"| {h['num_cells']:,} |",
-          f"| flat (timed and simulated) | {_f(fl['area'])} | {_f(fl['sequential_area'])} "
+          f"| flat ({a.get('flat_netlist', 'flat ABC run')}; timed and simulated) "
+          f"| {_f(fl['area'])} | {_f(fl['sequential_area'])} "
           f"| {100 * fl['ff_share']:.1f} % | {fl['ff_bits']:,} | {fl['num_cells']:,} |"]
     if res.get("ge") is not None:
         L += ["", f"Generic-gate figure of the same Verilog (gen.synth): {res['ge']:,.1f} GE "
@@ -98,7 +99,8 @@ def render_markdown(res, title):
     L += ["", "## Flow", "",
           f"- Yosys {res['flow']['yosys']}, OpenSTA {res['flow']['opensta']}; ABC "
           f"constraints: driving cell `{res['flow']['abc_constraints']['driving_cell']}`, "
-          f"load {res['flow']['abc_constraints']['load']} pF",
+          f"load {res['flow']['abc_constraints']['load']} pF; flat netlist: "
+          f"{res['flow']['flat_netlist']}",
           f"- wall time: " + ", ".join(f"{k} {v} s" for k, v in res["wall_s"].items()
                                         if v is not None), "",
           "Flat mapping script:", "", "```", res["flow"]["script_flat"].rstrip(), "```",
@@ -139,6 +141,10 @@ def main(argv=None):
     o.add_argument("--simulator", default="icarus", choices=("icarus", "verilator"),
                    help="gate-level simulator (default icarus; verilator compiles first and "
                         "then runs large arrays faster)")
+    o.add_argument("--flat", default="map", choices=("map", "flatten"),
+                   help="flat netlist for timing and power: a flat ABC run (map, default) or "
+                        "the hierarchical mapping flattened (flatten: quick, no buffering "
+                        "across module boundaries)")
     o.add_argument("--ge", action="store_true",
                    help="also synthesize the same Verilog to generic gates (gen.synth) and "
                         "report its gate equivalents next to the µm²")
@@ -202,7 +208,8 @@ def main(argv=None):
         res = ppa_design(em["verilog"], manifest["name"], rdir / "work", liberty=liberty,
                          clock_ns=args.clock_ns, activity=stims,
                          pe_module=manifest.get("pe_module"), cfg=cfg, kind=args.top,
-                         timeout=args.timeout, simulator=args.simulator, reuse=args.reuse)
+                         timeout=args.timeout, simulator=args.simulator, reuse=args.reuse,
+                         flat=args.flat)
     except (SynthesisError, StaError, GateSimError, FileNotFoundError) as e:
         print(f"python -m gen.ppa: failed: {e}", file=sys.stderr)
         return 1

@@ -26,7 +26,7 @@ import numpy as np
 from .. import golden
 from . import gatesim, power as pw, sta as sta_mod
 from .liberty import load, vendored_liberty
-from .mapped import map_design
+from .mapped import flatten_mapped, map_design
 from .stimulus import Stimulus, operand_streams
 
 __all__ = ["ppa_design", "module_types", "simulate_power", "uniform_check",
@@ -167,9 +167,14 @@ def uniform_check(netlist, top, workdir, lib, period_ns, activity=UNIFORM_ACTIVI
     return out
 
 
+def flat_mode_text(run):
+    return ("flat ABC run" if run.get("constraints") is not None
+            else "hierarchical mapping, flattened")
+
+
 def ppa_design(verilog_path, top, workdir, *, liberty=None, clock_ns=None, activity=None,
                pe_module=None, cfg=None, kind="array", check_power=True, timeout=3600,
-               simulator="icarus", reuse=False):
+               simulator="icarus", reuse=False, flat="map"):
     """Area, timing and (with ``activity``, a list of :class:`Stimulus`) power of ``top``.
 
     ``liberty``: a Liberty file (default: the vendored sky130hd library). ``clock_ns``: the
@@ -187,8 +192,15 @@ def ppa_design(verilog_path, top, workdir, *, liberty=None, clock_ns=None, activ
     hier = map_design(verilog_path, top, workdir / "hier", lib, delay_ps=period * 1000,
                       timeout=timeout, reuse=reuse)
     t1 = time.monotonic()
-    flat = map_design(verilog_path, top, workdir / "flat", lib, flatten=True,
-                      delay_ps=period * 1000, timeout=timeout, reuse=reuse)
+    if flat == "map":
+        flat_run = map_design(verilog_path, top, workdir / "flat", lib, flatten=True,
+                              delay_ps=period * 1000, timeout=timeout, reuse=reuse)
+    elif flat == "flatten":
+        flat_run = flatten_mapped(hier["netlist"], top, workdir / "flat_of_hier", lib,
+                                  timeout=timeout)
+    else:
+        raise ValueError(f"flat must be map or flatten, not {flat!r}")
+    flat = flat_run
     t2 = time.monotonic()
     timing = {"array": sta_mod.time_design(flat["netlist"], top, workdir / "sta_array", lib,
                                            period, timeout=timeout)}
@@ -203,11 +215,12 @@ def ppa_design(verilog_path, top, workdir, *, liberty=None, clock_ns=None, activ
                     "units": lib.units},
         "area": {"hierarchical": hier["stat"]["total"],
                  "types": module_types(hier["stat"], top),
-                 "flat": flat["stat"]["total"]},
+                 "flat": flat["stat"]["total"], "flat_netlist": flat_mode_text(flat_run)},
         "timing": {k: {kk: vv for kk, vv in v.items() if kk != "script"}
                    for k, v in timing.items()},
         "flow": {"yosys": hier["run"]["version"], "opensta": timing["array"]["version"],
                  "script_hierarchical": hier["script"], "script_flat": flat["script"],
+                 "flat_netlist": flat_mode_text(flat_run),
                  "abc_constraints": hier["constraints"],
                  "sta_script": timing["array"]["script"]},
         "wall_s": {"map_hierarchical": round(t1 - t0, 1), "map_flat": round(t2 - t1, 1),

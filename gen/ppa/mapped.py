@@ -39,7 +39,7 @@ from pathlib import Path
 from ..synth import DESIGN, SynthesisError, check_log, dedup_modules, run_yosys
 from .liberty import DEFAULT_DONT_USE, read_text
 
-__all__ = ["build_mapped_script", "map_design", "parse_stat", "abc_constraints",
+__all__ = ["build_mapped_script", "map_design", "flatten_mapped", "parse_stat", "abc_constraints",
            "MAPPED_LIB", "NETLIST", "STAT_JSON"]
 
 MAPPED_LIB = "cells.lib"
@@ -198,6 +198,32 @@ def map_design(verilog_path, top, workdir, lib, *, flatten=False, delay_ps=None,
         raise SynthesisError(f"cannot read {workdir / STAT_JSON}: {e}", run["log"]) from e
     return {"stat": parse_stat(stat, lib, top), "netlist": workdir / NETLIST, "run": run,
             "script": script, "constraints": {"driving_cell": drive, "load": load}}
+
+
+def flatten_mapped(netlist, top, workdir, lib, *, timeout=3600, yosys=None):
+    """Flatten an already mapped hierarchical ``netlist`` (no remapping): the quick way to a
+    flat netlist for OpenSTA and the gate-level simulation when a flat ABC run of a large
+    design is too slow. Each module keeps ABC's mapping done without seeing its fanout
+    outside, so nets broadcast across module boundaries stay unbuffered. Returns what
+    :func:`map_design` returns."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(netlist, workdir / "mapped_hier.v")
+    copy_library(lib, workdir / MAPPED_LIB)
+    t = _yid(top)
+    script = "\n".join([f"read_liberty -lib {MAPPED_LIB}", "read_verilog mapped_hier.v",
+                        f"hierarchy -check -top {t}", "flatten", "delete t:$scopeinfo",
+                        "setundef -zero", "splitnets", "opt_clean -purge",
+                        f"tee -q -o {STAT_JSON} stat -json -liberty {MAPPED_LIB}",
+                        f"write_verilog -noattr {NETLIST}"]) + "\n"
+    run = run_yosys(script, workdir, timeout=timeout, yosys=yosys,
+                    outputs=(STAT_JSON, NETLIST))
+    try:
+        stat = json.loads((workdir / STAT_JSON).read_text())
+    except (OSError, ValueError) as e:
+        raise SynthesisError(f"cannot read {workdir / STAT_JSON}: {e}", run["log"]) from e
+    return {"stat": parse_stat(stat, lib, top), "netlist": workdir / NETLIST, "run": run,
+            "script": script, "constraints": None}
 
 
 def _key(script, design, lib):

@@ -56,7 +56,13 @@ def operand_data(stim: Stimulus, rows, cols, a_bits, w_bits):
         raise ValueError(f"the MiniLM layer is {x.shape[1]} x {w.shape[1]}: k = {stim.k} "
                          f"and {cols} columns do not fit")
     qa, _ = model_layer.quantize_activations(x[:, :stim.k], a_bits)
-    qw, _ = model_layer.quantize_weights(w[:stim.k, :cols], stim.fmt, w_bits)
+    w = w[:stim.k, :cols]
+    if stim.fmt == "binary":
+        # sign binarization (scale mean|w| per channel, not needed for the integer run)
+        return qa, np.where(w >= 0, 1, -1).astype(np.int64)
+    if stim.fmt == "uint":
+        raise ValueError("the MiniLM layer is quantized to int, ternary or binary, not uint")
+    qw, _ = model_layer.quantize_weights(w, stim.fmt, w_bits)
     return qa, qw
 
 

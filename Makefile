@@ -4,7 +4,7 @@
 #                   subset, quick synthesis)
 #   make lint       ruff over the repository, mypy over gen/ (settings in pyproject.toml)
 # Further targets: make sim [SIM=icarus|verilator] [WAVES=1], make synth, make dse, make gemm,
-# make doctor, make emit.
+# make doctor, make emit, make ppa [PPA_ARGS=...].
 
 PYTHON   ?= python3
 VENV     ?= .venv
@@ -17,16 +17,19 @@ SYNTH_ARGS ?=
 DSE_ARGS   ?=
 GEMM_ARGS  ?=
 EMIT_ARGS  ?= --w-bits 2 --a-bits 8
+PPA_ARGS   ?=
 
 export SIM WAVES
 
-.PHONY: install lint test sim synth dse gemm doctor emit clean
+.PHONY: install lint test sim synth dse gemm doctor emit ppa clean
 
 # Debian packages, installed only when missing (so a warm machine's install stays fast):
-# iverilog (Icarus), liblz4-dev (Verilator FST waveforms), ccache (Verilator runtime reuse).
+# iverilog (Icarus), liblz4-dev (Verilator FST waveforms), ccache (Verilator runtime reuse),
+# opensta (static timing and power of mapped netlists: gen.ppa).
 DEB_NEEDED = $(shell command -v iverilog >/dev/null || echo iverilog; \
                      dpkg -s liblz4-dev >/dev/null 2>&1 || echo liblz4-dev; \
-                     command -v ccache >/dev/null || echo ccache)
+                     command -v ccache >/dev/null || echo ccache; \
+                     command -v sta >/dev/null || echo opensta)
 
 install:
 	@if [ -n "$(strip $(DEB_NEEDED))" ]; then \
@@ -65,6 +68,9 @@ doctor:
 
 emit:
 	$(PY) -m gen.emit $(EMIT_ARGS)
+
+ppa:
+	$(PY) -m gen.ppa $(PPA_ARGS)
 
 clean:
 	rm -rf build reports sim_build .pytest_cache

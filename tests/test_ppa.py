@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from gen.config import LutConfig
-from gen.ppa import gatesim, liberty, power, sta
+from gen.ppa import gatesim, liberty, sta
 from gen.ppa.mapped import parse_stat
 from gen.synth import SynthesisError, run_yosys
 

@@ -101,7 +101,7 @@ def render_markdown(res, title):
           f"constraints: driving cell `{res['flow']['abc_constraints']['driving_cell']}`, "
           f"load {res['flow']['abc_constraints']['load']} pF; flat netlist: "
           f"{res['flow']['flat_netlist']}",
-          f"- wall time: " + ", ".join(f"{k} {v} s" for k, v in res["wall_s"].items()
+          "- wall time: " + ", ".join(f"{k} {v} s" for k, v in res["wall_s"].items()
                                         if v is not None), "",
           "Flat mapping script:", "", "```", res["flow"]["script_flat"].rstrip(), "```",
           "", "OpenSTA script (array):", "", "```", res["flow"]["sta_script"].rstrip(), "```",

@@ -222,7 +222,7 @@ def write_testbench(workdir, top, ports, streams, result_stream="o_result", *,
     n_results = streams["__results__"]
     L = ["`timescale 1ns/1ps", "module tb;", "  reg clk = 1'b0;", "  reg rst = 1'b1;",
          f"  always #{period_ns / 2} clk = ~clk;",
-         f"  integer cycle = 0; integer got = 0; integer fd;"]
+         "  integer cycle = 0; integer got = 0; integer fd;"]
     conns = [".clk(clk)", ".rst(rst)"]
     for name, beats in streams.items():
         if name.startswith("__"):
@@ -318,7 +318,7 @@ def count_net_toggles(vcd_path, t_start, scope=("tb", "dut")):
     bits = {}       # code -> [net names per alias], index = bit (LSB first)
     path = []
     want = list(scope)
-    with open(vcd_path, "r", errors="replace") as fh:
+    with open(vcd_path, errors="replace") as fh:
         for line in fh:
             if line.startswith("$enddefinitions"):
                 break

@@ -282,7 +282,7 @@ class Library:
         return [p for p, d in self.cells[cell]["pins"].items() if d["direction"] == "input"]
 
 
-_CACHE = {}
+_CACHE: dict = {}
 
 
 def load(path, cache_dir=None):

@@ -149,7 +149,7 @@ def uniform_toggles(lib, netlist, activity, cycles, clock="clk"):
     clock, which makes two per cycle: the case OpenSTA's ``set_power_activity -global``
     models, for the cross-check."""
     out = {}
-    for cell, inst, conns in netlist["instances"]:
+    for _cell, inst, conns in netlist["instances"]:
         for pin, net in conns.items():
             out[(inst, pin)] = 2 * cycles if net == clock else activity * cycles
     return out

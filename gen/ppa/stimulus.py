@@ -76,7 +76,7 @@ def operand_streams(cfg, kind, stim: Stimulus):
     row_blocks = max(1, min(stim.ops, 64 // cfg.m))
     col_blocks = max(1, min(stim.ops, 384 // cfg.n))
     a, w = operand_data(stim, row_blocks * cfg.m, col_blocks * cfg.n, cfg.a_bits, w_bits)
-    streams = {"i_cmd": [], "i_weight": []}
+    streams: dict[str, list] = {"i_cmd": [], "i_weight": []}
     data = "i_table" if kind == "array" else "i_act"
     streams[data] = []
     expected = []

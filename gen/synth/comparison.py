@@ -1,0 +1,301 @@
+"""The LUT-vs-MAC comparison (``python -m gen.synth --compare``) and its figures.
+
+Synthesizes the LUT array (symmetric and non-symmetric tables) and both MAC baselines
+(``mac_dequant``, ``mac_direct``) at the same precision: equal-size arrays of 512
+multiply-equivalents, each in its own shape (LUT M2N64K4, MAC M8N4K16 -- ``g = 16`` through
+:func:`mac_config`), and the MACs again at the LUT's tile. Reports area, FF bits, depth, MACs
+per cycle (LUT ``m*n*g / w``, bit-serial; MAC ``m*n*g``), compute density (MACs per cycle per
+1000 GE) and the LUT / MAC ratios, the symmetrization saving and the synthesis times, with each
+design's own report beside it. The MACs-per-cycle and density formulas here are the ones the
+sweep (:mod:`gen.dse`) uses too.
+"""
+from __future__ import annotations
+
+import json
+import numbers
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import area
+from ..cli import tile_label
+from ..config import G_RANGE, LutConfig
+from .flow import synthesize
+from .report import write_report
+from .yosys import DEFAULT_TIMEOUT, SynthesisError, uses_yowasp, warm_up
+
+__all__ = ["compare", "compare_designs", "MacShapeConfig", "mac_config", "macs_per_cycle",
+           "density", "table_bits", "LUT_SHAPE", "MAC_SHAPE", "QUICK_LUT_SHAPE",
+           "QUICK_MAC_SHAPE", "MAC_G_RANGE", "MACS_FORMULA", "DENSITY_FORMULA"]
+
+#: the paper's comparison size (Mo et al., Fig. 14; paper-notes.md): M x N x K = 512 multiply-
+#: equivalents per cycle at full precision; LUT in its chosen elongated tile M2N64K4, the MAC
+#: baseline in the shape of one A100 INT8 tensor-core step, M8N4K16
+LUT_SHAPE = (2, 64, 4)
+MAC_SHAPE = (8, 4, 16)
+#: ``--quick``: the same comparison with 32 multiply-equivalents (for ``make test``)
+QUICK_LUT_SHAPE = (2, 4, 4)
+QUICK_MAC_SHAPE = (2, 1, 16)
+#: dot-product lengths a MAC baseline may have (LutConfig's g is 2..6: the LUT's table size)
+MAC_G_RANGE = (2, 64)
+
+#: how each kind of design turns its shape into MACs per cycle (written into every report)
+MACS_FORMULA = {
+    "array": "m*n*g / w  (bit-serial: one weight bit-plane per cycle; w = the operation's "
+             "weight bits)",
+    "mac_dequant": "m*n*g  (one a_bits x a_bits multiply per PE lane per cycle)",
+    "mac_direct": "m*n*g  (one a_bits x (w_bits+1) multiply per PE lane per cycle)",
+}
+#: how compute density is formed (written into every report)
+DENSITY_FORMULA = "compute density = MACs per cycle / (GE / 1000); ratio = LUT / MAC"
+
+
+@dataclass(frozen=True)
+class MacShapeConfig(LutConfig):
+    """A :class:`~gen.config.LutConfig` for a MAC baseline whose dot-product length ``g`` is
+    outside LutConfig's 2..6 (which bounds the LUT's ``2**g``-entry tables, meaningless for a
+    MAC). ``g`` may be 2..64, e.g. the paper's M8N4K16 MAC tile; every other field and every
+    derived width are LutConfig's own. Use it for the ``mac_dequant``/``mac_direct`` tops only:
+    the table widths it derives (``table_entries`` ...) describe no hardware.
+    """
+
+    def __post_init__(self):
+        g = self.g
+        if isinstance(g, bool) or not isinstance(g, numbers.Integral):
+            raise TypeError(f"g must be an integer, not {g!r}")
+        g = int(g)
+        if not MAC_G_RANGE[0] <= g <= MAC_G_RANGE[1]:
+            raise ValueError(f"g must be in {MAC_G_RANGE[0]}..{MAC_G_RANGE[1]} for a MAC "
+                             f"baseline, not {g}")
+        object.__setattr__(self, "g", G_RANGE[0])     # LutConfig checks the other fields
+        try:
+            super().__post_init__()
+        finally:
+            object.__setattr__(self, "g", g)
+
+
+def mac_config(cfg, shape):
+    """``cfg`` (precision, k_max, formats) at the MAC tile ``shape = (m, n, g)``.
+
+    The one place where the flows (the comparison, the sweep) build a MAC baseline's config.
+    """
+    m, n, g = shape
+    cls = LutConfig if G_RANGE[0] <= g <= G_RANGE[1] else MacShapeConfig
+    return cls(w_bits=cfg.w_bits, a_bits=cfg.a_bits, g=g, m=m, n=n, k_max=cfg.k_max,
+               weight_formats=cfg.weight_formats)
+
+
+def macs_per_cycle(top, cfg, w_bits):
+    """Multiply-accumulates per cycle of ``top`` at ``cfg`` running ``w_bits``-bit weights."""
+    equiv = cfg.m * cfg.n * cfg.g
+    return equiv / w_bits if top == "array" else float(equiv)
+
+
+def density(macs, ge):
+    """Compute density: MACs per cycle per 1000 GE (:data:`DENSITY_FORMULA`)."""
+    return 1000.0 * macs / ge
+
+
+def table_bits(cfg):
+    """Table storage of the LUT array: ``m * entries * entry_width`` bits (the config's
+    ``table_width``)."""
+    return cfg.table_width
+
+
+def compare_designs(cfg, lut_shape=LUT_SHAPE, mac_shape=MAC_SHAPE):
+    """The designs of one comparison: ``[{key, top, cfg, shape, role}]``.
+
+    ``lut`` (symmetric) and ``lut_full`` at ``lut_shape``; ``mac_dequant`` and ``mac_direct``
+    at their own ``mac_shape``; and both MAC kinds again at the LUT's tile
+    (``mac_dequant_tile``, ``mac_direct_tile``) unless the shapes are equal.
+    """
+    base = dict(w_bits=cfg.w_bits, a_bits=cfg.a_bits, k_max=cfg.k_max,
+                weight_formats=cfg.weight_formats)
+    m, n, g = lut_shape
+    lut = LutConfig(m=m, n=n, g=g, symmetric=True, **base)
+    designs = [
+        {"key": "lut", "top": "array", "cfg": lut, "role": "LUT, symmetric tables"},
+        {"key": "lut_full", "top": "array", "cfg": lut.replace(symmetric=False),
+         "role": "LUT, non-symmetric tables"},
+    ]
+    for kind in ("mac_dequant", "mac_direct"):
+        designs.append({"key": kind, "top": kind, "cfg": mac_config(cfg, mac_shape),
+                        "role": f"MAC ({kind[4:]}), own shape"})
+    if tuple(mac_shape) != tuple(lut_shape):
+        for kind in ("mac_dequant", "mac_direct"):
+            designs.append({"key": f"{kind}_tile", "top": kind,
+                            "cfg": mac_config(cfg, lut_shape),
+                            "role": f"MAC ({kind[4:]}), LUT's tile"})
+    for d in designs:
+        c = d["cfg"]
+        d["shape"] = tile_label((c.m, c.n, c.g))
+    return designs
+
+
+def _pe_type(result, pe_module):
+    for t in result["types"]:
+        if pe_module in t["modules"]:
+            return t
+    return None
+
+
+def _design_figures(d, result, pe_module, w_bits):
+    cfg, top, tot = d["cfg"], d["top"], result["total"]
+    macs = macs_per_cycle(top, cfg, w_bits)
+    pe = _pe_type(result, pe_module)
+    fig = {
+        "key": d["key"], "role": d["role"], "top": top, "name": d["name"], "shape": d["shape"],
+        "params": cfg.params(),
+        "multiply_equivalents": cfg.m * cfg.n * cfg.g,
+        "macs_per_cycle": macs, "macs_formula": MACS_FORMULA[top],
+        "transistors": tot["transistors"], "ge": tot["ge"],
+        "comb_transistors": tot["comb_transistors"], "ff_bits": tot["ff_bits"],
+        "cells": tot["num_cells"], "depth": tot["depth"],
+        "density": density(macs, tot["ge"]),
+        "liberty_area": tot.get("liberty_area"),
+        "synth_wall_s": result["timing"]["wall_s"], "yosys_cpu_s": result["timing"]["yosys_cpu_s"],
+        "emit_s": d["emit_s"], "report": f"{d['name']}/report.md",
+    }
+    if pe is not None:
+        pe_macs = cfg.g / w_bits if top == "array" else float(cfg.g)
+        fig["pe"] = {"module": pe_module, "instances": pe["instances"],
+                     "ge": pe["with_submodules"]["ge"],
+                     "ff_bits": pe["with_submodules"]["ff_bits"], "depth": pe["depth"],
+                     "macs_per_cycle": pe_macs,
+                     "density": density(pe_macs, pe["with_submodules"]["ge"]),
+                     "share": (pe["with_submodules"]["ge"] * pe["instances"] / tot["ge"]
+                               if tot["ge"] else None)}
+    if top == "array":
+        fig["table_bits"] = table_bits(cfg)
+        fig["table_entries"] = cfg.table_entries
+        fig["entry_width"] = cfg.entry_width
+    return fig
+
+
+def _ratio_line(label, lut, mac, level="array"):
+    if level == "pe":
+        if "pe" not in lut or "pe" not in mac:
+            return None
+        lut_d, mac_d = lut["pe"]["density"], mac["pe"]["density"]
+        lut_ge, mac_ge = lut["pe"]["ge"], mac["pe"]["ge"]
+    else:
+        lut_d, mac_d, lut_ge, mac_ge = lut["density"], mac["density"], lut["ge"], mac["ge"]
+    # a PE's area ratio says nothing (a MAC PE has g lanes, a LUT PE g/w): only density counts
+    return {"line": label, "level": level, "lut": lut["key"], "mac": mac["key"],
+            "lut_shape": lut["shape"], "mac_shape": mac["shape"],
+            "lut_density": lut_d, "mac_density": mac_d, "density_ratio": lut_d / mac_d,
+            "lut_ge": lut_ge, "mac_ge": mac_ge,
+            "area_ratio_mac_over_lut": mac_ge / lut_ge if level == "array" else None}
+
+
+def compare(cfg, out_dir, *, lut_shape=LUT_SHAPE, mac_shape=MAC_SHAPE, jobs=1, liberty=None,
+            gates="generic", dedup=True, timeout=DEFAULT_TIMEOUT, yosys=None, command=None,
+            title=None):
+    """Synthesize the designs of :func:`compare_designs` and compare them; return the result.
+
+    ``cfg`` gives the precision (``w_bits`` is also the operation's weight bits for the
+    MACs-per-cycle figure), ``a_bits``, ``k_max`` and the weight formats; the shapes come from
+    ``lut_shape`` and ``mac_shape``. Each design is emitted into ``<out_dir>/<name>/`` and gets
+    its own full synthesis report there. ``jobs`` Yosys runs go at once (the wall times in the
+    report are then measured under that load). Raises :class:`SynthesisError` when any run
+    fails: then no figure of the comparison exists.
+    """
+    from ..emit import default_name, emit
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    designs = compare_designs(cfg, lut_shape, mac_shape)
+    t_start = time.monotonic()
+    for d in designs:
+        d["name"] = default_name(d["cfg"], d["top"])
+        ddir = out / d["name"]
+        for stale in ("report.md", "report.json"):
+            (ddir / stale).unlink(missing_ok=True)
+        t0 = time.monotonic()
+        d["emit"] = emit(d["cfg"], ddir, d["name"], d["top"])
+        d["emit_s"] = round(time.monotonic() - t0, 2)
+        d["pe_module"] = json.loads(Path(d["emit"]["manifest"]).read_text())["pe_module"]
+    warm_s = None
+    if uses_yowasp(yosys):
+        warm_s = warm_up()
+
+    def run(d):
+        return synthesize(d["emit"]["verilog"], d["name"], out / d["name"] / "yosys", liberty,
+                          gates=gates, dedup=dedup, timeout=timeout, yosys=yosys)
+
+    # biggest first (the MAC multipliers), so parallel runs finish close together
+    order = sorted(designs, key=lambda d: (d["top"] == "array", d["key"]))
+    results, errors = {}, []
+    if jobs <= 1:
+        for d in order:
+            results[d["key"]] = run(d)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futs = {d["key"]: pool.submit(run, d) for d in order}
+            for d in order:
+                try:
+                    results[d["key"]] = futs[d["key"]].result()
+                except SynthesisError as e:
+                    errors.append(e)
+        if errors:
+            raise errors[0]
+    wall = time.monotonic() - t_start
+
+    figs = {}
+    for d in designs:
+        r = results[d["key"]]
+        write_report(r, out / d["name"], title=d["name"],
+                     extra={"config": d["cfg"].params(), "derived": d["cfg"].derived(),
+                            "name": d["name"], "top_kind": d["top"]})
+        figs[d["key"]] = _design_figures(d, r, d["pe_module"], cfg.w_bits)
+
+    lines = []
+    tile = "_tile" if "mac_dequant_tile" in figs else ""
+    for kind in ("mac_dequant", "mac_direct"):
+        lines.append(_ratio_line("equal size, each in its own shape", figs["lut"], figs[kind]))
+    for kind in ("mac_dequant", "mac_direct"):
+        lines.append(_ratio_line("same tile shape", figs["lut"], figs[kind + tile]))
+    for kind in ("mac_dequant", "mac_direct"):
+        line = _ratio_line("PE alone (own shapes; no table register, decode, correction "
+                           "or drain)", figs["lut"], figs[kind], level="pe")
+        if line:
+            lines.append(line)
+    sym, full = figs["lut"], figs["lut_full"]
+    symmetrization = {
+        "table_bits_symmetric": sym["table_bits"], "table_bits_full": full["table_bits"],
+        "table_formula": "m * entries * entry_width",
+        "table_bits_saved": full["table_bits"] - sym["table_bits"],
+        "ge_symmetric": sym["ge"], "ge_full": full["ge"],
+        "ge_saved": full["ge"] - sym["ge"],
+        "ge_saved_fraction": (full["ge"] - sym["ge"]) / full["ge"],
+        "pe_ge_symmetric": sym.get("pe", {}).get("ge"),
+        "pe_ge_full": full.get("pe", {}).get("ge"),
+        "ff_bits_symmetric": sym["ff_bits"], "ff_bits_full": full["ff_bits"],
+        "density_ratio_sym_over_full": sym["density"] / full["density"],
+    }
+    lut_t = figs["lut"]["synth_wall_s"]
+    any_r = results["lut"]
+    return {
+        "kind": "lut_vs_mac_comparison",
+        "title": title,
+        "command": command,
+        "precision": {"w_bits": cfg.w_bits, "a_bits": cfg.a_bits, "k_max": cfg.k_max,
+                      "weight_formats": list(cfg.weight_formats)},
+        "shapes": {"lut": tile_label(lut_shape), "mac": tile_label(mac_shape)},
+        "macs_formula": MACS_FORMULA,
+        "density_formula": DENSITY_FORMULA,
+        "designs": [figs[d["key"]] for d in designs],
+        "lines": lines,
+        "symmetrization": symmetrization,
+        "timing": {
+            "total_wall_s": round(wall, 1), "jobs": jobs,
+            "wasm_compile_s": round(warm_s, 1) if warm_s else 0.0,
+            "synth_wall_s": {k: f["synth_wall_s"] for k, f in figs.items()},
+            "mac_over_lut_synth_time": {k: round(figs[k]["synth_wall_s"] / lut_t, 2)
+                                        for k in figs if k.startswith("mac") and lut_t},
+        },
+        "flow": {"yosys": any_r["flow"]["yosys"], "yosys_binary": any_r["flow"]["yosys_binary"],
+                 "gates": gates, "liberty": any_r["flow"]["liberty"], "dedup": dedup,
+                 "script_of_lut": any_r["flow"]["script"]},
+        "weights": area.WEIGHTS,
+    }

@@ -1,116 +1,102 @@
-"""gen.dask_sweep: the sweep on a Dask cluster.
+"""gen.dse.dask_backend: the sweep's points as Dask tasks.
 
 * four real points (emit + Yosys) on a 2-worker LocalCluster give the same CSV as the process
-  pool, apart from the timing column;
-* a worker killed in the middle of a point loses only that point: it is run again elsewhere and
-  every point completes; a re-run with everything cached submits nothing and starts no cluster;
+  pool, apart from the timing column; re-run with everything cached, nothing is submitted;
+* a worker killed in the middle of a point loses only that point: it starts again on another
+  worker and every point completes;
 * a worker whose Yosys is missing refuses the points, naming itself and the tool; the points go
-  to the worker that passed its check, and with no such worker the sweep stops.
+  to the worker that passed its check, and with no such worker the sweep stops;
+* the CLI's Dask options: bad values exit 2.
 """
 from __future__ import annotations
 
-import concurrent.futures as cf
-import dataclasses
 import functools
-import importlib.util
-import json
 import os
 import signal
-import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from gen import dask_sweep
-from gen.dask_sweep import DirCache, ToolchainError, run_points
-
 pytest.importorskip("distributed")
 
-ROOT = Path(__file__).resolve().parents[1]
+from gen.dse import Point, key_context, process_pool, run_sweep  # noqa: E402
+from gen.dse.cli import parse_args  # noqa: E402
+from gen.dse.dask_backend import ToolchainError, dask_executor  # noqa: E402
+from gen.dse.report import CSV_FIELDS, make_row, write_csv  # noqa: E402
+from gen.dse.run import Outcome  # noqa: E402
+
+TIMING = {"synth_wall_s"}        # the only CSV column that may differ between two runs
 
 
-def _dse():
-    """scripts/dse.py as a module (loaded once per process: the client's and each worker's)."""
-    mod = sys.modules.get("lutcore_dse")
-    if mod is None:
-        spec = importlib.util.spec_from_file_location("lutcore_dse", ROOT / "scripts" / "dse.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = mod
-        spec.loader.exec_module(mod)
-    return mod
+# -- stand-in points (module level: the workers import them from here) --------------------------
+@dataclass(frozen=True)
+class FakePoint:
+    n: int
+
+    @property
+    def label(self):
+        return f"fake{self.n}"
 
 
-# -- run_one callables (module level: the workers import them from here) -----------------------
-def _synth_point(workroot, expected, fields):
-    """One real point; ``fields`` are a dse.Point's fields (the worker builds its own Point)."""
-    dse = _dse()
-    pt = dse.Point(*fields)
-    return dse.run_point(pt, Path(workroot) / pt.label, 600, expected)
-
-
-def _slow_point(marks, seconds, p):
-    """A stand-in point: leaves a mark ``<p>.<pid>`` when it starts, sleeps, returns figures."""
-    Path(marks, f"{p}.{os.getpid()}").touch()
+def _slow_point(marks, seconds, pt):
+    """Leaves a mark ``<label>.<pid>`` when it starts, sleeps, returns figures of ``pt``."""
+    Path(marks, f"{pt.label}.{os.getpid()}").touch()
+    t0 = time.monotonic()
     time.sleep(seconds)
-    return {"point": p, "value": p * p + 1}
+    return Outcome(pt, f"key{pt.n}", {"value": pt.n * pt.n + 1}, False, None,
+                   time.monotonic() - t0)
 
 
-def _never(p):
-    raise AssertionError(f"point {p} was run, but every point is cached")
+def _never(points, one):
+    raise AssertionError(f"the executor was called for {len(list(points))} points")
+    yield      # a generator, like a real executor
 
 
-# -- the same figures as the process pool ------------------------------------------------------
+# -- the same figures as the process pool --------------------------------------------------------
 @pytest.mark.synth
 def test_same_csv_as_the_process_pool(tmp_path):
-    dse = _dse()
     # the smallest points of each kind (a few seconds of emit + Yosys each)
-    pts = [dse.Point("lut", 1, 4, 2, 1, 4, True, 16), dse.Point("lut", 2, 4, 2, 1, 4, False, 16),
-           dse.Point("mac_direct", 1, 4, 2, 1, 4, True, 16),
-           dse.Point("mac_dequant", 1, 4, 2, 1, 4, True, 16)]
-    ctx = dse.key_context()
-    keys = {p: dse.point_key(p, ctx) for p in pts}
-    expected = {"generator": ctx["generator"], "flow": ctx["flow"]}
-    fam = {p: {"tile"} for p in pts}
+    pts = [Point("lut", 1, 4, 2, 1, 4, True, 16), Point("lut", 2, 4, 2, 1, 4, False, 16),
+           Point("mac_direct", 1, 4, 2, 1, 4, True, 16),
+           Point("mac_dequant", 1, 4, 2, 1, 4, True, 16)]
+    ctx = key_context()
 
-    def csv_of(records, name):
-        rows = [dse.make_row(p, fam[p], records[p], keys[p], False) for p in pts]
-        dse.write_csv(tmp_path / name, rows)
-        lines = (tmp_path / name).read_text().splitlines()
-        head = lines[0].split(",")
-        timing = head.index("synth_wall_s")
-        return [[c for i, c in enumerate(line.split(",")) if i != timing] for line in lines]
+    def sweep(name, executor):
+        recs, failures = run_sweep(pts, ctx, tmp_path / name / "cache", tmp_path / name / "work",
+                                   600, executor=executor)
+        assert failures == []
+        rows = [make_row(p, {"tile"}, *recs[p]) for p in pts]
+        write_csv(tmp_path / name / "points.csv", rows)
+        lines = (tmp_path / name / "points.csv").read_text().splitlines()
+        keep = [i for i, f in enumerate(CSV_FIELDS) if f not in TIMING]
+        return recs, [[line.split(",")[i] for i in keep] for line in lines]
 
-    with cf.ProcessPoolExecutor(max_workers=2) as pool:
-        futs = [pool.submit(dse._worker, p, tmp_path / "pool" / p.label, 600, expected)
-                for p in pts]
-        pool_recs = {}
-        for f in futs:
-            p, rec, err, _ = f.result()
-            assert err is None, err
-            pool_recs[p] = rec
+    _, pool_csv = sweep("pool", process_pool(2))
+    dask = dask_executor(workers=2)
+    recs, dask_csv = sweep("dask", dask)
+    assert dask.stats["submitted"] == 4 and len(dask.stats["workers"]) == 2
+    assert not any(cached for _, cached, _ in recs.values())
+    assert dask_csv == pool_csv
+    assert len(pool_csv) == 5 and "ge" in pool_csv[0]
 
-    fields = {dataclasses.astuple(p): p for p in pts}
-    run = run_points(list(fields), functools.partial(_synth_point, tmp_path / "dask", expected),
-                     key=lambda f: keys[fields[f]], cache=DirCache(tmp_path / "cache", ctx),
-                     workers=2, label=lambda f: fields[f].label)
-    assert run.failures == {} and run.submitted == 4
-    assert len({o.worker for o in run.outcomes.values()}) == 2     # both workers ran points
-    dask_recs = {fields[f]: o.record for f, o in run.outcomes.items()}
-    assert csv_of(dask_recs, "dask.csv") == csv_of(pool_recs, "pool.csv")
-    # the workers stored each result under its key, as the pool sweep's cache does
-    for p in pts:
-        data = json.loads((tmp_path / "cache" / f"{keys[p]}.json").read_text())
-        assert data["key"] == keys[p] and data["point"] == p.label
-        assert data["record"]["total"] == pool_recs[p]["total"]
+    # everything cached: the parent resolves every point, the executor is never called
+    t0 = time.monotonic()
+    again, failures = run_sweep(pts, ctx, tmp_path / "dask" / "cache", tmp_path / "dask" / "work",
+                                600, executor=_never)
+    assert time.monotonic() - t0 < 10
+    assert failures == [] and all(cached for _, cached, _ in again.values())
+    assert {p: r for p, (r, _, _) in again.items()} == {p: r for p, (r, _, _) in recs.items()}
 
 
-# -- a worker killed mid-point -----------------------------------------------------------------
-def test_killed_worker_loses_only_its_point(tmp_path, monkeypatch):
+# -- a worker killed mid-point -------------------------------------------------------------------
+def test_killed_worker_loses_only_its_point(tmp_path):
     marks = tmp_path / "marks"
     marks.mkdir()
-    victim, points = 1, list(range(5))
+    points = [FakePoint(i) for i in range(5)]
+    victim = points[1].label
     killed = []
 
     def killer():
@@ -118,42 +104,31 @@ def test_killed_worker_loses_only_its_point(tmp_path, monkeypatch):
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not killed:
             for m in marks.glob(f"{victim}.*"):
-                pid = int(m.suffix[1:])
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
+                os.kill(int(m.suffix[1:]), signal.SIGKILL)
+                killed.append(int(m.suffix[1:]))
                 break
             time.sleep(0.05)
 
     t = threading.Thread(target=killer, daemon=True)
     t.start()
-    run = run_points(points, functools.partial(_slow_point, marks, 2.0), key=lambda p: f"pt{p}",
-                     cache=tmp_path / "cache", workers=2, retries=0)
+    execute = dask_executor(workers=2, retries=0)       # a lost worker is not an exception
+    outs = list(execute(points, functools.partial(_slow_point, marks, 1.5)))
     t.join()
     assert len(killed) == 1
-    assert run.submitted == len(points) and run.failures == {}
-    assert {p: o.record for p, o in run.outcomes.items()} == \
-        {p: {"point": p, "value": p * p + 1} for p in points}
+    assert execute.stats["submitted"] == len(points)
+    assert sorted((o.point.n, o.error, o.record["value"]) for o in outs) == \
+        [(p.n, None, p.n * p.n + 1) for p in points]
     starts = sorted(m.name for m in marks.iterdir() if m.name.startswith(f"{victim}."))
     assert len(starts) == 2 and f"{victim}.{killed[0]}" in starts    # started again elsewhere
-    assert len(list((tmp_path / "cache").glob("pt*.json"))) == len(points)
-
-    # everything cached: nothing is submitted, no cluster is started or reached
-    monkeypatch.setattr(dask_sweep, "_open", lambda *a: pytest.fail("opened a cluster"))
-    t0 = time.monotonic()
-    again = run_points(points, _never, key=lambda p: f"pt{p}", cache=tmp_path / "cache",
-                       scheduler="tcp://192.0.2.1:8786")
-    assert time.monotonic() - t0 < 10
-    assert again.submitted == 0
-    assert all(o.cached for o in again.outcomes.values())
-    assert {p: o.record for p, o in again.outcomes.items()} == \
-        {p: o.record for p, o in run.outcomes.items()}
+    others = [m.name for m in marks.iterdir() if not m.name.startswith(f"{victim}.")]
+    assert len(others) == len(points) - 1                            # each ran exactly once
 
 
 # -- a worker without its tools ------------------------------------------------------------------
 MISSING = "/nonexistent/lutcore-test-yosys"
 
 
-def test_worker_without_yosys_refuses(tmp_path, capsys):
+def test_worker_without_yosys_refuses(tmp_path):
     from distributed import Nanny, Scheduler, SpecCluster
     opts = {"nthreads": 1, "memory_limit": 0, "silence_logs": 40}
     cluster = SpecCluster(
@@ -161,25 +136,62 @@ def test_worker_without_yosys_refuses(tmp_path, capsys):
                  "bad": {"cls": Nanny, "options": {**opts, "env": {"LUTCORE_YOSYS": MISSING}}}},
         scheduler={"cls": Scheduler, "options": {"dashboard_address": None}},
         silence_logs=40)
+    messages = []
+
+    class Stream:
+        def write(self, s):
+            messages.append(s)
+
+        def flush(self):
+            pass
+
     try:
-        run = run_points(range(4), functools.partial(_slow_point, tmp_path, 0.2),
-                         key=lambda p: f"pt{p}", cache=tmp_path / "cache",
-                         scheduler=cluster.scheduler_address)
+        # no retries: a point sent to the bad worker would fail instead of being retried
+        execute = dask_executor(cluster.scheduler_address, retries=0, stream=Stream())
+        points = [FakePoint(i) for i in range(4)]
+        outs = list(execute(points, functools.partial(_slow_point, tmp_path, 0.2)))
         addr = {spec: w.worker_address for spec, w in cluster.workers.items()}
     finally:
         cluster.close()
-    assert run.failures == {}
-    assert {o.worker for o in run.outcomes.values()} == {addr["good"]}
-    assert list(run.refused) == [addr["bad"]]
-    msg = run.refused[addr["bad"]]
+    assert sorted(o.point.n for o in outs if o.error is None) == [0, 1, 2, 3]
+    assert execute.stats["workers"] == [addr["good"]]
+    ran = {m.name.split(".")[1] for m in tmp_path.iterdir()}
+    assert len(ran) == 1                                   # all on the one good worker
+    msg = execute.stats["refused"][addr["bad"]]
+    assert list(execute.stats["refused"]) == [addr["bad"]]
     assert addr["bad"] in msg and f"$LUTCORE_YOSYS={MISSING}" in msg and "not found" in msg
-    assert msg in capsys.readouterr().err
+    assert any(msg in m for m in messages)
 
 
 def test_no_capable_worker_stops_the_sweep(tmp_path, monkeypatch):
     monkeypatch.setenv("LUTCORE_YOSYS", MISSING)      # the local cluster's workers inherit it
+    execute = dask_executor(workers=1)
     with pytest.raises(ToolchainError, match=r"dask worker tcp://\S+ cannot run sweep points: "
                                              r"yosys \(\$LUTCORE_YOSYS=.*not found"):
-        run_points(range(2), _never, key=lambda p: f"pt{p}", cache=tmp_path / "cache",
-                   workers=1)
-    assert not (tmp_path / "cache").exists()
+        list(execute([FakePoint(0)], functools.partial(_slow_point, tmp_path, 0.0)))
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- the CLI -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("argv, says", [
+    (["--scheduler", "localhost:8786"], "--scheduler must be an address like tcp://HOST:PORT"),
+    (["--backend", "pool", "--scheduler", "tcp://h:1"], "--scheduler needs --backend dask"),
+    (["--scheduler", "tcp://h:1", "-j", "2"], "--workers sizes a local cluster"),
+    (["--workers", "0"], "--workers must be at least 1, not 0"),
+])
+def test_bad_dask_options_exit_2(argv, says, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        parse_args([*argv, "--out", str(tmp_path / "o")])
+    assert e.value.code == 2
+    assert says in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_scheduler_from_the_environment(tmp_path):
+    import dask
+    # what $DASK_SCHEDULER_ADDRESS sets when dask is imported
+    with dask.config.set({"scheduler-address": "tcp://10.0.0.1:8786"}):
+        args = parse_args(["--out", str(tmp_path / "o")])
+    assert (args.backend, args.scheduler) == ("dask", "tcp://10.0.0.1:8786")
+    args = parse_args(["--backend", "pool", "-j", "3", "--out", str(tmp_path / "o")])
+    assert (args.backend, args.jobs) == ("pool", 3)

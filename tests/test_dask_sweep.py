@@ -134,7 +134,7 @@ def test_worker_without_yosys_refuses(tmp_path):
     cluster = SpecCluster(
         workers={"good": {"cls": Nanny, "options": opts},
                  "bad": {"cls": Nanny, "options": {**opts, "env": {"LUTCORE_YOSYS": MISSING}}}},
-        scheduler={"cls": Scheduler, "options": {"dashboard_address": None}},
+        scheduler={"cls": Scheduler, "options": {"dashboard_address": "127.0.0.1:0"}},
         silence_logs=40)
     messages = []
 

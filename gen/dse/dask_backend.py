@@ -149,8 +149,9 @@ def _open(address, workers):
     from distributed import Client, LocalCluster
     if address:
         return Client(address), None
+    # the scheduler's HTTP server on a free local port: 8787 may belong to another cluster
     cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
-                           processes=True, memory_limit=0, dashboard_address=None,
+                           processes=True, memory_limit=0, dashboard_address="127.0.0.1:0",
                            silence_logs=logging.ERROR)
     return Client(cluster), cluster
 

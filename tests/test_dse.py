@@ -288,3 +288,16 @@ def test_full_sweep_list(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "points" in proc.stdout.splitlines()[-1]
     assert not (tmp_path / "full").exists()
+
+
+def test_module_and_script_are_one_cli(tmp_path):
+    """``python -m gen.dse`` and the thin ``scripts/dse.py`` list the same points."""
+    proc, _ = run_dse("--quick", "--list", "--out", tmp_path / "q", timeout=300)
+    mod = subprocess.run([sys.executable, "-m", "gen.dse", "--quick", "--list", "--out",
+                          str(tmp_path / "q")], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300, stdin=subprocess.DEVNULL)
+    assert proc.returncode == mod.returncode == 0, proc.stderr + mod.stderr
+    assert proc.stdout == mod.stdout
+    n_points = len(dse.build_sweep(quick=True).points)
+    assert mod.stdout.splitlines()[-1].startswith(f"{n_points} points, 0 cached")
+    assert not (tmp_path / "q").exists()

@@ -21,7 +21,7 @@ from ..config import LutConfig
 from .comparison import (LUT_SHAPE, MAC_G_RANGE, MAC_SHAPE, QUICK_LUT_SHAPE, QUICK_MAC_SHAPE,
                       compare, mac_config)
 from .flow import synthesize
-from .report import fmt_ge, write_compare_report, write_report
+from .report import fmt_ge, remove_reports, write_compare_report, write_report
 from .script import GATE_SETS
 from .yosys import DEFAULT_TIMEOUT, SynthesisError
 
@@ -99,8 +99,7 @@ def main(argv=None):
     from ..emit import emit   # lazily: the hardware is only needed when a design is built
     name = args.name or cfg.name
     rdir = out / name
-    for stale in ("report.md", "report.json"):
-        (rdir / stale).unlink(missing_ok=True)
+    remove_reports(rdir)
     res = emit(cfg, rdir, name)
     manifest = json.loads(Path(res["manifest"]).read_text())
     top = manifest.get("name", name)
@@ -142,8 +141,7 @@ def _main_compare(p, args, cfg, out, argv):
             p.error(f"--mac-shape: {e}")
     name = args.name or f"compare_w{cfg.w_bits}a{cfg.a_bits}" + ("_quick" if args.quick else "")
     rdir = out / name
-    for stale in ("report.md", "report.json"):
-        (rdir / stale).unlink(missing_ok=True)
+    remove_reports(rdir)
     command = "python -m gen.synth " + shlex.join(argv)
     try:
         res = compare(cfg, rdir, lut_shape=lut_shape, mac_shape=mac_shape, jobs=args.jobs,

@@ -21,7 +21,7 @@ from .. import area
 from ..cli import tile_label
 from ..config import G_RANGE, LutConfig
 from .flow import synthesize
-from .report import write_report
+from .report import remove_reports, write_report
 from .yosys import DEFAULT_TIMEOUT, SynthesisError, uses_yowasp, warm_up
 
 __all__ = ["compare", "compare_designs", "MacShapeConfig", "mac_config", "macs_per_cycle",
@@ -208,8 +208,7 @@ def compare(cfg, out_dir, *, lut_shape=LUT_SHAPE, mac_shape=MAC_SHAPE, jobs=1, l
     for d in designs:
         d["name"] = default_name(d["cfg"], d["top"])
         ddir = out / d["name"]
-        for stale in ("report.md", "report.json"):
-            (ddir / stale).unlink(missing_ok=True)
+        remove_reports(ddir)
         t0 = time.monotonic()
         d["emit"] = emit(d["cfg"], ddir, d["name"], d["top"])
         d["emit_s"] = round(time.monotonic() - t0, 2)

@@ -13,7 +13,16 @@ from .. import area
 from ..tools import atomic_write
 
 __all__ = ["render_markdown", "write_report", "render_compare_markdown", "write_compare_report",
-           "fmt_ge"]
+           "fmt_ge", "remove_reports", "REPORT_FILES"]
+
+#: what a report directory holds once a run succeeded
+REPORT_FILES = ("report.md", "report.json")
+
+
+def remove_reports(out_dir):
+    """Remove the reports of an earlier run, so a failed run leaves none behind."""
+    for name in REPORT_FILES:
+        (Path(out_dir) / name).unlink(missing_ok=True)
 
 
 def fmt_ge(x):

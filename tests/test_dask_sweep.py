@@ -195,3 +195,17 @@ def test_scheduler_from_the_environment(tmp_path):
     assert (args.backend, args.scheduler) == ("dask", "tcp://10.0.0.1:8786")
     args = parse_args(["--backend", "pool", "-j", "3", "--out", str(tmp_path / "o")])
     assert (args.backend, args.jobs) == ("pool", 3)
+
+
+def test_scheduler_without_workers(tmp_path):
+    from distributed import Scheduler, SpecCluster
+    cluster = SpecCluster(workers={}, silence_logs=40,
+                          scheduler={"cls": Scheduler,
+                                     "options": {"dashboard_address": "127.0.0.1:0"}})
+    try:
+        execute = dask_executor(cluster.scheduler_address, wait_s=1)
+        with pytest.raises(ToolchainError, match="no Dask worker joined the scheduler at "
+                                                 + cluster.scheduler_address):
+            list(execute([FakePoint(0)], functools.partial(_slow_point, tmp_path, 0.0)))
+    finally:
+        cluster.close()

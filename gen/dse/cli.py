@@ -155,8 +155,10 @@ def main(argv=None, prog="python -m gen.dse", executor=None):
         print(f"\ndse: interrupted; {prog.computed} points run in this sweep are cached in "
               f"{cache}, no outputs written", file=sys.stderr)
         return 130
-    except OSError as e:       # the scheduler cannot be reached
-        print(f"dse: Dask scheduler {args.scheduler}: {e}", file=sys.stderr)
+    except OSError as e:
+        if args.backend != "dask" or args.scheduler is None:
+            raise
+        print(f"dse: cannot reach the Dask scheduler {args.scheduler}: {e}", file=sys.stderr)
         return 1
     except ToolchainError as e:  # no Dask worker passed its toolchain check
         print(f"dse: {e}", file=sys.stderr)

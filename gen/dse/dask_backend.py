@@ -156,12 +156,13 @@ def _open(address, workers):
     return Client(cluster), cluster
 
 
-def dask_executor(scheduler=None, workers=None, retries=2, stream=None):
+def dask_executor(scheduler=None, workers=None, retries=2, stream=None, wait_s=120):
     """An executor (``execute(points, one)``) running each point as a Dask task.
 
     ``scheduler``: address of a running scheduler (default :func:`scheduler_address`);
     ``workers``: processes of the local cluster when there is no address (default
-    ``os.cpu_count()``). After a run, ``execute.stats`` holds ``submitted``, ``workers`` (the
+    ``os.cpu_count()``); ``wait_s``: how long to wait for a first worker of a running
+    scheduler (workers may still be starting). After a run, ``execute.stats`` holds ``submitted``, ``workers`` (the
     addresses that passed the check), ``refused`` ({address: message}), ``startup_s`` (to
     start or reach the cluster and check the workers), ``busy_s`` (sum of the points' run
     times on the workers) and ``wall_s``.
@@ -178,6 +179,12 @@ def dask_executor(scheduler=None, workers=None, retries=2, stream=None):
         client, cluster = _open(address, workers)
         futures = {}
         try:
+            if cluster is None:
+                try:
+                    client.wait_for_workers(1, timeout=wait_s)
+                except TimeoutError:
+                    raise ToolchainError(f"no Dask worker joined the scheduler at {address} "
+                                         f"within {wait_s:g} s") from None
             client.register_plugin(_plugin())
             verdicts = client.run(_verdict)
             stats["refused"] = {a: _refusal(a, p) for a, p in sorted(verdicts.items()) if p}

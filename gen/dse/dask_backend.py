@@ -7,7 +7,8 @@ yield its :class:`~gen.dse.run.Outcome` as it completes), in place of the proces
 * **Where it runs.** No address (``scheduler=None`` and no ``scheduler-address`` in
   ``dask.config``, which ``$DASK_SCHEDULER_ADDRESS`` sets): a ``distributed.LocalCluster`` of
   ``workers`` processes (default ``os.cpu_count()``), one thread each, no memory limit (a
-  point's memory is Yosys', not Dask data: a limit would only let the nanny kill long runs).
+  point's memory, Amaranth emitting in the worker, is not Dask data: a limit would only let
+  the nanny pause or restart a worker in the middle of a large point).
   With an address (``tcp://HOST:PORT``): ``Client(address)``, the points run on that
   scheduler's workers.
 * **Cache.** The parent finds cached points before it calls the executor (:func:`run_sweep`):

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -14,6 +16,7 @@ from ..synth.yosys import DEFAULT_TIMEOUT
 from ..tools import atomic_write
 from . import cache as cache_mod
 from .cache import key_context
+from .dask_backend import ToolchainError
 from .points import DEFAULT_K_MAX, FAMILIES, KINDS, build_sweep
 from .report import make_row, ratio_table, summary_markdown, verdict, write_csv
 from .run import Progress, process_pool, run_sweep
@@ -30,8 +33,18 @@ def parse_args(argv, prog="python -m gen.dse"):
                     "of design points (tile shape, group size, symmetrization, weight and "
                     "activation bits) and the MAC baselines with Yosys, cache the results, "
                     "write points.csv/points.json, plots and summary.md.")
-    p.add_argument("-j", "--jobs", type=int, default=2, metavar="N",
-                   help="points synthesized in parallel (default 2)")
+    p.add_argument("-j", "--workers", "--jobs", dest="jobs", type=int, metavar="N",
+                   help="points synthesized in parallel: worker processes of the local Dask "
+                        "cluster or of the process pool (default: the machine's cores, "
+                        f"{os.cpu_count()} here)")
+    p.add_argument("--backend", choices=("dask", "pool"),
+                   help="run the points as Dask tasks (default when dask.distributed is "
+                        "installed: the [dse] extra) or in a local process pool")
+    p.add_argument("--scheduler", metavar="ADDR",
+                   help="address of a running Dask scheduler (tcp://HOST:PORT) whose workers "
+                        "run the points; default $DASK_SCHEDULER_ADDRESS (dask.config "
+                        "scheduler-address), else a local cluster. --out and --cache must "
+                        "then be on a file system every worker reaches at the same path")
     p.add_argument("--quick", action="store_true",
                    help="a dozen small points (n <= 16, A8) covering every plot (make test)")
     p.add_argument("--out", metavar="DIR",
@@ -53,8 +66,9 @@ def parse_args(argv, prog="python -m gen.dse"):
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
                    help=f"stop one Yosys run after S seconds (default {DEFAULT_TIMEOUT})")
     args = p.parse_args(argv)
-    if args.jobs < 1:
-        p.error(f"--jobs must be at least 1, not {args.jobs}")
+    if args.jobs is not None and args.jobs < 1:
+        p.error(f"--workers must be at least 1, not {args.jobs}")
+    _backend_args(p, args)
     if not args.timeout > 0:
         p.error(f"--timeout must be > 0 seconds, not {args.timeout}")
     try:
@@ -70,6 +84,41 @@ def parse_args(argv, prog="python -m gen.dse"):
         p.error(f"--cache must be a directory, not the file {str(cache)!r}")
     args.out_dir, args.cache_dir = out, cache
     return args
+
+
+def _has_distributed():
+    try:
+        import distributed  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def _backend_args(p, args):
+    """Settle ``args.backend`` and ``args.scheduler`` (errors exit 2 through ``p``)."""
+    if args.scheduler is not None and not re.match(r"^[a-z][a-z0-9+.-]*://\S+$",
+                                                   args.scheduler):
+        p.error(f"--scheduler must be an address like tcp://HOST:PORT, not {args.scheduler!r}")
+    if args.backend is None:
+        args.backend = "dask" if _has_distributed() or args.scheduler else "pool"
+    if args.backend == "pool":
+        if args.scheduler is not None:
+            p.error("--scheduler needs --backend dask, not pool")
+        return
+    if not _has_distributed():
+        p.error("--backend dask needs dask.distributed: pip install 'lutcore[dse]'")
+    from .dask_backend import scheduler_address
+    args.scheduler = scheduler_address(args.scheduler)
+    if args.scheduler is not None and args.jobs is not None:
+        p.error(f"--workers sizes a local cluster; the scheduler at {args.scheduler} has its "
+                "own workers (unset DASK_SCHEDULER_ADDRESS for a local cluster)")
+
+
+def _executor(args):
+    if args.backend == "pool":
+        return process_pool(args.jobs or os.cpu_count() or 1)
+    from .dask_backend import dask_executor
+    return dask_executor(args.scheduler, args.jobs)
 
 
 def _list(sweep, ctx, cache):
@@ -97,14 +146,23 @@ def main(argv=None, prog="python -m gen.dse", executor=None):
     out.mkdir(parents=True, exist_ok=True)
     cache.mkdir(parents=True, exist_ok=True)
     prog = Progress(len(sweep.points), 0)
+    executor = executor or _executor(args)
     try:
         records, failures = run_sweep(list(sweep.points), ctx, cache, out / "work",
-                                      args.timeout, executor=executor or process_pool(args.jobs),
+                                      args.timeout, executor=executor,
                                       force=args.force, progress=prog)
     except KeyboardInterrupt:
         print(f"\ndse: interrupted; {prog.computed} points run in this sweep are cached in "
               f"{cache}, no outputs written", file=sys.stderr)
         return 130
+    except OSError as e:
+        if args.backend != "dask" or args.scheduler is None:
+            raise
+        print(f"dse: cannot reach the Dask scheduler {args.scheduler}: {e}", file=sys.stderr)
+        return 1
+    except ToolchainError as e:  # no Dask worker passed its toolchain check
+        print(f"dse: {e}", file=sys.stderr)
+        return 1
 
     rows = [make_row(pt, sweep.points[pt], rec, key, cached)
             for pt, (rec, cached, key) in records.items()]
@@ -121,7 +179,9 @@ def main(argv=None, prog="python -m gen.dse", executor=None):
         "k_max": args.k_max, "quick": args.quick,
         "points_total": len(sweep.points), "points_ok": len(rows), "computed": computed,
         "cached": len(rows) - computed, "failed": len(failures), "failures": failures,
-        "wall_s": round(wall, 2), "jobs": args.jobs,
+        "wall_s": round(wall, 2), "jobs": args.jobs, "backend": args.backend,
+        "scheduler": args.scheduler if args.backend == "dask" else None,
+        "executor": getattr(executor, "stats", None) or None,
         "yosys": ctx["yosys"], "key_context": ctx,
         "density": DENSITY_FORMULA, "macs_per_cycle": MACS_FORMULA,
         "area_weights": area.weights_text(),

@@ -137,8 +137,9 @@ def run_sweep(points, context, cache_dir, work_dir, timeout, *, executor, force=
     if todo:
         if progress is not None:
             progress.start()
-        one = functools.partial(run_one, context=context, cache_dir=Path(cache_dir),
-                                work_dir=Path(work_dir), timeout=timeout, force=force)
+        # absolute paths: a worker of a cluster may run in another directory
+        one = functools.partial(run_one, context=context, cache_dir=Path(cache_dir).resolve(),
+                                work_dir=Path(work_dir).resolve(), timeout=timeout, force=force)
         for out in executor(todo, one):
             if out.error is None:
                 records[out.point] = (out.record, out.cached, out.key)

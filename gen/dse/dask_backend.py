@@ -163,7 +163,8 @@ def dask_executor(scheduler=None, workers=None, retries=2, stream=None, wait_s=1
     ``scheduler``: address of a running scheduler (default :func:`scheduler_address`);
     ``workers``: processes of the local cluster when there is no address (default
     ``os.cpu_count()``); ``wait_s``: how long to wait for a first worker of a running
-    scheduler (workers may still be starting). After a run, ``execute.stats`` holds ``submitted``, ``workers`` (the
+    scheduler (workers may still be starting). After a run, ``execute.stats`` holds
+    ``submitted``, ``workers`` (the
     addresses that passed the check), ``refused`` ({address: message}), ``startup_s`` (to
     start or reach the cluster and check the workers), ``busy_s`` (sum of the points' run
     times on the workers) and ``wall_s``.

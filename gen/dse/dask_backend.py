@@ -99,7 +99,7 @@ def toolchain_problems():
     return problems
 
 
-_CHECKED = {}        # this process' verdict, computed once
+_CHECKED: dict = {}        # this process' verdict, computed once
 
 
 def worker_problems():

@@ -2,7 +2,7 @@
 #   make install    venv, Python packages (with dev extras), Icarus and liblz4-dev if missing
 #   make test       the default suite (unit, golden, amaranth.sim, a cocotb subset, quick synthesis)
 # Further targets: make sim [SIM=icarus|verilator] [WAVES=1], make synth, make dse, make gemm,
-# make doctor, make emit.
+# make model, make speed, make doctor, make emit.
 
 PYTHON   ?= python3
 VENV     ?= .venv
@@ -14,11 +14,12 @@ WAVES    ?=
 SYNTH_ARGS ?=
 DSE_ARGS   ?=
 GEMM_ARGS  ?=
+MODEL_ARGS ?=
 EMIT_ARGS  ?= --w-bits 2 --a-bits 8
 
 export SIM WAVES
 
-.PHONY: install test sim synth dse gemm doctor emit clean
+.PHONY: install test sim synth dse gemm model speed doctor emit clean
 
 # Debian packages, installed only when missing (so a warm machine's install stays fast):
 # iverilog (Icarus), liblz4-dev (Verilator FST waveforms), ccache (Verilator runtime reuse).
@@ -53,6 +54,14 @@ dse:
 
 gemm:
 	$(PY) scripts/run_gemm.py $(GEMM_ARGS)
+
+# all-MiniLM-L6-v2 with its 36 linear layers on the engine RTL: reports/model/report.{md,json}
+model:
+	$(PY) -m gen.model $(MODEL_ARGS)
+
+# raw Verilator vs the fast runner vs cocotb (and Icarus) on one design: build/fast_speed.json
+speed:
+	$(PY) -m tb.fast.speed
 
 doctor:
 	$(PY) -m gen.doctor

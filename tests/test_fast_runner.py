@@ -90,6 +90,21 @@ def _jobs(cfg, rng, golden="lut"):
 BUILD = Path(__file__).resolve().parent.parent / "build" / "fast_tests"
 
 
+def _mutant(monkeypatch, name):
+    """A context in which gen.emit.emit writes the mutant ``name``."""
+    try:                    # the test-side mutants (subclassed TableLookup) when present
+        from tests.mutants import mutant
+        return mutant(name)
+    except ImportError:     # else the emitter's own mutations= switch
+        import contextlib
+
+        import gen.emit
+        build_top = gen.emit.build_top
+        monkeypatch.setattr(gen.emit, "build_top", lambda cfg, top="array", mutations=(),
+                            pe_module=None: build_top(cfg, top, (name,), pe_module))
+        return contextlib.nullcontext()
+
+
 @pytest.fixture(scope="module")
 def small_engine():
     # a fixed directory: the build (~1 min) is reused by later runs while the Verilog is the same
@@ -130,18 +145,7 @@ def test_fast_runner_catches_a_wrong_result(small_engine):
 @pytest.mark.sim
 @pytest.mark.parametrize("name", ["no_negate", pytest.param("no_invert", marks=pytest.mark.slow)])
 def test_fast_runner_fails_on_a_mutant(monkeypatch, name):
-    try:                    # the test-side mutants (subclassed TableLookup) when present
-        from tests.mutants import mutant
-        ctx = mutant(name)
-    except ImportError:     # else the emitter's own mutations= switch
-        import contextlib
-
-        import gen.emit
-        build_top = gen.emit.build_top
-        monkeypatch.setattr(gen.emit, "build_top", lambda cfg, top="array", mutations=(),
-                            pe_module=None: build_top(cfg, top, (name,), pe_module))
-        ctx = contextlib.nullcontext()
-    with ctx:
+    with _mutant(monkeypatch, name):
         engine = FastEngine(SMALL, BUILD / f"m2n4_{name}")
     with pytest.raises(MismatchError):
         engine.run(_jobs(SMALL, np.random.default_rng(9)))
@@ -151,3 +155,20 @@ def test_fast_runner_fails_on_a_mutant(monkeypatch, name):
 def test_raw_speed_runs(small_engine):
     job = _jobs(SMALL, np.random.default_rng(2))[0]
     assert small_engine.raw_speed(job, 2000) > 0
+
+
+@pytest.mark.sim
+def test_icarus_readmemh_testbench(tmp_path, monkeypatch):
+    """The same packed beats through Icarus with the generated $readmemh testbench; a mutant
+    built the same way fails."""
+    from tb.fast.icarus import IcarusEngine
+    engine = IcarusEngine(SMALL, tmp_path / "good")
+    rng = np.random.default_rng(21)
+    for job in _jobs(SMALL, rng):
+        r = engine.run(job)                  # checked against lut_mpgemm inside
+        assert r.cycles == r.ideal + 3 + SMALL.m
+    with _mutant(monkeypatch, "no_negate"):
+        bad = IcarusEngine(SMALL, tmp_path / "bad")
+    with pytest.raises(MismatchError):
+        for job in _jobs(SMALL, rng):
+            bad.run(job)

@@ -138,4 +138,4 @@ class IcarusEngine:
         return r
 
 
-__all__ += ["MismatchError"]
+

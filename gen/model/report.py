@@ -79,7 +79,7 @@ def _plot(report, path):
 
 def _markdown(r):
     d = r["design"]
-    lines = [f"# all-MiniLM-L6-v2 through the LUT engine RTL", "",
+    lines = ["# all-MiniLM-L6-v2 through the LUT engine RTL", "",
              f"Engine `{d['name']}` (m={d['m']}, n={d['n']}, g={d['g']}, k_max={d['k_max']}, "
              f"w_bits={d['w_bits']}); {r['sentences']} sentences, {sum(r['tokens'])} tokens "
              f"(at most {max(r['tokens'])} per sentence), {r['layers']} encoder layer(s), "

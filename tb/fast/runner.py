@@ -29,7 +29,7 @@ from gen.tools import tool_env
 from .harness import generate, streams, words
 
 __all__ = ["GemmJob", "GemmResult", "FastEngine", "pack_fields", "unpack_fields",
-           "engine_beats", "MismatchError"]
+           "engine_beats", "MismatchError", "check_result"]
 
 MAGIC = 0x4C43464A
 #: Verilator warnings the emitted Verilog raises (tb/runner.py explains each one)
@@ -93,6 +93,22 @@ def engine_beats(cfg: LutConfig, a, w, fmt, w_bits):
     idx = idx.reshape(w_bits, groups, n_tiles, cfg.n).transpose(2, 1, 0, 3)
     out["weights"] = pack_fields(idx.reshape(-1, cfg.n), cfg.g)
     return out
+
+
+def check_result(cfg, job, r, span):
+    """Raise :class:`MismatchError` unless ``r`` equals the golden model and its ``o_cycles``
+    equals the ``span`` the testbench saw."""
+    if job.golden == "lut":
+        want = lut_mpgemm(job.a, job.w, WeightFormat.parse(job.fmt), job.w_bits, cfg)
+    else:
+        want = reference_mpgemm(job.a, job.w)
+    if r.result.shape != want.shape or not np.array_equal(r.result, want):
+        bad = int((r.result != want).sum()) if r.result.shape == want.shape else "all"
+        raise MismatchError(f"{job.name or 'GEMM'} {job.a.shape}x{job.w.shape} "
+                            f"{job.fmt}{job.w_bits}: RTL differs from the golden model "
+                            f"in {bad} results")
+    if r.cycles != span:
+        raise MismatchError(f"{job.name}: o_cycles {r.cycles}, the harness saw {span} edges")
 
 
 @dataclass
@@ -236,17 +252,7 @@ class FastEngine:
         return out
 
     def check(self, job, r, span):
-        if job.golden == "lut":
-            want = lut_mpgemm(job.a, job.w, WeightFormat.parse(job.fmt), job.w_bits, self.cfg)
-        else:
-            want = reference_mpgemm(job.a, job.w)
-        if r.result.shape != want.shape or not np.array_equal(r.result, want):
-            bad = int((r.result != want).sum()) if r.result.shape == want.shape else "all"
-            raise MismatchError(f"{job.name or 'GEMM'} {job.a.shape}x{job.w.shape} "
-                                f"{job.fmt}{job.w_bits}: RTL differs from the golden model "
-                                f"in {bad} results")
-        if r.cycles != span:
-            raise MismatchError(f"{job.name}: o_cycles {r.cycles}, the harness saw {span} edges")
+        check_result(self.cfg, job, r, span)
 
     def raw_speed(self, job, cycles):
         """The speed ceiling: cycles per second of the same model with every input valid every

@@ -194,8 +194,10 @@ class FastEngine:
         head = [seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF, int(pause_in * 65536),
                 int(pause_out * 65536)]
         ideal = beats["m_tiles"] * beats["n_tiles"] * beats["groups"] * expect
-        parts = [np.array(head + [max(10_000, 4 * ideal + 1000), beats["m_tiles"] * beats["n_tiles"]
-                                  * cfg.m], dtype="<u4")]
+        # a generous time-out: pauses stretch a GEMM by about 1 / (1 - p) per stream
+        limit = (4 * ideal + 10_000) / (1 - max(pause_in, pause_out)) ** 2
+        parts = [np.array(head + [min(int(limit), 0xFFFFFFFF),
+                                  beats["m_tiles"] * beats["n_tiles"] * cfg.m], dtype="<u4")]
         for name, width in self.inputs:
             if name not in per_stream or per_stream[name][0] is None:
                 raise ValueError(f"no beats for input stream {name}")
@@ -207,7 +209,12 @@ class FastEngine:
 
     def run(self, jobs, pause_in=0.0, pause_out=0.0, seed=1, check=True):
         """Run ``jobs`` (GemmJob) in one harness call; return GemmResults, every one checked
-        against the golden model when ``check`` (a mismatch raises :class:`MismatchError`)."""
+        against the golden model when ``check`` (a mismatch raises :class:`MismatchError`).
+        ``pause_in``/``pause_out``: probability of a pause on each input stream / of ``ready``
+        low on the output, per cycle."""
+        for name, p in (("pause_in", pause_in), ("pause_out", pause_out)):
+            if not 0 <= p < 1:
+                raise ValueError(f"{name} must be in [0, 1), not {p}")
         cfg = self.cfg
         parts = [np.array([MAGIC, len(jobs)], dtype="<u4")]
         metas = []

@@ -4,7 +4,7 @@
 #                   subset, quick synthesis)
 #   make lint       ruff over the repository, mypy over gen/ (settings in pyproject.toml)
 # Further targets: make sim [SIM=icarus|verilator] [WAVES=1], make synth, make dse, make gemm,
-# make doctor, make emit, make ppa [PPA_ARGS=...].
+# make model [MODEL_ARGS=...], make speed, make doctor, make emit, make ppa [PPA_ARGS=...].
 
 PYTHON   ?= python3
 VENV     ?= .venv
@@ -16,12 +16,13 @@ WAVES    ?=
 SYNTH_ARGS ?=
 DSE_ARGS   ?=
 GEMM_ARGS  ?=
+MODEL_ARGS ?=
 EMIT_ARGS  ?= --w-bits 2 --a-bits 8
 PPA_ARGS   ?=
 
 export SIM WAVES
 
-.PHONY: install lint test sim synth dse gemm doctor emit ppa clean
+.PHONY: install lint test sim synth dse gemm model speed doctor emit ppa clean
 
 # Debian packages, installed only when missing (so a warm machine's install stays fast):
 # iverilog (Icarus), liblz4-dev (Verilator FST waveforms), ccache (Verilator runtime reuse),
@@ -62,6 +63,14 @@ dse:
 
 gemm:
 	$(PY) scripts/run_gemm.py $(GEMM_ARGS)
+
+# all-MiniLM-L6-v2 with its 36 linear layers on the engine RTL: reports/model/report.{md,json}
+model:
+	$(PY) -m gen.model $(MODEL_ARGS)
+
+# raw Verilator vs the fast runner vs cocotb (and Icarus) on one design: build/fast_speed.json
+speed:
+	$(PY) -m tb.fast.speed
 
 doctor:
 	$(PY) -m gen.doctor

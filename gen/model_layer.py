@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["model_dir", "load_layer", "quantize_weights", "quantize_activations", "TEXT"]
+__all__ = ["model_dir", "load_layer", "quantize_weights", "quantize_activations", "TEXT",
+           "quantize_weights_grouped", "quantize_activations_per_token"]
 
 TEXT = ("the quick brown fox jumps over the lazy dog while the small cat sleeps in the warm sun "
         "near the old house by the river where children play and birds sing every morning "
@@ -94,3 +95,25 @@ def quantize_activations(x, a_bits=8):
     qmax = (1 << (a_bits - 1)) - 1
     scale = np.abs(x).max() / qmax
     return np.clip(np.rint(x / scale), -qmax - 1, qmax).astype(np.int64), scale
+
+
+def quantize_weights_grouped(w, fmt, w_bits, group=None):
+    """``(values, scales)`` with a scale per output channel and per ``group`` rows along K:
+    ``w[k, c] ~ values[k, c] * scales[k // group, c]`` (``group=None``: one group, i.e. per
+    channel as :func:`quantize_weights`). Each group is quantized by :func:`quantize_weights`;
+    K must be a multiple of ``group``."""
+    k = w.shape[0]
+    group = group or k
+    if k % group:
+        raise ValueError(f"K = {k} is not a multiple of the weight group {group}")
+    parts = [quantize_weights(w[i:i + group], fmt, w_bits) for i in range(0, k, group)]
+    return np.concatenate([q for q, _ in parts]), np.stack([s for _, s in parts])
+
+
+def quantize_activations_per_token(x, a_bits=8):
+    """Per row (token), symmetric: ``(values, scales)`` with ``x[r] ~ values[r] * scales[r]``."""
+    qmax = (1 << (a_bits - 1)) - 1
+    scale = np.abs(x).max(axis=1) / qmax
+    scale = np.where(scale > 0, scale, 1.0)
+    q = np.clip(np.rint(x / scale[:, None]), -qmax - 1, qmax).astype(np.int64)
+    return q, scale

@@ -94,7 +94,8 @@ def test_one_layer_through_the_rtl(tmp_path):
     from gen.model.__main__ import main
     out = tmp_path / "report"
     assert main(["--layers", "1", "--sentences", "2", "--max-tokens", "4", "--schemes",
-                 "w4g128", "--m", "2", "--n", "16", "--k-max", "128", "--build", str(BUILD / "model_m2n16"),
+                 "w4g128", "--m", "2", "--n", "16", "--k-max", "128",
+                 "--build", str(BUILD / "model_m2n16"),
                  "--out", str(out), "--no-progress"]) == 0
     rep = json.loads((out / "report.json").read_text())
     s = rep["schemes"]["w4g128"]

@@ -56,7 +56,8 @@ class Encoder:
         d = Path(model_dir)
         self.config = json.loads((d / "config.json").read_text())
         self.tokenizer = WordPiece(d / "vocab.txt")
-        self.t = {k: v.astype(np.float64) for k, v in load_file(str(d / "model.safetensors")).items()
+        tensors = load_file(str(d / "model.safetensors"))
+        self.t = {k: v.astype(np.float64) for k, v in tensors.items()
                   if v.dtype.kind == "f"}
         self.layers = self.config["num_hidden_layers"] if layers is None else layers
         if not 1 <= self.layers <= self.config["num_hidden_layers"]:

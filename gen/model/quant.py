@@ -102,8 +102,10 @@ class QuantBackend:
         self.act = act or Int8PerToken()
         if self.act.kind != "int":
             raise ValueError(f"activation format {self.act.kind!r} has no engine yet")
-        self._w = {}
-        self.stats, self.outputs, self.local_error = {}, {}, {}
+        self._w: dict = {}
+        self.stats: dict = {}
+        self.outputs: dict = {}
+        self.local_error: dict = {}
 
     def weights(self, layer, name):
         key = (layer, name)

@@ -66,7 +66,8 @@ def _plot(report, path):
         line, = ax.semilogy(err, marker="o", ms=3, label=f"{name}: output vs float model")
         ax.semilogy(loc, ls="--", color=line.get_color(), lw=1,
                     label=f"{name}: this layer alone (same input)")
-    labels = [f"{r['layer']}.{r['linear']}" for r in next(iter(report["schemes"].values()))["per_layer"]]
+    first = next(iter(report["schemes"].values()))
+    labels = [f"{r['layer']}.{r['linear']}" for r in first["per_layer"]]
     ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
     ax.set_ylabel("relative error (Frobenius)")
     ax.set_title(f"all-MiniLM-L6-v2 linear layers, INT8 activations, {report['design']['name']}")
@@ -90,7 +91,7 @@ def _markdown(r):
              "| weights | mean cosine vs float | min cosine | nearest neighbour = float's | "
              "engine cycles | cycles / sentence (mean) | utilization | RTL wall s |",
              "|---|---|---|---|---|---|---|---|"]
-    for name, s in r["schemes"].items():
+    for _name, s in r["schemes"].items():
         c = s["compare"]
         cyc = (f"{s['cycles']:,} | {np.mean(s['cycles_per_sentence']):,.0f} | "
                f"{100 * s['utilization']:.2f} % | {s['rtl_wall_s']:.0f}"

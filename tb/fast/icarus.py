@@ -107,7 +107,7 @@ class IcarusEngine:
         jdir = self.workdir / "job"
         jdir.mkdir(exist_ok=True)
         args = []
-        for i, (s, w) in enumerate(self.inputs):
+        for i, (s, _w) in enumerate(self.inputs):
             beats, rep = data[s]
             if len(beats) > self.depth:
                 raise ValueError(f"{s}: {len(beats)} beats exceed the testbench depth {self.depth}")

@@ -203,7 +203,8 @@ class FastEngine:
                 raise ValueError(f"no beats for input stream {name}")
             data, rep = per_stream[name]
             if data.shape[1] != words(width):
-                raise ValueError(f"{name}: beats of {data.shape[1]} words, port needs {words(width)}")
+                raise ValueError(f"{name}: beats of {data.shape[1]} words, "
+                                 f"port needs {words(width)}")
             parts += [np.array([len(data), rep], dtype="<u4"), data.astype("<u4").ravel()]
         return parts
 
@@ -240,7 +241,8 @@ class FastEngine:
         scalar_names = [n for n, _ in self.scalars]
         for job, beats in zip(jobs, metas):
             span, sim_cycles = int(raw[pos]), int(raw[pos + 1])
-            scal = dict(zip(scalar_names, (int(x) for x in raw[pos + 2: pos + 2 + len(scalar_names)])))
+            fields = raw[pos + 2: pos + 2 + len(scalar_names)]
+            scal = dict(zip(scalar_names, (int(x) for x in fields)))
             pos += 2 + len(scalar_names)
             nres = beats["m_tiles"] * beats["n_tiles"] * cfg.m
             ww = words(out_width)

@@ -86,7 +86,8 @@ def render(s):
     if "cocotb_icarus" in s:
         rows.append(("Icarus, cocotb streaming", s["cocotb_icarus"]))
     lines = [f"design {s['design']}, GEMM {'x'.join(map(str, s['shape']))} int{s['w_bits']}"
-             + (f" (Icarus: {'x'.join(map(str, s['icarus_shape']))})" if "icarus_shape" in s else ""),
+             + (f" (Icarus: {'x'.join(map(str, s['icarus_shape']))})"
+                if "icarus_shape" in s else ""),
              "", "| how | cycles/s | vs raw | vs cocotb (same simulator) |", "|---|---|---|---|"]
     for name, v in rows:
         ref = s.get("cocotb_icarus") if name.startswith("Icarus") else s.get("cocotb_verilator")

@@ -31,11 +31,13 @@ import numpy as np
 
 __all__ = ["FPFormat", "FP16", "BF16", "FP32", "FORMATS", "fp_format", "INT_W_RANGE",
            "decode", "round_pack", "fused_sum", "fp_mul", "fp_add", "fp_int_mul", "fp_dot",
+           "fp_dot_int", "fp_mac_tile", "fp_mac_stream", "unpack_fp_results",
            "default_window", "fp_mul_vec", "fp_add_vec", "fp_int_mul_vec", "to_float",
            "from_float", "special_values"]
 
-#: signed integer weight widths of the FP x INT multiplier
-INT_W_RANGE = (1, 4)
+#: signed integer widths of the FP x INT multiplier (a ``w_bits`` <= 4 weight code decodes to
+#: ``w_bits + 1`` signed bits: a 4-bit uint reaches 15)
+INT_W_RANGE = (1, 5)
 
 
 @dataclass(frozen=True)
@@ -205,11 +207,12 @@ def fused_sum(terms, fmt_out, window):
     return round_pack(int(total < 0), abs(total), top - window, fmt_out)
 
 
-def _product_term(a, b, fmt_in):
+def _product_term(a, b, fmt_in, fmt_b=None):
+    fmt_b = fmt_b or fmt_in
     ka, sa, ma, ea = decode(a, fmt_in)
-    kb, sb, mb, eb = decode(b, fmt_in)
+    kb, sb, mb, eb = decode(b, fmt_b)
     sign = sa ^ sb
-    width = 2 * fmt_in.sig_bits
+    width = fmt_in.sig_bits + fmt_b.sig_bits
     if "nan" in (ka, kb) or {ka, kb} == {"zero", "inf"}:
         return ("nan", 0, 0, 0, width)
     if "inf" in (ka, kb):
@@ -224,10 +227,12 @@ def _term(bits, fmt):
     return (kind, sign, sig, e_lsb, fmt.sig_bits)
 
 
-def fp_mul(a, b, fmt_in=FP16, fmt_out=FP32):
-    """``a * b`` with the exact product rounded once into ``fmt_out`` (exact for fp16 -> fp32)."""
+def fp_mul(a, b, fmt_in=FP16, fmt_out=FP32, fmt_b=None):
+    """``a * b`` with the exact product rounded once into ``fmt_out`` (exact for fp16 -> fp32);
+    ``b`` is of ``fmt_b`` (default ``fmt_in``)."""
     fmt_in, fmt_out = fp_format(fmt_in), fp_format(fmt_out)
-    kind, sign, sig, e_lsb, _ = _product_term(a, b, fmt_in)
+    fmt_b = fp_format(fmt_b) if fmt_b is not None else fmt_in
+    kind, sign, sig, e_lsb, _ = _product_term(a, b, fmt_in, fmt_b)
     if kind == "nan":
         return fmt_out.qnan
     if kind == "inf":
@@ -277,6 +282,55 @@ def fp_dot(a, b, acc, fmt_in=FP16, fmt_acc=FP32, window=None):
     window = default_window(fmt_acc) if window is None else window
     terms = [_product_term(x, y, fmt_in) for x, y in zip(a, b)] + [_term(acc, fmt_acc)]
     return fused_sum(terms, fmt_acc, window)
+
+
+def fp_dot_int(a, v, w, acc, fmt_in=FP16, fmt_acc=FP32, window=None):
+    """Fused ``acc + sum_i a[i] * v[i]`` for signed ``w``-bit integers ``v`` (exact products)."""
+    fmt_in, fmt_acc = fp_format(fmt_in), fp_format(fmt_acc)
+    if len(a) != len(v):
+        raise ValueError(f"a and v must have the same length, not {len(a)} and {len(v)}")
+    window = default_window(fmt_acc) if window is None else window
+    terms = [_int_term(x, int(y), w, fmt_in) for x, y in zip(a, v)] + [_term(acc, fmt_acc)]
+    return fused_sum(terms, fmt_acc, window)
+
+
+def fp_mac_tile(acts, values, scales, kind, value_bits, act=FP16, g=4):
+    """FP32 result bits of one FP MAC operation (``hw/fp_mac_array.py``), ``m x n``.
+
+    ``acts``: ``m x K`` activation patterns of ``act``; ``values``: ``K x n`` signed weight
+    values (``value_bits`` bits); ``scales``: ``n`` per-output-channel scales in ``act``.
+    K is zero-padded (activation +0) to whole groups of ``g``; per group and PE,
+    ``acc = fused(acc + sum of g products)`` from ``acc = +0``.
+
+    * ``dequant``: ``wq = fp_int_mul(scale[c], value, act -> act)`` (RNE), then
+      ``fp_dot(acts, wq, acc)``;
+    * ``direct``: ``fp_dot_int(acts, values, acc)``, then ``fp_mul(acc, scale[c])`` (FP32 x
+      ``act`` rounded once into FP32) at the output.
+    """
+    act = fp_format(act)
+    acts = np.asarray(acts, dtype=np.int64)
+    values = np.asarray(values, dtype=np.int64)
+    m, k = acts.shape
+    pad = -k % g
+    acts = np.pad(acts, ((0, 0), (0, pad)))
+    values = np.pad(values, ((0, pad), (0, 0)))
+    n = values.shape[1]
+    out = np.zeros((m, n), dtype=np.uint64)
+    for c in range(n):
+        col = [int(x) for x in values[:, c]]
+        if kind == "dequant":
+            col = [fp_int_mul(int(scales[c]), x, value_bits, act, act) for x in col]
+        for r in range(m):
+            acc = 0
+            for j in range(0, len(col), g):
+                a = [int(x) for x in acts[r, j:j + g]]
+                if kind == "dequant":
+                    acc = fp_dot(a, col[j:j + g], acc, act)
+                else:
+                    acc = fp_dot_int(a, col[j:j + g], value_bits, acc, act)
+            out[r, c] = acc if kind == "dequant" else fp_mul(acc, int(scales[c]), FP32, FP32,
+                                                             act)
+    return out
 
 
 # -- vectorized single operations (NumPy's IEEE float32 arithmetic) --------------------------
@@ -336,3 +390,29 @@ def exact_value(bits, fmt):
     if kind in ("inf", "nan"):
         raise ValueError(f"{kind} has no exact value")
     return (-1) ** sign * Fraction(sig) * Fraction(2) ** e_lsb
+
+
+def fp_mac_stream(cfg, acts, weights, scales, fmt, w_bits, kind, act=FP16):
+    """One FP MAC-array operation: ``(cmd, scale beat, act beats, weight beats, expected)``.
+
+    ``acts``: ``m x K`` patterns of ``act``; ``weights``: ``K x n`` integer weight values of
+    ``fmt`` at ``w_bits``; ``scales``: ``n`` patterns of ``act``; expected: ``m x n`` FP32 bits.
+    """
+    from gen.golden import pack_cmd, pack_weight_codes
+    act = fp_format(act)
+    acts = np.asarray(acts, dtype=np.int64)
+    m, k = acts.shape
+    groups = -(-k // cfg.g)
+    padded = np.pad(acts, ((0, 0), (0, groups * cfg.g - k))).reshape(m, groups, cfg.g)
+    act_beats = [sum(int(x) << (i * act.width) for i, x in enumerate(padded[:, j, :].ravel()))
+                 for j in range(groups)]
+    scale_beat = sum(int(s) << (c * act.width) for c, s in enumerate(scales))
+    expected = fp_mac_tile(acts, weights, scales, kind, cfg.direct_width, act, cfg.g)
+    return (pack_cmd(cfg, fmt, w_bits, groups), scale_beat, act_beats,
+            pack_weight_codes(cfg, np.asarray(weights), fmt, w_bits), expected)
+
+
+def unpack_fp_results(n, beats):
+    """``o_result`` beats of an FP MAC array (``n`` FP32 per row) to an ``m x n`` array."""
+    return np.array([[(int(b) >> (32 * c)) & 0xFFFFFFFF for c in range(n)] for b in beats],
+                    dtype=np.uint64)

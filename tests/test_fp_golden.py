@@ -230,7 +230,7 @@ def test_add_rounding_corners():
     assert fp.fp_add(FP32.inf, FP32.inf | FP32.sign_bit) == FP32.qnan
 
 
-@pytest.mark.parametrize("w", [1, 2, 3, 4])
+@pytest.mark.parametrize("w", [1, 2, 3, 4, 5])
 def test_int_mul_matches_reference(w):
     rng = random.Random(SEED + w)
     values = range(-(1 << (w - 1)), 1 << (w - 1))
@@ -248,8 +248,8 @@ def test_int_mul_matches_reference(w):
     a = np.repeat(np.array(acts), len(values))
     v = np.tile(np.array(list(values)), len(acts))
     assert fp.fp_int_mul_vec(a, v).tolist() == [fp.fp_int_mul(x, int(y), w) for x, y in zip(a, v)]
-    with pytest.raises(ValueError, match="w must be in 1..4, not 5"):
-        fp.fp_int_mul(0, 0, 5)
+    with pytest.raises(ValueError, match="w must be in 1..5, not 6"):
+        fp.fp_int_mul(0, 0, 6)
     with pytest.raises(ValueError, match=f"v must be a signed {w}-bit integer"):
         fp.fp_int_mul(0, 1 << (w - 1), w)
 

@@ -200,7 +200,7 @@ def test_bad_parameters():
         FPDotProduct(0)
     with pytest.raises(ValueError, match="window must be in 8..128, not 200"):
         FPDotProduct(2, window=200)
-    with pytest.raises(ValueError, match="w must be in 1..4, not 5"):
-        FPIntMultiplier(5)
+    with pytest.raises(ValueError, match="w must be in 1..5, not 6"):
+        FPIntMultiplier(6)
     with pytest.raises(TypeError, match="registered must be a bool, not 1"):
         FPAdder(registered=1)

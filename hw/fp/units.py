@@ -13,21 +13,55 @@ from gen.fp import FP32, INT_W_RANGE
 
 from .common import FPUnit, Term, check_format, check_window, exp_width
 
-__all__ = ["FPMultiplier", "FPAdder", "FPDotProduct", "FPIntMultiplier", "product_term"]
+__all__ = ["FPMultiplier", "FPAdder", "FPDotProduct", "FPIntMultiplier", "product_term",
+           "int_term", "finish"]
 
 IN_FORMATS = ("fp16", "bf16")
 
 
-def product_term(m, a, b, fmt_in, ew, name):
-    """The exact product of two unpacked operands as a term (``2 * sig_bits`` field)."""
+def product_term(m, a, b, fmt_in, ew, name, fmt_b=None):
+    """The exact product of two unpacked operands as a term (``a`` of ``fmt_in``, ``b`` of
+    ``fmt_b``, default the same; the field is the sum of their significand widths)."""
+    fmt_b = fmt_b or fmt_in
     pa = FPUnit.unpack(m, a, fmt_in, ew, f"{name}_a")
-    pb = FPUnit.unpack(m, b, fmt_in, ew, f"{name}_b")
+    pb = FPUnit.unpack(m, b, fmt_b, ew, f"{name}_b")
     e_lsb = Signal(signed(ew), name=f"{name}_e_lsb")
-    sig = Signal(2 * fmt_in.sig_bits, name=f"{name}_sig")
+    sig = Signal(fmt_in.sig_bits + fmt_b.sig_bits, name=f"{name}_sig")
     m.d.comb += [e_lsb.eq(pa.e_lsb + pb.e_lsb), sig.eq(pa.sig * pb.sig)]
     nan = pa.nan | pb.nan | (pa.zero & pb.inf) | (pa.inf & pb.zero)
     return Term(nan=nan, inf=(pa.inf | pb.inf) & ~nan, zero=(pa.zero | pb.zero) & ~nan,
-                sign=pa.sign ^ pb.sign, sig=sig, e_lsb=e_lsb, width=2 * fmt_in.sig_bits)
+                sign=pa.sign ^ pb.sign, sig=sig, e_lsb=e_lsb, width=len(sig))
+
+
+def int_term(m, a, v, fmt_in, ew, name):
+    """The exact product of ``a`` and the signed integer ``v`` (``len(v)`` bits) as a term:
+    the significand times ``|v|`` by shift-and-add. ``v = 0`` counts as +0."""
+    w = len(v)
+    pa = FPUnit.unpack(m, a, fmt_in, ew, f"{name}_a")
+    vs = v.as_signed()
+    neg = vs < 0
+    mag = Signal(w, name=f"{name}_v_mag")          # |v| <= 2**(w-1) fits w bits unsigned
+    m.d.comb += mag.eq(Mux(neg, -vs, vs))
+    sig = Signal(fmt_in.sig_bits + w, name=f"{name}_sig")
+    m.d.comb += sig.eq(sum(Mux(mag[j], pa.sig << j, 0) for j in range(w)))
+    v_zero = ~v.any()
+    nan = pa.nan | (pa.inf & v_zero)
+    return Term(nan=nan, inf=pa.inf & ~nan, zero=(pa.zero | v_zero) & ~nan,
+                sign=pa.sign ^ neg, sig=sig, e_lsb=pa.e_lsb, width=len(sig))
+
+
+def finish(m, term, rounded, fmt):
+    """The result of a single product: specials, signed zero, else ``rounded``."""
+    res = Signal(fmt.width)
+    with m.If(term.nan):
+        m.d.comb += res.eq(fmt.qnan)
+    with m.Elif(term.inf):
+        m.d.comb += res.eq(Cat(Const(fmt.inf, fmt.width - 1), term.sign))
+    with m.Elif(term.zero):
+        m.d.comb += res.eq(Cat(Const(0, fmt.width - 1), term.sign))
+    with m.Else():
+        m.d.comb += res.eq(rounded)
+    return res
 
 
 class FPMultiplier(FPUnit):
@@ -52,16 +86,7 @@ class FPMultiplier(FPUnit):
         ew = exp_width(self.fmt_in, self.fmt_out)
         p = product_term(m, self.a, self.b, self.fmt_in, ew, "mul")
         rounded = self.round_pack(m, p.sign, p.sig, p.e_lsb, self.fmt_out, ew, "mul")
-        res = Signal(self.fmt_out.width)
-        with m.If(p.nan):
-            m.d.comb += res.eq(self.fmt_out.qnan)
-        with m.Elif(p.inf):
-            m.d.comb += res.eq(Cat(Const(self.fmt_out.inf, self.fmt_out.width - 1), p.sign))
-        with m.Elif(p.zero):
-            m.d.comb += res.eq(Cat(Const(0, self.fmt_out.width - 1), p.sign))
-        with m.Else():
-            m.d.comb += res.eq(rounded)
-        self._output(m, res)
+        self._output(m, finish(m, p, rounded, self.fmt_out))
         return m
 
 
@@ -128,9 +153,9 @@ class FPDotProduct(FPUnit):
 
 
 class FPIntMultiplier(FPUnit):
-    """``out = a * v`` for a signed ``w``-bit integer ``v`` (two's complement), exact in FP32
-    (golden: ``gen.fp.fp_int_mul``): the significand times ``|v|`` by shift-and-add, one
-    normalization. ``v = 0`` counts as +0 (so ``-x * 0 = -0``, ``Inf * 0 = NaN``).
+    """``out = a * v`` for a signed ``w``-bit integer ``v`` (two's complement), exact in FP32,
+    rounded RNE into FP16/BF16 (a dequantizer) (golden: ``gen.fp.fp_int_mul``): the
+    significand times ``|v|`` by shift-and-add, one normalization. ``v = 0`` counts as +0 (so ``-x * 0 = -0``, ``Inf * 0 = NaN``).
 
     Attributes
     ----------
@@ -145,7 +170,7 @@ class FPIntMultiplier(FPUnit):
             raise ValueError(f"w must be in {lo}..{hi}, not {w!r}")
         self.w = w
         self.fmt_in = check_format(fmt_in, "fmt_in", IN_FORMATS)
-        self.fmt_out = check_format(fmt_out, "fmt_out", ("fp32",))
+        self.fmt_out = check_format(fmt_out, "fmt_out", ("fp32", "fp16", "bf16"))
         super().__init__({"a": In(self.fmt_in.width), "v": In(w),
                           "out": Out(self.fmt_out.width)}, registered)
 
@@ -153,24 +178,7 @@ class FPIntMultiplier(FPUnit):
         m = Module()
         fo = self.fmt_out
         ew = exp_width(self.fmt_in, fo)
-        pa = self.unpack(m, self.a, self.fmt_in, ew, "a")
-        v = self.v.as_signed()
-        neg = v < 0
-        mag = Signal(self.w, name="v_mag")            # |v| <= 2**(w-1) fits w bits unsigned
-        m.d.comb += mag.eq(Mux(neg, -v, v))
-        sig = Signal(self.fmt_in.sig_bits + self.w, name="prod_sig")
-        m.d.comb += sig.eq(sum(Mux(mag[j], pa.sig << j, 0) for j in range(self.w)))
-        sign = pa.sign ^ neg
-        rounded = self.round_pack(m, sign, sig, pa.e_lsb, fo, ew, "imul")
-        res = Signal(fo.width)
-        v_zero = ~self.v.any()
-        with m.If(pa.nan | (pa.inf & v_zero)):
-            m.d.comb += res.eq(fo.qnan)
-        with m.Elif(pa.inf):
-            m.d.comb += res.eq(Cat(Const(fo.inf, fo.width - 1), sign))
-        with m.Elif(pa.zero | v_zero):
-            m.d.comb += res.eq(Cat(Const(0, fo.width - 1), sign))
-        with m.Else():
-            m.d.comb += res.eq(rounded)
-        self._output(m, res)
+        t = int_term(m, self.a, self.v, self.fmt_in, ew, "imul")
+        rounded = self.round_pack(m, t.sign, t.sig, t.e_lsb, fo, ew, "imul")
+        self._output(m, finish(m, t, rounded, fo))
         return m

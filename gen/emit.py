@@ -120,13 +120,23 @@ def main(argv=None):
                         "baseline with weights dequantized to activation precision "
                         "(mac_dequant) or a direct a_bits x w_bits multiplier (mac_direct); "
                         "MAC ports: hw/mac_array.py")
+    o.add_argument("--act", default="int", choices=("int", "fp16", "bf16"),
+                   help="activation format of the MAC baselines: signed integers of --a-bits "
+                        "(default), or FP16/BF16 activations with FP32 accumulation "
+                        "(hw/fp_mac_array.py, docs/fp.md)")
     args = p.parse_args(argv)
     cfg = config_from_args(p, args)
+    if args.act != "int" and args.top not in ("mac_dequant", "mac_direct"):
+        p.error(f"--act {args.act} applies to --top mac_dequant or mac_direct, not {args.top}")
     check_name(p, args.name)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         p.error(f"--out must be a directory, not the file {args.out!r}")
-    res = emit(cfg, out, args.name, args.top)
+    if args.act != "int":
+        from hw.fp_mac_array import emit_fp_mac
+        res = emit_fp_mac(cfg, out, args.top, args.act, args.name)
+    else:
+        res = emit(cfg, out, args.name, args.top)
     print(f"wrote {res['verilog']} and {res['manifest']}")
     return 0
 

@@ -407,7 +407,16 @@ def fp_mac_stream(cfg, acts, weights, scales, fmt, w_bits, kind, act=FP16):
     act_beats = [sum(int(x) << (i * act.width) for i, x in enumerate(padded[:, j, :].ravel()))
                  for j in range(groups)]
     scale_beat = sum(int(s) << (c * act.width) for c, s in enumerate(scales))
-    expected = fp_mac_tile(acts, weights, scales, kind, cfg.direct_width, act, cfg.g)
+    # the hardware pads K with activation +0 and weight code 0, which decodes to the format's
+    # lowest value (int/ternary -2**(w-1), binary -1, uint 0): with an Inf/NaN scale the padded
+    # products are NaN, as in the hardware, so the golden pads the same way
+    from gen.config import WeightFormat
+    pad_value = {WeightFormat.UINT: 0, WeightFormat.BINARY: -1}.get(
+        WeightFormat.parse(fmt), -(1 << (w_bits - 1)))
+    padded_w = np.pad(np.asarray(weights, dtype=np.int64), ((0, groups * cfg.g - k), (0, 0)),
+                      constant_values=pad_value)
+    expected = fp_mac_tile(padded.reshape(m, -1), padded_w, scales, kind, cfg.direct_width,
+                           act, cfg.g)
     return (pack_cmd(cfg, fmt, w_bits, groups), scale_beat, act_beats,
             pack_weight_codes(cfg, np.asarray(weights), fmt, w_bits), expected)
 

@@ -214,7 +214,9 @@ def emit_fp_mac(cfg: LutConfig, out_dir, top, act, name=None):
     if top not in ("mac_dequant", "mac_direct"):
         raise ValueError(f"--act {act} applies to mac_dequant and mac_direct, not {top!r}")
     widths = fp_mac_widths(cfg, act)
-    name = name or default_name(cfg, top).replace("mac_", f"{widths['act'].name}_mac_", 1)
+    # the activation format replaces a_bits in the name (a_bits means nothing here)
+    name = name or default_name(cfg, top).replace(f"w{cfg.w_bits}a{cfg.a_bits}_",
+                                                  f"w{cfg.w_bits}{widths['act'].name}_", 1)
     pe_name = f"{name}_pe"
     component = FpMacArray(cfg, top.split("_", 1)[1], act, pe_module=pe_name)
     ports = port_list(component)

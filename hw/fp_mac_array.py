@@ -22,7 +22,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from gen.config import LutConfig, WeightFormat
-from gen.fp import FP32, default_window
+from gen.fp import FP32, dot_window
 
 from .control import OperationControl, OutputDrain, add_pe
 from .fp.common import FPUnit, check_format, exp_width
@@ -40,7 +40,7 @@ def fp_mac_widths(cfg: LutConfig, act):
     act = check_format(act, "act", ACT_FORMATS)
     return {"act": act, "act_width": cfg.m * cfg.g * act.width, "scale_width": cfg.n * act.width,
             "result_width": FP32.width, "result_row_width": cfg.n * FP32.width,
-            "value_width": cfg.direct_width, "window": default_window(FP32)}
+            "value_width": cfg.direct_width, "window": dot_window(FP32)}
 
 
 class FpMacPE(FPUnit):

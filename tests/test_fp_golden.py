@@ -314,12 +314,12 @@ def _bits_lost(a, b, acc, fmt_in, window):
 
 @pytest.mark.parametrize("fmt_in", [FP16, BF16], ids=["fp16", "bf16"])
 def test_dot_default_window_deviates_only_when_bits_are_shifted_out(fmt_in):
-    """With the default 27-bit frame, the result equals one exact rounding unless some term
+    """With the default 32-bit frame, the result equals one exact rounding unless some term
     lost bits to the sticky. The deviation rate per input class is measured and printed
     (``pytest -s``); on Gaussian data it must stay rare."""
     rng = random.Random(SEED + 1)
-    window = fp.default_window(FP32)
-    assert window == 27
+    window = fp.dot_window(FP32)
+    assert window == 32
     rates = {}
     for kind, label in enumerate(DOT_KINDS):
         cases = dot_cases(rng, fmt_in, 1000, 4, kinds=[kind])
@@ -349,7 +349,7 @@ def test_dot_single_product_is_fused_multiply_add():
         assert want == ref_dot([a], [b], c, FP16)
         subnormal = any(x & 0x7C00 == 0 and x & 0x3FF for x in (a, b))
         if got != want:
-            assert subnormal and _bits_lost([a], [b], c, FP16, 27), (a, b, c)
+            assert subnormal and _bits_lost([a], [b], c, FP16, fp.dot_window(FP32)), (a, b, c)
             deviations += 1
     print(f"fp16 FMA: {deviations} of 4000 random patterns differ from one exact rounding")
 

@@ -11,7 +11,7 @@ from amaranth import *
 from amaranth.lib import wiring
 from amaranth.utils import bits_for
 
-from gen.fp import FPFormat, default_window, fp_format
+from gen.fp import FPFormat, dot_window, fp_format
 
 __all__ = ["Term", "FPUnit", "exp_width"]
 
@@ -183,9 +183,9 @@ class FPUnit(wiring.Component):
 
 
 def check_window(window, fmt_acc):
-    """The validated alignment frame (None: the default of ``gen.fp.default_window``)."""
+    """The validated alignment frame (None: the dot product's, ``gen.fp.dot_window``)."""
     if window is None:
-        return default_window(fmt_acc)
+        return dot_window(fmt_acc)
     if not isinstance(window, int) or isinstance(window, bool) or not 8 <= window <= 128:
         raise ValueError(f"window must be in 8..128, not {window!r}")
     return window

@@ -9,7 +9,7 @@ from __future__ import annotations
 from amaranth import *
 from amaranth.lib.wiring import In, Out
 
-from gen.fp import FP32, INT_W_RANGE
+from gen.fp import FP32, INT_W_RANGE, default_window
 
 from .common import FPUnit, Term, check_format, check_window, exp_width
 
@@ -109,7 +109,7 @@ class FPAdder(FPUnit):
         m = Module()
         ew = exp_width(self.fmt)
         terms = [self.unpack(m, self.a, self.fmt, ew, "a"), self.unpack(m, self.b, self.fmt, ew, "b")]
-        self._output(m, self.fused_sum(m, terms, self.fmt, check_window(None, self.fmt), ew))
+        self._output(m, self.fused_sum(m, terms, self.fmt, default_window(self.fmt), ew))
         return m
 
 

@@ -159,3 +159,19 @@ def test_emitted_m8n4k16_verilator(top, tmp_path):
     from gen.synth import mac_config
     cfg = mac_config(LutConfig(w_bits=2, a_bits=8), (8, 4, 16))
     run_fp_mac_sim(cfg, top, "fp16", "verilator", tmp_path, seed=SEED)
+
+
+def test_emit_cli_act_option(tmp_path, capsys):
+    from gen.emit import main
+    assert main(["--top", "mac_direct", "--act", "bf16", "--m", "1", "--n", "2",
+                 "--out", str(tmp_path / "ok")]) == 0
+    files = sorted(p.name for p in (tmp_path / "ok").iterdir())
+    assert files == ["mac_direct_array_w2bf16_g4_m1n2.json", "mac_direct_array_w2bf16_g4_m1n2.v"]
+    manifest = __import__("json").loads((tmp_path / "ok" / files[0]).read_text())
+    assert manifest["act"] == "bf16" and manifest["derived"]["result_row_width"] == 64
+    with pytest.raises(SystemExit) as exc:
+        main(["--top", "array", "--act", "fp16", "--out", str(tmp_path / "bad")])
+    assert exc.value.code == 2
+    assert "--act fp16 applies to --top mac_dequant or mac_direct, not array" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Synthesis figures of the FP units and the FP MAC arrays (docs/fp.md).
+
+    python scripts/fp_figures.py                   # units + M8N4K16 arrays -> reports/fp/
+    python scripts/fp_figures.py --units-only
+
+Each unit is emitted alone (``hw.fp.lanes.emit_unit``, one lane) and synthesized with
+``gen.synth.synthesize`` (Yosys generic gates, the project's GE weights); the arrays are the
+FP16 dequantizing and direct FP MAC arrays and the INT8 dequantizing MAC array at M8N4K16
+(W2). Writes ``reports/fp/figures.json`` and ``figures.md``; prints the table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gen.config import LutConfig  # noqa: E402
+from gen.emit import emit  # noqa: E402
+from gen.synth import mac_config, synthesize  # noqa: E402
+from hw.fp.lanes import emit_unit  # noqa: E402
+from hw.fp_mac_array import emit_fp_mac  # noqa: E402
+
+UNITS = [("FP16 x FP16 -> FP32 multiplier", "mul", {"fmt_in": "fp16"}),
+         ("BF16 x BF16 -> FP32 multiplier", "mul", {"fmt_in": "bf16"}),
+         ("FP32 adder", "add", {}),
+         ("FP16 x INT4 -> FP32 (shift-add)", "int_mul", {"w": 4}),
+         ("FP16 x INT2 -> FP32 (shift-add)", "int_mul", {"w": 2}),
+         ("FP16 FMA (FP16 x FP16 + FP32)", "dot", {"g": 1, "fmt_in": "fp16"}),
+         ("BF16 FMA (BF16 x BF16 + FP32)", "dot", {"g": 1, "fmt_in": "bf16"}),
+         ("FP16 fused dot product, g = 4, + FP32", "dot", {"g": 4, "fmt_in": "fp16"})]
+
+ARRAYS = [("INT8 dequant MAC array", "int8", "mac_dequant"),
+          ("FP16 dequant MAC array", "fp16", "mac_dequant"),
+          ("FP16 x INT-w direct MAC array", "fp16", "mac_direct")]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="scripts/fp_figures.py", description=__doc__.split("\n")[0])
+    p.add_argument("--out", default="reports/fp", help="report directory (default reports/fp)")
+    p.add_argument("--units-only", action="store_true", help="skip the M8N4K16 arrays")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    work = out / "work"
+    rows = []
+    for label, unit, params in UNITS:
+        res = emit_unit(unit, params, work / "rtl", lanes=1)
+        r = synthesize(res["verilog"], res["name"], work / res["name"])
+        t = r["total"]
+        rows.append({"what": label, "name": res["name"], "cells": t["num_cells"], "ge": t["ge"],
+                     "depth": t["depth"], "ff_bits": t["ff_bits"]})
+        print(json.dumps(rows[-1]), flush=True)
+    if not args.units_only:
+        cfg = mac_config(LutConfig(w_bits=2, a_bits=8), (8, 4, 16))
+        for label, act, top in ARRAYS:
+            res = (emit(cfg, work / "rtl", top=top) if act == "int8"
+                   else emit_fp_mac(cfg, work / "rtl", top, act))
+            pe_module = json.loads(Path(res["manifest"]).read_text())["pe_module"]
+            r = synthesize(res["verilog"], res["name"], work / res["name"])
+            pe = [ty for ty in r["types"] if pe_module in ty["modules"]]
+            rows.append({"what": f"{label}, M8N4K16, W2", "name": res["name"],
+                         "cells": r["total"]["num_cells"], "ge": r["total"]["ge"],
+                         "depth": r["total"]["depth"], "ff_bits": r["total"]["ff_bits"],
+                         "pe_ge": pe[0]["with_submodules"]["ge"] if pe else None})
+            print(json.dumps(rows[-1]), flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "figures.json").write_text(json.dumps(rows, indent=2) + "\n")
+    lines = ["| unit | cells (generic gates) | GE | depth | one PE (GE) |", "|---|---|---|---|---|"]
+    for r in rows:
+        pe = f"{r['pe_ge']:,.0f}" if r.get("pe_ge") else ""
+        lines.append(f"| {r['what']} | {r['cells']:,} | {r['ge']:,.0f} | {r['depth']} | {pe} |")
+    (out / "figures.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    t0 = time.time()
+    rc = main()
+    print(f"({time.time() - t0:.0f} s)")
+    sys.exit(rc)

@@ -3,6 +3,7 @@
 
     python scripts/fp_figures.py                   # units + M8N4K16 arrays -> reports/fp/
     python scripts/fp_figures.py --units-only
+    python scripts/fp_figures.py --window-sweep    # fused dot product vs one exact rounding
 
 Each unit is emitted alone (``hw.fp.lanes.emit_unit``, one lane) and synthesized with
 ``gen.synth.synthesize`` (Yosys generic gates, the project's GE weights); the arrays are the
@@ -39,11 +40,36 @@ ARRAYS = [("INT8 dequant MAC array", "int8", "mac_dequant"),
           ("FP16 x INT-w direct MAC array", "fp16", "mac_direct")]
 
 
+def window_sweep(cases=1000):
+    """How many fused dot products differ from one exact rounding, per frame width."""
+    import random
+
+    from gen import fp
+    from tests.test_fp_golden import DOT_KINDS, dot_cases, ref_dot
+    for fmt in (fp.FP16, fp.BF16):
+        for g in (4, 16):
+            for kind in (1, 3):
+                rng = random.Random(7)
+                data = dot_cases(rng, fmt, cases, g, kinds=[kind])
+                ref = [ref_dot(a, b, c, fmt) for a, b, c in data]
+                for window in (27, 32, 40):
+                    differ = sum(fp.fp_dot(a, b, c, fmt, window=window) != r
+                                 for (a, b, c), r in zip(data, ref))
+                    print(json.dumps({"fmt": fmt.name, "g": g, "inputs": DOT_KINDS[kind],
+                                      "window": window, "differ": differ, "of": cases}),
+                          flush=True)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="scripts/fp_figures.py", description=__doc__.split("\n")[0])
     p.add_argument("--out", default="reports/fp", help="report directory (default reports/fp)")
     p.add_argument("--units-only", action="store_true", help="skip the M8N4K16 arrays")
+    p.add_argument("--window-sweep", action="store_true",
+                   help="only measure the fused dot product's deviation per frame width")
     args = p.parse_args(argv)
+    if args.window_sweep:
+        window_sweep()
+        return 0
     out = Path(args.out)
     work = out / "work"
     rows = []

@@ -64,6 +64,10 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="scripts/fp_figures.py", description=__doc__.split("\n")[0])
     p.add_argument("--out", default="reports/fp", help="report directory (default reports/fp)")
     p.add_argument("--units-only", action="store_true", help="skip the M8N4K16 arrays")
+    p.add_argument("--full-arrays", action="store_true",
+                   help="synthesize whole M8N4K16 arrays, not only their PE module (slow: "
+                        "Yosys' share pass on the FP dequant array's 64 dequantizers took over "
+                        "40 min on the 2-core development machine)")
     p.add_argument("--window-sweep", action="store_true",
                    help="only measure the fused dot product's deviation per frame width")
     args = p.parse_args(argv)
@@ -86,6 +90,13 @@ def main(argv=None):
             res = (emit(cfg, work / "rtl", top=top) if act == "int8"
                    else emit_fp_mac(cfg, work / "rtl", top, act))
             pe_module = json.loads(Path(res["manifest"]).read_text())["pe_module"]
+            if not args.full_arrays:             # one MAC PE (g = 16 lanes + accumulator)
+                r = synthesize(res["verilog"], pe_module, work / pe_module)
+                rows.append({"what": f"one PE of the {label}, M8N4K16, W2", "name": pe_module,
+                             "cells": r["total"]["num_cells"], "ge": r["total"]["ge"],
+                             "depth": r["total"]["depth"], "ff_bits": r["total"]["ff_bits"]})
+                print(json.dumps(rows[-1]), flush=True)
+                continue
             r = synthesize(res["verilog"], res["name"], work / res["name"])
             pe = [ty for ty in r["types"] if pe_module in ty["modules"]]
             rows.append({"what": f"{label}, M8N4K16, W2", "name": res["name"],

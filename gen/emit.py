@@ -74,7 +74,7 @@ def _versions():
     return out
 
 
-def render(cfg: LutConfig, name=None, top="array"):
+def render(cfg: LutConfig, name=None, top="array", act="int"):
     """One build in memory: ``{"name", "text" (the Verilog), "manifest", "ports"}``.
 
     The manifest holds the config parameters (``params``), every derived width (``derived``),
@@ -82,6 +82,8 @@ def render(cfg: LutConfig, name=None, top="array"):
     every stream payload (``layouts``), the tool versions and the name of the Verilog top
     module (``name``).
     """
+    if act != "int":
+        return _render_fp_mac(cfg, name, top, act)
     from amaranth.back import verilog
 
     from hw.layouts import describe
@@ -111,6 +113,31 @@ def render(cfg: LutConfig, name=None, top="array"):
     return {"name": name, "text": text, "manifest": manifest, "ports": ports}
 
 
+def _render_fp_mac(cfg: LutConfig, name, top, act):
+    """:func:`render` for a MAC baseline with FP16/BF16 activations (``hw/fp_mac_array.py``,
+    ``docs/fp.md``): FP32 results, one ``i_scale`` beat per operation."""
+    from amaranth.back import verilog
+
+    from hw.fp_mac_array import FpMacArray, fp_mac_widths
+    if top not in ("mac_dequant", "mac_direct"):
+        raise ValueError(f"act {act} applies to mac_dequant and mac_direct, not {top!r}")
+    widths = fp_mac_widths(cfg, act)
+    # the activation format replaces a_bits in the name (a_bits means nothing here)
+    name = name or default_name(cfg, top).replace(f"w{cfg.w_bits}a{cfg.a_bits}_",
+                                                  f"w{cfg.w_bits}{widths['act'].name}_", 1)
+    pe_name = f"{name}_pe"
+    component = FpMacArray(cfg, top.split("_", 1)[1], act, pe_module=pe_name)
+    ports = port_list(component)
+    text = (verilog.convert(component.make_pe(), name=pe_name, emit_src=False)
+            + "\n" + verilog.convert(component, name=name, emit_src=False))
+    manifest = {"name": name, "top": top, "act": widths["act"].name, "pe_module": pe_name,
+                "params": cfg.params(),
+                "derived": {**cfg.derived(), **{k: v for k, v in widths.items() if k != "act"}},
+                "ports": [{"name": n, "direction": d, "width": w} for n, d, w in ports],
+                "versions": _versions(), "interface": "docs/fp.md"}
+    return {"name": name, "text": text, "manifest": manifest, "ports": ports}
+
+
 def write_build(out_dir, build):
     """Write a :func:`render` result as ``<out_dir>/<name>.v`` and ``<name>.json``, all or
     nothing: on an OSError no file, temporary file or new directory is left behind."""
@@ -129,10 +156,10 @@ def write_build(out_dir, build):
     return vpath, jpath
 
 
-def emit(cfg: LutConfig, out_dir="build", name=None, top="array"):
+def emit(cfg: LutConfig, out_dir="build", name=None, top="array", act="int"):
     """Write ``<out_dir>/<name>.v`` and ``<name>.json`` (:func:`render`, :func:`write_build`);
     return their paths (``verilog``, ``manifest``), the top module's ``name`` and the ports."""
-    build = render(cfg, name, top)
+    build = render(cfg, name, top, act=act)
     vpath, jpath = write_build(out_dir, build)
     return {"verilog": vpath, "manifest": jpath, "name": build["name"], "ports": build["ports"]}
 
@@ -177,8 +204,14 @@ def main(argv=None):
                         "baseline with weights dequantized to activation precision "
                         "(mac_dequant) or a direct a_bits x w_bits multiplier (mac_direct); "
                         "MAC ports: hw/mac_array.py")
+    o.add_argument("--act", default="int", choices=("int", "fp16", "bf16"),
+                   help="activation format of the MAC baselines: signed integers of --a-bits "
+                        "(default), or FP16/BF16 activations with FP32 accumulation "
+                        "(hw/fp_mac_array.py, docs/fp.md)")
     args = p.parse_args(argv)
     cfg = config_from_args(p, args)
+    if args.act != "int" and args.top not in ("mac_dequant", "mac_direct"):
+        p.error(f"--act {args.act} applies to --top mac_dequant or mac_direct, not {args.top}")
     check_name(p, args.name)
     if cfg.precompute and args.top != "engine":
         p.error(f"--precompute needs --top engine (only the engine builds its tables in "
@@ -186,7 +219,7 @@ def main(argv=None):
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         p.error(f"--out must be a directory, not the file {args.out!r}")
-    build = render(cfg, args.name, args.top)
+    build = render(cfg, args.name, args.top, act=args.act)
     try:
         vpath, jpath = write_build(out, build)
     except OSError as exc:                   # nothing was left behind: say why in one line

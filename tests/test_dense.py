@@ -329,3 +329,42 @@ def test_engine_refuses_several_tables_per_pe():
     with pytest.raises(ValueError, match=msg("tables_per_pe must be 1 for the engine "
                                              "(top engine), not 4")):
         LutEngine(LutConfig(tables_per_pe=4, m=2, n=4))
+
+
+# -- the MAC baselines carry the same output stage -------------------------------------------------
+
+@pytest.mark.parametrize("buffer", ["row", "none"])
+@pytest.mark.parametrize("kind", ["dequant", "direct"])
+def test_mac_output_buffer_matches_reference(buffer, kind):
+    from gen.mac_config import MacConfig
+
+    from .test_hw import run_mac_array
+    cfg = MacConfig(m=3, n=2, g=4, w_bits=3, a_bits=6, k_max=24, output_buffer=buffer)
+    run_mac_array(cfg, kind, (1, 5, 24), seed=5)
+
+
+def test_mac_config_output_buffer():
+    from gen.mac_config import MacConfig
+    lut = LutConfig(tables_per_pe=4, m=2, n=16, output_buffer="none")
+    mac = MacConfig.from_lut(lut, m=8, n=4, g=16)
+    assert mac.output_buffer == "none" and mac.name.endswith("_obnone")
+    assert MacConfig().name == "mac_array_w2a8_g16_m8n4_k4096"
+    # dot product of 16 lanes: int8 x every weight value of every (format, w <= 2)
+    prods = [a * v for a in range(-128, 128) for fmt, w in MacConfig().ops()
+             for v in range(fmt.value_range(w)[0], fmt.value_range(w)[1] + 1)]
+    lo, hi = 16 * min(prods), 16 * max(prods)
+    width = MacConfig().dot_width
+    assert -(1 << (width - 1)) <= lo and hi < (1 << (width - 1))
+    assert not (-(1 << (width - 2)) <= lo and hi < (1 << (width - 2)))
+    with pytest.raises(ValueError, match=msg("output_buffer must be one of double, row, none, "
+                                             "not 'x'")):
+        MacConfig(output_buffer="x")
+
+
+def test_emit_cli_refuses_engine_with_several_tables(tmp_path, capsys):
+    from gen.emit import main
+    with pytest.raises(SystemExit) as e:
+        main(["--top", "engine", "--tables-per-pe", "4", "--out", str(tmp_path / "o")])
+    assert e.value.code == 2 and not (tmp_path / "o").exists()
+    assert capsys.readouterr().err.strip().endswith(
+        "--tables-per-pe: the engine takes one table per PE, not 4")

@@ -68,7 +68,6 @@ class BitSerialAccumulator(wiring.Component):
                 term.eq(self.entry << self.plane),
                 acc_next.eq(Mux(self.first_group & self.first_plane, 0, acc) + term),
             ]
-            write = self.step
         else:
             p_next = Signal(signed(cfg.partial_width))
             if cfg.w_bits == 1:
@@ -80,12 +79,15 @@ class BitSerialAccumulator(wiring.Component):
                 with m.If(self.step):
                     m.d.sync += p.eq(p_next)
             m.d.comb += acc_next.eq(Mux(self.first_group, 0, acc) + p_next)
-            write = self.step & self.last_plane
-        with m.If(write):
-            m.d.sync += acc.eq(acc_next)
-        if cfg.output_buffer == "double":
-            with m.If(self.step & self.capture):
-                m.d.sync += self.out.eq(acc_next)
-        else:
+        with m.If(self.step):
+            if cfg.accumulation == "shifted":
+                m.d.sync += acc.eq(acc_next)
+            else:
+                with m.If(self.last_plane):
+                    m.d.sync += acc.eq(acc_next)
+            if cfg.output_buffer == "double":
+                with m.If(self.capture):
+                    m.d.sync += self.out.eq(acc_next)
+        if cfg.output_buffer != "double":
             m.d.comb += self.out.eq(acc)
         return m

@@ -133,8 +133,9 @@ def main(argv=None):
     args = p.parse_args(argv)
     cfg = config_from_args(p, args)
     check_name(p, args.name)
-    if args.top == "engine" and cfg.tables_per_pe != 1:
-        p.error(f"--tables-per-pe: the engine takes one table per PE, not {cfg.tables_per_pe}")
+    if args.top == "engine" and cfg.precompute and cfg.tables_per_pe != 1:
+        p.error(f"--tables-per-pe: the precompute engine takes one table per PE, "
+                f"not {cfg.tables_per_pe}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         p.error(f"--out must be a directory, not the file {args.out!r}")

@@ -324,11 +324,23 @@ def test_reset_mid_operation_and_mid_drain(buffer):
     assert (unpack_results(cfg, got) == ops[2][3]).all()
 
 
-def test_engine_refuses_several_tables_per_pe():
+def test_precompute_engine_refuses_several_tables_per_pe():
     from hw.engine import LutEngine
-    with pytest.raises(ValueError, match=msg("tables_per_pe must be 1 for the engine "
-                                             "(top engine), not 4")):
-        LutEngine(LutConfig(tables_per_pe=4, m=2, n=4))
+    with pytest.raises(ValueError, match=msg("tables_per_pe must be 1 for the precompute "
+                                             "engine, not 4")):
+        LutEngine(LutConfig(tables_per_pe=4, m=2, n=4, precompute=True))
+
+
+@pytest.mark.parametrize("kw", [dict(tables_per_pe=4, accumulation="shifted",
+                                     output_buffer="none"),
+                                dict(tables_per_pe=2, output_buffer="row")], ids=str)
+def test_engine_with_options_matches_golden(kw):
+    """The engine tiles K in steps of c*g; its table memory holds one step per entry."""
+    from .test_engine import run_engine
+    cfg = LutConfig(w_bits=2, a_bits=8, g=4, m=2, n=4, k_max=64, **kw)
+    for i, (fmt, w) in enumerate(cfg.ops()):
+        got, expected, cycles, ideal = run_engine(cfg, 5, 37, 9, fmt.label, w, seed=i, gap=0.25)
+        assert got == expected, (fmt, w)
 
 
 # -- the MAC baselines carry the same output stage -------------------------------------------------
@@ -364,7 +376,8 @@ def test_mac_config_output_buffer():
 def test_emit_cli_refuses_engine_with_several_tables(tmp_path, capsys):
     from gen.emit import main
     with pytest.raises(SystemExit) as e:
-        main(["--top", "engine", "--tables-per-pe", "4", "--out", str(tmp_path / "o")])
+        main(["--top", "engine", "--precompute", "--tables-per-pe", "4",
+              "--out", str(tmp_path / "o")])
     assert e.value.code == 2 and not (tmp_path / "o").exists()
     assert capsys.readouterr().err.strip().endswith(
-        "--tables-per-pe: the engine takes one table per PE, not 4")
+        "--tables-per-pe: the precompute engine takes one table per PE, not 4")

@@ -175,8 +175,8 @@ def summary_markdown(rows, meta):
          f"({meta['computed']} synthesized now, {meta['cached']} from the cache, "
          f"{meta['failed']} failed); k_max = {meta['k_max']}; {meta['yosys']}; "
          f"wall time {meta['wall_s']:.1f} s.", "",
-         "Density = MACs per cycle per 1000 GE of the whole array; LUT MACs/cycle = m*n*g/w, "
-         "MAC = m*n*g.", "", "Area: " + " ".join(line.strip() for line in
+         "Density = MACs per cycle per 1000 GE of the whole array; LUT MACs/cycle = c*m*n*g/w "
+         "(c tables per PE), MAC = m*n*g.", "", "Area: " + " ".join(line.strip() for line in
                                                 area.weights_text().splitlines()), ""]
     tile = [r for r in rows if "tile" in r["families"]]
     if tile:

@@ -242,7 +242,7 @@ def compare(cfg, out_dir, *, lut_shape=LUT_SHAPE, mac_shape=MAC_SHAPE, jobs=1, l
     sym, full = figs["lut"], figs["lut_full"]
     symmetrization = {
         "table_bits_symmetric": sym["table_bits"], "table_bits_full": full["table_bits"],
-        "table_formula": "m * tables_per_pe * entries * entry_width",
+        "table_formula": "m * entries * entry_width * tables_per_pe",
         "table_bits_saved": full["table_bits"] - sym["table_bits"],
         "ge_symmetric": sym["ge"], "ge_full": full["ge"],
         "ge_saved": full["ge"] - sym["ge"],

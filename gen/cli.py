@@ -6,8 +6,8 @@ import os
 import re
 import sys
 
-from .config import (A_BITS_RANGE, G_RANGE, K_MAX_RANGE, M_RANGE, N_RANGE, W_BITS_RANGE,
-                     LutConfig, WeightFormat)
+from .config import (A_BITS_RANGE, ACCUMULATIONS, G_RANGE, K_MAX_RANGE, M_RANGE, N_RANGE,
+                     OUTPUT_BUFFERS, TABLES_PER_PE_RANGE, W_BITS_RANGE, LutConfig, WeightFormat)
 
 __all__ = ["DesignArgumentParser", "add_design_args", "config_from_args", "OPTION_OF",
            "prog_name", "parse_tile", "tile_label", "parse_gemm_shape", "arg_type"]
@@ -16,7 +16,9 @@ __all__ = ["DesignArgumentParser", "add_design_args", "config_from_args", "OPTIO
 OPTION_OF = {"w_bits": "--w-bits", "a_bits": "--a-bits", "g": "--group", "m": "--m", "n": "--n",
              "k_max": "--k-max", "symmetric": "--no-symmetric",
              "weight_formats": "--weight-format", "weight format": "--weight-format",
-             "table_format": "--table-format", "precompute": "--precompute"}
+             "table_format": "--table-format", "precompute": "--precompute",
+             "tables_per_pe": "--tables-per-pe", "accumulation": "--accumulation",
+             "output_buffer": "--output-buffer"}
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -75,6 +77,16 @@ def add_design_args(p):
     g.add_argument("--precompute", action="store_true",
                    help="engine only: build tables in hardware from activations (i_act) "
                         "instead of taking software-precomputed tables (i_table)")
+    g.add_argument("--tables-per-pe", type=int, default=d.tables_per_pe, metavar="C",
+                   help=f"tables per PE c, {_r(TABLES_PER_PE_RANGE)}: each PE sums c lookups "
+                        f"per cycle into one accumulator, K per PE step = c*g "
+                        f"(default {d.tables_per_pe})")
+    g.add_argument("--accumulation", default=d.accumulation, metavar="KIND",
+                   help=f"{' or '.join(ACCUMULATIONS)}: per-step partial register, or "
+                        f"acc += tree << plane (default {d.accumulation})")
+    g.add_argument("--output-buffer", default=d.output_buffer, metavar="KIND",
+                   help=f"{', '.join(OUTPUT_BUFFERS)}: per-PE output registers, one registered "
+                        f"result row, or drain from the accumulators (default {d.output_buffer})")
     return p
 
 
@@ -87,7 +99,9 @@ def config_from_args(parser, args):
     try:
         return LutConfig(w_bits=args.w_bits, a_bits=args.a_bits, g=args.group, m=args.m,
                          n=args.n, k_max=args.k_max, symmetric=not args.no_symmetric,
-                         weight_formats=formats, precompute=args.precompute)
+                         weight_formats=formats, precompute=args.precompute,
+                         tables_per_pe=args.tables_per_pe, accumulation=args.accumulation,
+                         output_buffer=args.output_buffer)
     except (TypeError, ValueError) as e:
         msg = str(e)
         for field in sorted(OPTION_OF, key=len, reverse=True):

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from amaranth.lib import enum
 
 __all__ = ["WeightFormat", "LutConfig", "signed_width", "unsigned_width",
-           "W_BITS_RANGE", "A_BITS_RANGE", "G_RANGE", "M_RANGE", "N_RANGE", "K_MAX_RANGE"]
+           "W_BITS_RANGE", "A_BITS_RANGE", "G_RANGE", "M_RANGE", "N_RANGE", "K_MAX_RANGE",
+           "TABLES_PER_PE_RANGE", "ACCUMULATIONS", "OUTPUT_BUFFERS"]
 
 W_BITS_RANGE = (1, 4)
 A_BITS_RANGE = (2, 16)
@@ -33,7 +34,15 @@ G_RANGE = (2, 6)
 M_RANGE = (1, 16)
 N_RANGE = (1, 256)
 K_MAX_RANGE = (1, 1 << 20)
+TABLES_PER_PE_RANGE = (1, 8)
 TABLE_FORMATS = ("int",)
+#: ``partial``: per-group partial register ``p = (p << 1) + entry``, added into ``acc`` at the
+#: last plane; ``shifted``: ``acc += entry << plane`` every step, no partial register.
+ACCUMULATIONS = ("partial", "shifted")
+#: ``double``: per-PE output registers (the next operation runs while results drain);
+#: ``row``: one registered result row, loaded from the accumulators; ``none``: results drain
+#: straight from the accumulators (docs/interface.md gives the stall of each).
+OUTPUT_BUFFERS = ("double", "row", "none")
 
 
 class WeightFormat(enum.Enum, shape=2):
@@ -165,14 +174,24 @@ class _TileConfig:
         return [(f, w) for f in self.formats for w in range(1, self.w_bits + 1) if f.allows(w)]
 
     # -- operation command and reduction ------------------------------------------------------
+    #: groups one PE consumes per step (the LUT array's ``tables_per_pe``; 1 for the MAC)
+    _c = 1
+
+    @property
+    def step_k(self):
+        """Activations one PE reduces per step: ``tables_per_pe * g`` (``g`` for the MAC)."""
+        return self._c * self.g
+
     @property
     def groups_max(self):
-        """Groups of one operation at ``k_max`` (the last one zero-padded)."""
-        return -(-self.k_max // self.g)
+        """Steps of one operation at ``k_max`` (the command's ``groups`` field): ``k_max`` over
+        ``step_k``, rounded up (the last step zero-padded). With one table per PE a step is
+        one group."""
+        return -(-self.k_max // self.step_k)
 
     @property
     def k_pad(self):
-        return self.groups_max * self.g
+        return self.groups_max * self.step_k
 
     @property
     def groups_width(self):
@@ -325,6 +344,16 @@ class LutConfig(_TileConfig):
     precompute : bool
         Engine only: build the tables in hardware from activations (``i_act``) instead of
         taking tables precomputed by software (``i_table``, the paper's fused precompute).
+    tables_per_pe : int
+        ``c``, tables per PE (1..8): a PE holds ``c`` consecutive groups of its row, looks up
+        ``c`` entries per cycle, sums them in a narrow adder tree (``tree_width``) and adds the
+        sum into its one accumulator. K per PE step is ``c * g``.
+    accumulation : str
+        ``partial`` (per-group partial register, today) or ``shifted``
+        (``acc += tree << plane``, no partial register); see :data:`ACCUMULATIONS`.
+    output_buffer : str
+        ``double`` (per-PE output registers), ``row`` (one registered result row) or
+        ``none`` (drain from the accumulators); see :data:`OUTPUT_BUFFERS`.
 
     Raises
     ------
@@ -343,8 +372,12 @@ class LutConfig(_TileConfig):
     weight_formats: tuple = None
     table_format: str = "int"
     precompute: bool = False
+    tables_per_pe: int = 1
+    accumulation: str = "partial"
+    output_buffer: str = "double"
 
-    _DERIVED = ("entry_width", "table_entries", "index_width", "select_width", "table_row_width",
+    _DERIVED = ("step_k", "tree_width", "pe_table_width", "pe_index_width",
+                "table_bits_per_cycle", "entry_width", "table_entries", "index_width", "select_width", "table_row_width",
                 "table_width", "weight_width", "groups_max", "k_pad", "groups_width",
                 "plane_width", "cmd_width", "partial_width", "acc_width", "sum_width",
                 "correction_width", "result_width", "result_row_width", "row_index_width",
@@ -360,6 +393,13 @@ class LutConfig(_TileConfig):
             raise TypeError(f"symmetric must be a bool, not {self.symmetric!r}")
         if not isinstance(self.precompute, bool):
             raise TypeError(f"precompute must be a bool, not {self.precompute!r}")
+        object.__setattr__(self, "tables_per_pe",
+                           _check_int("tables_per_pe", self.tables_per_pe, *TABLES_PER_PE_RANGE))
+        for name, allowed in (("accumulation", ACCUMULATIONS),
+                              ("output_buffer", OUTPUT_BUFFERS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, "
+                                 f"not {getattr(self, name)!r}")
         if self.table_format not in TABLE_FORMATS:
             raise ValueError(f"table_format must be one of {', '.join(TABLE_FORMATS)}, "
                              f"not {self.table_format!r}")
@@ -392,17 +432,38 @@ class LutConfig(_TileConfig):
 
     @property
     def table_row_width(self):
+        """Bits of one stored table."""
         return self.table_entries * self.entry_width
 
     @property
+    def _c(self):
+        return self.tables_per_pe
+
+    @property
+    def pe_table_width(self):
+        """Bits of the tables one PE (one row) holds: ``tables_per_pe`` stored tables."""
+        return self.tables_per_pe * self.table_row_width
+
+    @property
     def table_width(self):
-        """Bits of one ``i_table`` beat: ``m`` tables."""
-        return self.m * self.table_row_width
+        """Bits of one ``i_table`` beat: the ``tables_per_pe`` tables of each of ``m`` rows."""
+        return self.m * self.pe_table_width
+
+    @property
+    def pe_index_width(self):
+        """Bits of one column's index per step and plane: ``tables_per_pe * g`` weight bits."""
+        return self.tables_per_pe * self.g
 
     @property
     def weight_width(self):
-        """Bits of one ``i_weight`` beat: one bit-plane of ``n`` indices."""
-        return self.n * self.g
+        """Bits of one ``i_weight`` beat: one bit-plane of ``n`` step indices."""
+        return self.n * self.pe_index_width
+
+    @property
+    def table_bits_per_cycle(self):
+        """Table bits the array consumes per cycle at the largest ``w`` (one ``i_table`` beat
+        per step of ``w_bits`` cycles): ``table_width / w_bits``, rounded up."""
+        return -(-self.table_width // self.w_bits)
 
     # -- accumulators -------------------------------------------------------------------------
     @property
@@ -411,15 +472,24 @@ class LutConfig(_TileConfig):
         return self.g * (1 << (self.a_bits - 1))
 
     @property
+    def tree_width(self):
+        """Bits of the sum of one step's ``tables_per_pe`` entries (the PE's adder tree):
+        ``|sum| <= c * g * 2**(a_bits-1)``, at most ``entry_width + ceil(log2 c)``."""
+        bound = self.tables_per_pe * self._entry_bound
+        return signed_width(-bound, bound)
+
+    @property
     def partial_width(self):
-        """Bits of a group's bit-serial partial ``p = sum_b 2**b * T[idx_b]``."""
-        bound = ((1 << self.w_bits) - 1) * self._entry_bound
+        """Bits of a step's bit-serial partial ``p = sum_b 2**b * tree_b``."""
+        bound = ((1 << self.w_bits) - 1) * self.tables_per_pe * self._entry_bound
         return signed_width(-bound, bound)
 
     @property
     def acc_width(self):
-        """Bits of the accumulator ``acc = sum over groups of p`` at ``k_max``."""
-        bound = self.groups_max * ((1 << self.w_bits) - 1) * self._entry_bound
+        """Bits of the accumulator ``acc = sum over steps of p`` at ``k_max`` (also every
+        intermediate of ``shifted`` accumulation: each is a sum of a subset of the terms)."""
+        bound = (self.groups_max * ((1 << self.w_bits) - 1) * self.tables_per_pe
+                 * self._entry_bound)
         return signed_width(-bound, bound)
 
     @property
@@ -466,9 +536,17 @@ class LutConfig(_TileConfig):
     def name(self):
         """Verilog module and file name: every parameter, so two different configs never share
         a name, e.g. ``lut_array_w2a8_g4_m2n64_k4096_sym`` (``_full`` for non-symmetric tables,
-        ``_fmt_<letters>`` for a restricted format set, ``_pre`` for hardware precompute)."""
+        ``_fmt_<letters>`` for a restricted format set, ``_pre`` for hardware precompute,
+        ``_c<c>`` for several tables per PE, ``_shifted`` for shifted accumulation,
+        ``_ob<row|none>`` for the output buffering; defaults add nothing)."""
         sym = "sym" if self.symmetric else "full"
         name = f"lut_array_{self._name_fields()}_{sym}"
         if self.table_format != TABLE_FORMATS[0]:
             name += f"_t{self.table_format}"
+        if self.tables_per_pe != 1:
+            name += f"_c{self.tables_per_pe}"
+        if self.accumulation != ACCUMULATIONS[0]:
+            name += f"_{self.accumulation}"
+        if self.output_buffer != OUTPUT_BUFFERS[0]:
+            name += f"_ob{self.output_buffer}"
         return name + ("_pre" if self.precompute else "")

@@ -216,6 +216,9 @@ def main(argv=None):
     if cfg.precompute and args.top != "engine":
         p.error(f"--precompute needs --top engine (only the engine builds its tables in "
                 f"hardware), not --top {args.top}")
+    if args.top == "engine" and cfg.precompute and cfg.tables_per_pe != 1:
+        p.error(f"--tables-per-pe: the precompute engine takes one table per PE, "
+                f"not {cfg.tables_per_pe}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         p.error(f"--out must be a directory, not the file {args.out!r}")

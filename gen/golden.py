@@ -165,9 +165,14 @@ def _in_width(name, x, width):
 def lut_mpgemm(a, w, fmt, w_bits, cfg: LutConfig, trace=None):
     """The LUT algorithm of ``hw/``: ``A (M x K) @ W (K x N)`` for any M, N and K <= k_max.
 
+    K is zero-padded to whole steps of ``c*g`` (``c = tables_per_pe``); each step looks up
+    one entry in each of its ``c`` tables per plane and sums them (the PE's adder tree).
+    ``partial`` accumulation: ``p = (p << 1) + tree`` over the planes, then ``acc += p``;
+    ``shifted``: ``acc += tree << b`` per plane. Planes MSB first either way.
+
     Every intermediate is checked against its width in ``cfg`` (an ``OverflowError`` means the
-    config's width derivation is wrong). ``trace``, if a list, receives per-group
-    ``(p, acc)`` arrays for debugging.
+    config's width derivation is wrong). ``trace``, if a list, receives per-step
+    ``(p, acc)`` arrays for debugging (``p`` is the step's contribution when shifted).
     """
     fmt = cfg.check_op(fmt, w_bits)
     a = _ints(a, "a")
@@ -179,24 +184,35 @@ def lut_mpgemm(a, w, fmt, w_bits, cfg: LutConfig, trace=None):
     amin, amax = -(1 << (cfg.a_bits - 1)), (1 << (cfg.a_bits - 1)) - 1
     if a.size and (a.min() < amin or a.max() > amax):
         raise ValueError(f"activations must be in {amin}..{amax} for a_bits = {cfg.a_bits}")
+    c, g = cfg.tables_per_pe, cfg.g
     codes = weight_codes(w, fmt, w_bits)
-    a, codes = pad_k(a, codes, cfg.g)
-    stored = stored_tables(build_tables(a, cfg.g), cfg.symmetric)       # M x G x E
+    a, codes = pad_k(a, codes, c * g)
+    stored = stored_tables(build_tables(a, g), cfg.symmetric)           # M x G x E
     _in_width("table entry", stored, cfg.entry_width)
-    idx = _group_indices(bit_planes(codes, w_bits), cfg.g)              # w x G x N
+    idx = _group_indices(bit_planes(codes, w_bits), g)                  # w x G x N
     rows, groups, n = a.shape[0], idx.shape[1], idx.shape[2]
+    shifted = cfg.accumulation == "shifted"
     acc = np.zeros((rows, n), dtype=np.int64)
     s = np.zeros((rows, 1), dtype=np.int64)
-    for j in range(groups):                       # groups outer
+    for j in range(groups // c):                  # steps outer
         p = np.zeros((rows, n), dtype=np.int64)
-        for b in range(w_bits):                   # planes inner, MSB first
-            entry = lookup(stored[:, j, None, :].repeat(n, axis=1), idx[b, j][None, :],
-                           cfg.g, cfg.symmetric)
-            p = (p << 1) + entry
-            _in_width("partial", p, cfg.partial_width)
-        acc = acc + p
-        _in_width("accumulator", acc, cfg.acc_width)
-        s = s - stored[:, j, 0:1]                 # S = -T[0]
+        for b in range(w_bits - 1, -1, -1):       # planes inner, MSB first
+            tree = np.zeros((rows, n), dtype=np.int64)
+            for t in range(j * c, (j + 1) * c):   # the PE's c lookups and adder tree
+                tree = tree + lookup(stored[:, t, None, :].repeat(n, axis=1),
+                                     idx[w_bits - 1 - b, t][None, :], g, cfg.symmetric)
+            _in_width("adder tree", tree, cfg.tree_width)
+            if shifted:
+                p = p + (tree << b)
+                acc = acc + (tree << b)
+                _in_width("accumulator", acc, cfg.acc_width)
+            else:
+                p = (p << 1) + tree
+                _in_width("partial", p, cfg.partial_width)
+        if not shifted:
+            acc = acc + p
+            _in_width("accumulator", acc, cfg.acc_width)
+        s = s - stored[:, j * c:(j + 1) * c, 0].sum(axis=1, keepdims=True)   # S = -T[0]
         _in_width("activation sum", s, cfg.sum_width)
         if trace is not None:
             trace.append((p.copy(), acc.copy()))
@@ -240,31 +256,38 @@ def unpack_cmd(cfg: LutConfig, word):
 
 
 def pack_tables(cfg: LutConfig, a_tile):
-    """``i_table`` beats for an ``m x K`` activation tile: one beat per group.
+    """``i_table`` beats for an ``m x K`` activation tile: one beat per step (K padded to
+    whole steps of ``tables_per_pe * g``).
 
-    Row ``r``'s table sits at bits ``[r*table_row_width +: table_row_width]``, entry ``e`` of it
-    at ``[e*entry_width +: entry_width]``.
+    Row ``r``'s tables sit at bits ``[r*pe_table_width +: pe_table_width]``, table ``t`` of
+    them (group ``t`` of the step) at ``[t*table_row_width]`` within, entry ``e`` of a table at
+    ``[e*entry_width +: entry_width]``.
     """
     a_tile = _ints(a_tile, "a")
     if a_tile.shape[0] != cfg.m:
         raise ValueError(f"an activation tile must have m = {cfg.m} rows, not {a_tile.shape[0]}")
-    a_tile = np.pad(a_tile, ((0, 0), (0, -a_tile.shape[1] % cfg.g)))
+    a_tile = np.pad(a_tile, ((0, 0), (0, -a_tile.shape[1] % cfg.step_k)))
     stored = stored_tables(build_tables(a_tile, cfg.g), cfg.symmetric)   # m x G x E
+    c = cfg.tables_per_pe
+    stored = stored.reshape(cfg.m, -1, c, stored.shape[-1])              # m x steps x c x E
+    if c == 1:
+        stored = stored[:, :, 0, :]
     packer = _packer(cfg, table_layout)
-    return [packer.pack(stored[:, j, :]) for j in range(stored.shape[1])]
+    return [packer.pack(stored[:, j]) for j in range(stored.shape[1])]
 
 
 def pack_weight_planes(cfg: LutConfig, w_tile, fmt, w_bits):
-    """``i_weight`` beats for a ``K x n`` weight tile: per group, ``w_bits`` planes MSB first.
+    """``i_weight`` beats for a ``K x n`` weight tile: per step, ``w_bits`` planes MSB first.
 
-    Column ``c``'s index sits at bits ``[c*g +: g]``; index bit ``i`` is the weight bit of
-    activation ``i`` of the group. Returns a flat list, group-major.
+    Column ``c``'s index sits at bits ``[c*pe_index_width +: pe_index_width]``; index bit
+    ``k`` is the weight bit of activation ``k`` of the step (``c*g`` activations, K padded to
+    whole steps). Returns a flat list, step-major.
     """
     if w_tile.shape[1] != cfg.n:
         raise ValueError(f"a weight tile must have n = {cfg.n} columns, not {w_tile.shape[1]}")
     codes = weight_codes(w_tile, fmt, w_bits)
-    codes = np.pad(codes, ((0, -codes.shape[0] % cfg.g), (0, 0)))
-    idx = _group_indices(bit_planes(codes, w_bits), cfg.g)              # w x G x n
+    codes = np.pad(codes, ((0, -codes.shape[0] % cfg.step_k), (0, 0)))
+    idx = _group_indices(bit_planes(codes, w_bits), cfg.step_k)         # w x steps x n
     packer = _packer(cfg, weight_plane_layout)
     return [packer.pack(idx[b, j]) for j in range(idx.shape[1]) for b in range(w_bits)]
 
@@ -331,7 +354,7 @@ def gemm_streams(cfg: LutConfig, a, w, fmt, w_bits):
     w = np.pad(w, ((0, 0), (0, n_tiles * cfg.n - cols)),
                constant_values=fmt.value_range(w_bits)[0])
     expected = lut_mpgemm(a, w, fmt, w_bits, cfg)
-    groups = -(-k // cfg.g)
+    groups = -(-k // cfg.step_k)
     out = {"cmd": pack_engine_cmd(cfg, fmt, w_bits, groups, m_tiles, n_tiles),
            "weights": [], "rows": [], "expected": expected, "shape": (rows, cols)}
     key = "acts" if cfg.precompute else "tables"
@@ -350,7 +373,7 @@ def gemm_streams(cfg: LutConfig, a, w, fmt, w_bits):
 
 def ideal_cycles(cfg: LutConfig, rows, cols, k, w_bits):
     """``M*N*K*w / (m*n*g)`` over whole tiles: one bit-plane of one tile per cycle."""
-    return (-(-rows // cfg.m)) * (-(-cols // cfg.n)) * (-(-k // cfg.g)) * w_bits
+    return (-(-rows // cfg.m)) * (-(-cols // cfg.n)) * (-(-k // cfg.step_k)) * w_bits
 
 
 def unpack_results(cfg: LutConfig, beats):
@@ -365,7 +388,7 @@ def unpack_results(cfg: LutConfig, beats):
 def tile_stream(cfg: LutConfig, a_tile, w_tile, fmt, w_bits):
     """Everything one array operation needs: (cmd, table beats, weight beats, expected m x n)."""
     fmt = cfg.check_op(fmt, w_bits)
-    groups = -(-a_tile.shape[1] // cfg.g)
+    groups = -(-a_tile.shape[1] // cfg.step_k)
     return (pack_cmd(cfg, fmt, w_bits, groups), pack_tables(cfg, a_tile),
             pack_weight_planes(cfg, w_tile, fmt, w_bits),
             lut_mpgemm(a_tile, w_tile, fmt, w_bits, cfg))

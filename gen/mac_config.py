@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import (A_BITS_RANGE, K_MAX_RANGE, M_RANGE, N_RANGE, W_BITS_RANGE, LutConfig,
-                     _TileConfig, unsigned_width)
+from .config import (A_BITS_RANGE, K_MAX_RANGE, M_RANGE, N_RANGE, OUTPUT_BUFFERS, W_BITS_RANGE,
+                     LutConfig, _TileConfig, signed_width, unsigned_width)
 
 __all__ = ["MacConfig", "MAC_G_RANGE", "MAC_KINDS"]
 
@@ -31,8 +31,9 @@ class MacConfig(_TileConfig):
 
     Parameters
     ----------
-    w_bits, a_bits, m, n, k_max, weight_formats
-        As in :class:`~gen.config.LutConfig` (same ranges).
+    w_bits, a_bits, m, n, k_max, weight_formats, output_buffer
+        As in :class:`~gen.config.LutConfig` (same ranges and choices): a MAC baseline
+        compared with a LUT array carries the same output stage.
     g : int
         Multipliers per PE, the dot-product length per cycle (2..64; default 16, the paper's
         M8N4K16 MAC tile).
@@ -49,8 +50,9 @@ class MacConfig(_TileConfig):
     n: int = 4
     k_max: int = 4096
     weight_formats: tuple = None
+    output_buffer: str = "double"
 
-    _DERIVED = ("groups_max", "k_pad", "groups_width", "plane_width", "cmd_width",
+    _DERIVED = ("dot_width", "groups_max", "k_pad", "groups_width", "plane_width", "cmd_width",
                 "result_width", "result_row_width", "row_index_width", "act_width",
                 "code_width", "dequant_width", "direct_width", "code_offset_width")
 
@@ -58,6 +60,9 @@ class MacConfig(_TileConfig):
         self._check_ints((("w_bits", W_BITS_RANGE), ("a_bits", A_BITS_RANGE),
                           ("g", MAC_G_RANGE), ("m", M_RANGE), ("n", N_RANGE),
                           ("k_max", K_MAX_RANGE)))
+        if self.output_buffer not in OUTPUT_BUFFERS:
+            raise ValueError(f"output_buffer must be one of {', '.join(OUTPUT_BUFFERS)}, "
+                             f"not {self.output_buffer!r}")
         self._check_formats()
 
     @classmethod
@@ -68,7 +73,15 @@ class MacConfig(_TileConfig):
             raise TypeError(f"cfg must be a LutConfig, not {cfg!r}")
         return cls(w_bits=cfg.w_bits, a_bits=cfg.a_bits, g=cfg.g if g is None else g,
                    m=cfg.m if m is None else m, n=cfg.n if n is None else n, k_max=cfg.k_max,
-                   weight_formats=None if cfg._all_formats() else cfg.weight_formats)
+                   weight_formats=None if cfg._all_formats() else cfg.weight_formats,
+                   output_buffer=cfg.output_buffer)
+
+    @property
+    def dot_width(self):
+        """Bits of one PE's dot product of ``g`` products in one cycle (its own signal, so the
+        adder tree stays narrow and enters the ``result_width`` accumulator once)."""
+        lo, hi = self.result_range
+        return signed_width(lo // self.groups_max, -(-hi // self.groups_max))
 
     @property
     def code_offset_width(self):
@@ -86,4 +99,7 @@ class MacConfig(_TileConfig):
     def name(self):
         """``mac_array_<fields>``; ``gen.emit`` names the ``mac_dequant`` / ``mac_direct``
         arrays ``mac_dequant_array_<fields>`` / ``mac_direct_array_<fields>``."""
-        return f"mac_array_{self._name_fields()}"
+        name = f"mac_array_{self._name_fields()}"
+        if self.output_buffer != OUTPUT_BUFFERS[0]:
+            name += f"_ob{self.output_buffer}"
+        return name

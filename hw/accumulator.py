@@ -5,32 +5,46 @@ from amaranth.lib.wiring import In, Out
 
 from gen.config import LutConfig
 
-__all__ = ["BitSerialAccumulator", "CONTROL"]
+__all__ = ["BitSerialAccumulator", "CONTROL", "control_ports"]
 
 #: The control inputs of the accumulator, shared by every PE of the array (the PE forwards them)
 CONTROL = ("step", "first_plane", "last_plane", "first_group", "capture")
 
 
-class BitSerialAccumulator(wiring.Component):
-    """Shift-and-add over the bit-planes of a group, then add the group into ``acc``.
+def control_ports(cfg):
+    """``{name: width}`` of the control inputs a PE of ``cfg`` takes: :data:`CONTROL`, plus the
+    plane index ``plane`` (``plane_width`` bits) for ``shifted`` accumulation."""
+    ports = {name: 1 for name in CONTROL}
+    if cfg.accumulation == "shifted":
+        ports["plane"] = cfg.plane_width
+    return ports
 
-    On every edge with ``step``::
+
+class BitSerialAccumulator(wiring.Component):
+    """Accumulate one step's entry (the PE's adder-tree sum) over bit-planes and steps.
+
+    ``partial`` accumulation, on every edge with ``step``::
 
         p_next = (0 if first_plane else p << 1) + entry        # MSB first
         p     <= p_next
         if last_plane:  acc <= (0 if first_group else acc) + p_next
-        if capture:     out <= (0 if first_group else acc) + p_next   # output buffer
 
-    Per-group partials keep the shift inside a group (groups outer, planes inner), so the
-    wide accumulator only adds. ``capture`` (the last plane of the last group) copies the final
-    value into ``out`` so the next operation can start while ``out`` drains.
+    Per-step partials keep the shift inside a step (steps outer, planes inner), so the wide
+    accumulator only adds. ``shifted`` accumulation has no partial register::
+
+        acc <= (0 if first_group and first_plane else acc) + (entry << plane)
+
+    Output: with ``output_buffer = "double"``, ``capture`` (the last step of the operation)
+    copies the final value into the register ``out`` so the next operation can start while
+    ``out`` drains; otherwise ``out`` is ``acc`` itself and the array stalls the next
+    operation's accumulator writes until the drain is done.
 
     Attributes
     ----------
-    entry : Signal(signed(entry_width)), in
+    entry : Signal(signed(tree_width)), in
     step, first_plane, last_plane, first_group, capture : Signal(1), in
+    plane : Signal(plane_width), in (``shifted`` only)
     out : Signal(signed(acc_width)), out
-        The captured accumulator of the last finished operation.
     """
 
     def __init__(self, cfg: LutConfig):
@@ -38,8 +52,8 @@ class BitSerialAccumulator(wiring.Component):
             raise TypeError(f"cfg must be a LutConfig, not {cfg!r}")
         self._cfg = cfg
         super().__init__({
-            "entry": In(signed(cfg.entry_width)),
-            **{name: In(1) for name in CONTROL},
+            "entry": In(signed(cfg.tree_width)),
+            **{name: In(width) for name, width in control_ports(cfg).items()},
             "out": Out(signed(cfg.acc_width)),
         })
 
@@ -47,20 +61,33 @@ class BitSerialAccumulator(wiring.Component):
         cfg = self._cfg
         m = Module()
         acc = Signal(signed(cfg.acc_width))
-        p_next = Signal(signed(cfg.partial_width))
         acc_next = Signal(signed(cfg.acc_width))
-        if cfg.w_bits == 1:
-            # one plane per group: the partial is the entry itself, no register needed
-            m.d.comb += p_next.eq(self.entry)
+        if cfg.accumulation == "shifted":
+            term = Signal(signed(cfg.partial_width))
+            m.d.comb += [
+                term.eq(self.entry << self.plane),
+                acc_next.eq(Mux(self.first_group & self.first_plane, 0, acc) + term),
+            ]
         else:
-            p = Signal(signed(cfg.partial_width))
-            m.d.comb += p_next.eq(Mux(self.first_plane, 0, p << 1) + self.entry)
-            with m.If(self.step):
-                m.d.sync += p.eq(p_next)
-        m.d.comb += acc_next.eq(Mux(self.first_group, 0, acc) + p_next)
+            p_next = Signal(signed(cfg.partial_width))
+            if cfg.w_bits == 1:
+                # one plane per step: the partial is the entry itself, no register needed
+                m.d.comb += p_next.eq(self.entry)
+            else:
+                p = Signal(signed(cfg.partial_width))
+                m.d.comb += p_next.eq(Mux(self.first_plane, 0, p << 1) + self.entry)
+                with m.If(self.step):
+                    m.d.sync += p.eq(p_next)
+            m.d.comb += acc_next.eq(Mux(self.first_group, 0, acc) + p_next)
         with m.If(self.step):
-            with m.If(self.last_plane):
+            if cfg.accumulation == "shifted":
                 m.d.sync += acc.eq(acc_next)
-            with m.If(self.capture):
-                m.d.sync += self.out.eq(acc_next)
+            else:
+                with m.If(self.last_plane):
+                    m.d.sync += acc.eq(acc_next)
+            if cfg.output_buffer == "double":
+                with m.If(self.capture):
+                    m.d.sync += self.out.eq(acc_next)
+        if cfg.output_buffer != "double":
+            m.d.comb += self.out.eq(acc)
         return m

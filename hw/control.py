@@ -6,7 +6,7 @@ from gen.config import WeightFormat
 
 from .layouts import cmd_layout
 
-__all__ = ["OperationControl", "OutputDrain", "add_pe"]
+__all__ = ["OperationControl", "OutputDrain", "DirectDrain", "add_pe"]
 
 
 class OperationControl:
@@ -77,6 +77,67 @@ class OutputDrain:
                 m.d.sync += [self.valid.eq(0), self.row.eq(0)]
         with m.If(capture):
             m.d.sync += [self.valid.eq(1), self.row.eq(0)]
+            m.d.sync += [reg.eq(value) for reg, value in latch]
+
+
+class DirectDrain:
+    """Results leave straight from the PE accumulators (``output_buffer`` ``row`` or ``none``).
+
+    ``capture`` (the edge of an operation's last step) marks ``m`` rows pending in the
+    accumulators and latches ``latch``; ``row`` is the accumulator row being read (the caller
+    feeds row ``row`` through the offset correction into ``result``).
+
+    * ``none``: ``o_result`` carries ``result`` combinationally; row ``row`` is released on the
+      edge its beat leaves.
+    * ``row`` (``registered``): a one-row register takes ``result`` whenever it is empty or its
+      beat leaves on that edge, and drives ``o_result``; row ``row`` is released on the edge it
+      is loaded.
+
+    ``free`` is high when the accumulators may be written on this edge: no row is pending, or
+    the last one is released on this edge. The array holds every step that writes an
+    accumulator (or the activation sums) while ``free`` is low.
+    """
+
+    def __init__(self, cfg, o_result, registered):
+        self.cfg = cfg
+        self.o_result = o_result
+        self.registered = registered
+        self.pending = Signal(name="out_pending")
+        self.row = Signal(cfg.row_index_width, name="out_row")
+        self.free = Signal(name="out_free")
+        self.valid = Signal(name="out_valid")   # rows pending or a beat on o_result
+
+    def elaborate(self, m, capture, latch, result):
+        cfg = self.cfg
+        last_row = self.row == cfg.m - 1
+        release = Signal(name="out_release")
+        if self.registered:
+            held = Signal(name="out_held")
+            hold = Signal(self.o_result.payload.shape(), name="out_hold")
+            m.d.comb += [
+                release.eq(self.pending & (~held | self.o_result.ready)),
+                self.o_result.valid.eq(held),
+                self.o_result.payload.eq(hold),
+                self.valid.eq(self.pending | held),
+            ]
+            with m.If(self.o_result.valid & self.o_result.ready):
+                m.d.sync += held.eq(0)
+            with m.If(release):
+                m.d.sync += [hold.eq(result), held.eq(1)]
+        else:
+            m.d.comb += [
+                release.eq(self.o_result.valid & self.o_result.ready),
+                self.o_result.valid.eq(self.pending),
+                self.o_result.payload.eq(result),
+                self.valid.eq(self.pending),
+            ]
+        m.d.comb += self.free.eq(~self.pending | (release & last_row))
+        with m.If(release):
+            m.d.sync += self.row.eq(self.row + 1)
+            with m.If(last_row):
+                m.d.sync += [self.pending.eq(0), self.row.eq(0)]
+        with m.If(capture):
+            m.d.sync += [self.pending.eq(1), self.row.eq(0)]
             m.d.sync += [reg.eq(value) for reg, value in latch]
 
 

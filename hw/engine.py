@@ -46,6 +46,10 @@ class LutEngine(wiring.Component):
     def __init__(self, cfg: LutConfig, *, pe_module=None):
         if not isinstance(cfg, LutConfig):
             raise TypeError(f"cfg must be a LutConfig, not {cfg!r}")
+        if cfg.tables_per_pe != 1 and cfg.precompute:
+            # the precompute block builds one group's tables per i_act beat
+            raise ValueError(f"tables_per_pe must be 1 for the precompute engine, "
+                             f"not {cfg.tables_per_pe}")
         self._cfg = cfg
         self._array = LutArray(cfg, pe_module=pe_module)
         #: the layout of every stream payload, by port (gen.emit writes them into the manifest)

@@ -22,7 +22,8 @@ from amaranth.lib.wiring import In, Out
 
 from gen.config import WeightFormat
 
-__all__ = ["cmd_layout", "engine_cmd_layout", "table_row_layout", "table_layout",
+__all__ = ["cmd_layout", "engine_cmd_layout", "table_row_layout", "pe_tables_layout",
+           "table_layout",
            "weight_plane_layout", "acc_row_layout", "result_row_layout", "act_row_layout",
            "act_layout", "code_layout", "operand_layout", "flat_stream", "stream_ports", "describe",
            "ArrayPacker", "pack", "unpack"]
@@ -49,17 +50,29 @@ def table_row_layout(cfg):
     return data.ArrayLayout(signed(cfg.entry_width), cfg.table_entries)
 
 
+def pe_tables_layout(cfg):
+    """The tables one row's PEs hold: one stored table (``tables_per_pe = 1``), else an array
+    of ``tables_per_pe`` of them, table ``t`` (group ``t`` of the step) at
+    ``[t*table_row_width]``."""
+    if cfg.tables_per_pe == 1:
+        return table_row_layout(cfg)
+    return data.ArrayLayout(table_row_layout(cfg), cfg.tables_per_pe)
+
+
 def table_layout(cfg):
-    """``i_table`` beat: the ``m`` tables of one group, row ``r`` at ``[r*table_row_width]``."""
-    return data.ArrayLayout(table_row_layout(cfg), cfg.m)
+    """``i_table`` beat: the tables of one step for the ``m`` rows, row ``r`` at
+    ``[r*pe_table_width]`` (:func:`pe_tables_layout`)."""
+    return data.ArrayLayout(pe_tables_layout(cfg), cfg.m)
 
 
 def weight_plane_layout(cfg):
-    """``i_weight`` beat: one bit-plane of the ``n`` column indices, ``g`` bits each.
+    """``i_weight`` beat: one bit-plane of the ``n`` column indices, ``pe_index_width`` bits
+    (``tables_per_pe * g``) each.
 
-    Index bit ``i`` is the weight bit of activation ``i`` of the group.
+    Index bit ``t*g + i`` is the weight bit of activation ``i`` of group ``t`` of the step,
+    i.e. bit ``k`` is the weight bit of activation ``k`` of the step's ``c*g``.
     """
-    return data.ArrayLayout(unsigned(cfg.index_width), cfg.n)
+    return data.ArrayLayout(unsigned(cfg.pe_index_width), cfg.n)
 
 
 def acc_row_layout(cfg):

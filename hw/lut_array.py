@@ -5,7 +5,8 @@ from amaranth.lib.wiring import Out
 
 from gen.config import LutConfig, WeightFormat
 
-from .control import OperationControl, OutputDrain, add_pe
+from .accumulator import control_ports
+from .control import DirectDrain, OperationControl, OutputDrain, add_pe
 from .correction import OffsetCorrection
 from .layouts import (cmd_layout, result_row_layout, stream_ports, table_layout,
                       weight_plane_layout)
@@ -92,20 +93,31 @@ class LutArray(wiring.Component):
         table_valid = Signal()
         tables = data.View(table_layout(cfg), table)
 
-        # -- output buffer (second half of the double buffer) ---------------------------------
-        drain = OutputDrain(cfg, self.o_result)
+        # -- output stage: double buffer, or a drain from the accumulators ---------------------
+        double = cfg.output_buffer == "double"
+        if double:
+            drain = OutputDrain(cfg, self.o_result)
+        else:
+            drain = DirectDrain(cfg, self.o_result, registered=cfg.output_buffer == "row")
         out_format = Signal(WeightFormat)
         out_w = Signal(cfg.plane_width)
 
         # -- handshakes -----------------------------------------------------------------------
-        # The final plane of an operation waits for a free output buffer (double buffering).
+        # Double buffering: the final plane of an operation waits for a free output buffer.
+        # Otherwise every step that writes the accumulators (the last plane of a step, or every
+        # step with shifted accumulation) waits until the drain has released them.
         step = Signal()
         capture = Signal()
         group_done = Signal()
         op_done = Signal()
+        if double:
+            blocked = last_plane & last_group & ~drain.free
+        elif cfg.accumulation == "shifted":
+            blocked = ~drain.free
+        else:
+            blocked = last_plane & ~drain.free
         m.d.comb += [
-            self.i_weight.ready.eq(op.active & table_valid &
-                                   ~(last_plane & last_group & ~drain.free)),
+            self.i_weight.ready.eq(op.active & table_valid & ~blocked),
             step.eq(self.i_weight.valid & self.i_weight.ready),
             group_done.eq(step & last_plane),
             op_done.eq(group_done & last_group),
@@ -125,25 +137,34 @@ class LutArray(wiring.Component):
         with m.If(op.accept):
             m.d.sync += plane.eq(cmd.w_bits - 1)
 
-        # -- activation sums: S = -T[0] per group, per row ------------------------------------
+        # -- activation sums: S = -sum of the step's T[0] per row ----------------------------
+        # Without a double buffer the drain reads ``s`` itself: a step that writes it also
+        # writes the accumulators, so it waits for the drain like they do.
         act_sums = []
         for r in range(cfg.m):
             s = Signal(signed(cfg.sum_width), name=f"act_sum_{r}")
-            s_out = Signal(signed(cfg.sum_width), name=f"act_sum_out_{r}")
-            t0 = tables[r][0]
+            if cfg.tables_per_pe == 1:
+                t0 = tables[r][0]
+            else:
+                t0 = sum(tables[r][t][0] for t in range(cfg.tables_per_pe))
             s_next = Mux(first_group, 0, s) - t0
             with m.If(group_done):
                 m.d.sync += s.eq(s_next)
-            with m.If(capture):
-                m.d.sync += s_out.eq(s_next)
-            act_sums.append(s_out)
+            if double:
+                s_out = Signal(signed(cfg.sum_width), name=f"act_sum_out_{r}")
+                with m.If(capture):
+                    m.d.sync += s_out.eq(s_next)
+                act_sums.append(s_out)
+            else:
+                act_sums.append(s)
 
         # -- the PE array ---------------------------------------------------------------------
         indices = data.View(weight_plane_layout(cfg), self.i_weight.payload)
+        controls = dict(step=step, first_plane=first_plane, last_plane=last_plane,
+                        first_group=first_group, capture=capture, plane=plane)
+        controls = {name: controls[name] for name in control_ports(cfg)}
         pe_outs = [[add_pe(m, f"pe_{r}_{c}", self.make_pe, self._pe_module,
-                           dict(table_row=tables[r], index=indices[c], step=step,
-                                first_plane=first_plane, last_plane=last_plane,
-                                first_group=first_group, capture=capture),
+                           dict(table_row=tables[r], index=indices[c], **controls),
                            signed(cfg.acc_width))
                     for c in range(cfg.n)] for r in range(cfg.m)]
 
@@ -155,7 +176,11 @@ class LutArray(wiring.Component):
             corr.act_sum.eq(Array(act_sums)[drain.row]),
             corr.format.eq(out_format),
             corr.w_bits.eq(out_w),
-            self.o_result.payload.eq(corr.result),
         ]
-        drain.elaborate(m, capture, [(out_format, op.format), (out_w, op.w_bits)])
+        latch = [(out_format, op.format), (out_w, op.w_bits)]
+        if double:
+            m.d.comb += self.o_result.payload.eq(corr.result)
+            drain.elaborate(m, capture, latch)
+        else:
+            drain.elaborate(m, capture, latch, corr.result)
         return m

@@ -1,22 +1,27 @@
-"""One LUT processing element: table lookup plus bit-serial accumulator."""
+"""One LUT processing element: ``tables_per_pe`` table lookups, their adder tree, and the
+bit-serial accumulator."""
 from amaranth import *
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from gen.config import LutConfig
 
-from .accumulator import CONTROL, BitSerialAccumulator
+from .accumulator import BitSerialAccumulator, control_ports
+from .layouts import pe_tables_layout
 from .lookup import TableLookup
 
 __all__ = ["LutPE"]
 
 
 class LutPE(wiring.Component):
-    """PE at row ``r``, column ``c`` of the array: ``out = sum_j sum_b 2**b * T_rj[idx_jbc]``.
+    """PE at row ``r``, column ``col``: ``out = sum_j sum_b 2**b * sum_t T_r,jc+t[idx_jbt]``.
 
-    The table comes from its row (shared by the ``n`` PEs of the row), the index from its column
-    (shared by the ``m`` PEs of the column). Control inputs are those of
-    :class:`~hw.accumulator.BitSerialAccumulator`.
+    With ``c = tables_per_pe`` the PE holds the ``c`` tables of one step (``c`` consecutive
+    groups of its row), looks up one entry in each per cycle and sums them in a narrow adder
+    tree (``tree_width`` bits, its own signal so synthesis does not widen the tree to the
+    accumulator's width); the sum enters the accumulator once. The tables come from the row
+    (shared by its ``n`` PEs), the ``c*g``-bit index from the column (shared by its ``m`` PEs).
+    Control inputs are those of :class:`~hw.accumulator.BitSerialAccumulator`.
     """
 
     def __init__(self, cfg: LutConfig):
@@ -24,21 +29,39 @@ class LutPE(wiring.Component):
             raise TypeError(f"cfg must be a LutConfig, not {cfg!r}")
         self._cfg = cfg
         super().__init__({
-            "table_row": In(cfg.table_row_width),
-            "index": In(cfg.g),
-            **{name: In(1) for name in CONTROL},
+            "table_row": In(cfg.pe_table_width),
+            "index": In(cfg.pe_index_width),
+            **{name: In(width) for name, width in control_ports(cfg).items()},
             "out": Out(signed(cfg.acc_width)),
         })
 
     def elaborate(self, platform):
+        cfg = self._cfg
+        c = cfg.tables_per_pe
         m = Module()
-        m.submodules.lookup = lookup = TableLookup(self._cfg)
-        m.submodules.accumulator = acc = BitSerialAccumulator(self._cfg)
+        m.submodules.accumulator = acc = BitSerialAccumulator(cfg)
+        if c == 1:
+            tables = [self.table_row]
+        else:
+            view = data.View(pe_tables_layout(cfg), self.table_row)
+            tables = [view[t].as_value() for t in range(c)]
+        entries = []
+        for t in range(c):
+            lookup = TableLookup(cfg)
+            m.submodules["lookup" if c == 1 else f"lookup_{t}"] = lookup
+            m.d.comb += [
+                lookup.table_row.eq(tables[t]),
+                lookup.index.eq(self.index[t * cfg.g:(t + 1) * cfg.g]),
+            ]
+            entries.append(lookup.entry)
+        if c == 1:
+            tree = entries[0]
+        else:
+            tree = Signal(signed(cfg.tree_width))
+            m.d.comb += tree.eq(sum(entries))
         m.d.comb += [
-            lookup.table_row.eq(self.table_row),
-            lookup.index.eq(self.index),
-            acc.entry.eq(lookup.entry),
-            *(getattr(acc, name).eq(getattr(self, name)) for name in CONTROL),
+            acc.entry.eq(tree),
+            *(getattr(acc, name).eq(getattr(self, name)) for name in control_ports(cfg)),
             self.out.eq(acc.out),
         ]
         return m

@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 from gen.config import LutConfig, WeightFormat
 from gen.mac_config import MAC_KINDS, MacConfig
 
-from .control import OperationControl, OutputDrain, add_pe
+from .control import DirectDrain, OperationControl, OutputDrain, add_pe
 from .layouts import (act_layout, act_row_layout, cmd_layout, code_layout, operand_layout,
                       result_row_layout, stream_ports)
 
@@ -24,6 +24,10 @@ def _mac_config(cfg):
 
 class MacPE(wiring.Component):
     """``out = sum over groups of sum_i a_i * w_i``: ``g`` multipliers and an adder tree.
+
+    The tree's sum is its own ``dot_width`` signal (narrow), added once into the
+    ``result_width`` accumulator, like the LUT PE's adder tree. ``out`` is a register captured
+    at the last group (``output_buffer = "double"``) or the accumulator itself.
 
     Attributes
     ----------
@@ -55,13 +59,17 @@ class MacPE(wiring.Component):
         acts = data.View(act_row_layout(cfg), self.acts)
         weights = data.View(operand_layout(cfg, self._wop), self.weights)
         acc = Signal(signed(cfg.result_width))
-        dot = sum(acts[i] * weights[i] for i in range(cfg.g))
+        dot = Signal(signed(cfg.dot_width))
+        m.d.comb += dot.eq(sum(acts[i] * weights[i] for i in range(cfg.g)))
         acc_next = Signal(signed(cfg.result_width))
         m.d.comb += acc_next.eq(Mux(self.first_group, 0, acc) + dot)
         with m.If(self.step):
             m.d.sync += acc.eq(acc_next)
-            with m.If(self.capture):
+        if cfg.output_buffer == "double":
+            with m.If(self.step & self.capture):
                 m.d.sync += self.out.eq(acc_next)
+        else:
+            m.d.comb += self.out.eq(acc)
         return m
 
 
@@ -109,12 +117,20 @@ class MacArray(wiring.Component):
         cfg = self._cfg
         m = Module()
         op = OperationControl(cfg)
-        drain = OutputDrain(cfg, self.o_result)
+        double = cfg.output_buffer == "double"
+        if double:
+            # the last group waits for a free output buffer
+            drain = OutputDrain(cfg, self.o_result)
+            blocked = op.last_group & ~drain.free
+        else:
+            # every step writes the accumulators: each waits until the drain released them
+            drain = DirectDrain(cfg, self.o_result, registered=cfg.output_buffer == "row")
+            blocked = ~drain.free
         step = Signal()
         op_done = Signal()
         go = Signal()
         m.d.comb += [
-            go.eq(op.active & ~(op.last_group & ~drain.free)),
+            go.eq(op.active & ~blocked),
             self.i_act.ready.eq(go & self.i_weight.valid),
             self.i_weight.ready.eq(go & self.i_act.valid),
             step.eq(self.i_act.valid & self.i_act.ready),
@@ -154,6 +170,9 @@ class MacArray(wiring.Component):
                                    step=step, first_group=first_group, capture=op_done),
                               signed(cfg.result_width))
                        for c in range(cfg.n)) for r in range(cfg.m)]
-        m.d.comb += self.o_result.payload.eq(Array(pe_outs)[drain.row])
-        drain.elaborate(m, op_done, [])
+        if double:
+            m.d.comb += self.o_result.payload.eq(Array(pe_outs)[drain.row])
+            drain.elaborate(m, op_done, [])
+        else:
+            drain.elaborate(m, op_done, [], Array(pe_outs)[drain.row])
         return m

@@ -312,8 +312,8 @@ async def test_back_to_back(dut):
             continue
         hi = min(cfg.groups_max, groups_min + 2)
         groups = int(env.rng.integers(groups_min, hi + 1))
-        k = min(cfg.k_max, groups * cfg.g) - int(env.rng.integers(0, cfg.g))
-        k = max(k, (groups - 1) * cfg.g + 1)
+        k = min(cfg.k_max, groups * cfg.step_k) - int(env.rng.integers(0, cfg.step_k))
+        k = max(k, (groups - 1) * cfg.step_k + 1)
         plan.append((fmt, w, k))
     if plan:
         first = len(env.ops)
@@ -484,8 +484,8 @@ async def test_speed(dut):
     fmt, w = max(cfg.ops(), key=lambda o: (o[1], o[0] is WeightFormat.INT))
     target = 4000 if env.full else 800           # weight beats, about one per cycle
     groups = max(1, min(cfg.groups_max, 16 // w))
-    k = min(cfg.k_max, groups * cfg.g)
-    beats = -(-k // cfg.g) * w
+    k = min(cfg.k_max, groups * cfg.step_k)
+    beats = -(-k // cfg.step_k) * w
     for _ in range(max(1, target // beats)):
         env.random_op(fmt, w, k=k)
     c0, t0 = tb.cycle, time.perf_counter()

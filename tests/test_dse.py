@@ -50,9 +50,16 @@ def test_full_sweep_definition():
     assert {p.k_max for p in pts} == {dse.DEFAULT_K_MAX}
     for kind in ("mac_dequant", "mac_direct"):
         assert any(p.kind == kind for p in pts)
-    # the default design point is in the sweep, in both families
+    # the dense family: every LUT point at 512 multiply-equivalents (m*n*c*g), every MAC with
+    # each output buffering a LUT point of the family uses
+    dense = [p for p, f in pts.items() if "dense" in f]
+    assert {p.m * p.n * p.step_k for p in dense if p.kind == "lut"} == {512}
+    assert {p.tables_per_pe for p in dense} == {1, 4, 8}
+    assert {p.output_buffer for p in dense if p.kind == "mac_direct"} == \
+        {p.output_buffer for p in dense if p.kind == "lut"} == {"double", "row", "none"}
+    # the default design point is in the sweep, in all three LUT families
     d = dse.Point("lut", **dse.DEFAULT_POINT)
-    assert pts[d] == {"tile", "group"}
+    assert pts[d] == {"tile", "group", "dense"}
 
 
 def test_quick_sweep_is_small():

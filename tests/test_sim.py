@@ -64,10 +64,15 @@ CONFIGS = {
     "m2n4_g4_w1a8_full": LutConfig(m=2, n=4, g=4, w_bits=1, a_bits=8, symmetric=False),
     "m16n2_g3_w2a8_k96": LutConfig(m=16, n=2, g=3, w_bits=2, a_bits=8, k_max=96),
     "m2n32_g5_w3a8": LutConfig(m=2, n=32, g=5, w_bits=3, a_bits=8, k_max=1000),
+    # several tables per PE (K per PE step = c*g)
+    "m2n4_g4_w2a8_c4_k64": LutConfig(m=2, n=4, g=4, w_bits=2, a_bits=8, k_max=64,
+                                     tables_per_pe=4),
 }
 DEFAULT = "m2n64_g4_w2a8"
-#: in `make test` (quick effort): default shape, the 1x1 corner, a full-table a16/w4 tile
-SUBSET = (DEFAULT, "m1n1_g2_w1a4_k16", "m3n5_g5_w4a16_full_k40", "m2n4_g6_w2a4_k24")
+#: in `make test` (quick effort): default shape, the 1x1 corner, a full-table a16/w4 tile, and
+#: four tables per PE
+SUBSET = (DEFAULT, "m1n1_g2_w1a4_k16", "m3n5_g5_w4a16_full_k40", "m2n4_g6_w2a4_k24",
+          "m2n4_g4_w2a8_c4_k64")
 MUTANT_CFG = "m2n4_g3_w3a8"
 
 

@@ -7,11 +7,12 @@ from ..config import LutConfig
 from ..synth.comparison import mac_config, macs_per_cycle
 
 __all__ = ["Point", "Sweep", "build_sweep", "KINDS", "FAMILIES", "TOP_OF", "DEFAULT_K_MAX",
-           "FULL_SHAPES", "QUICK_SHAPES", "MAC_LONG_SHAPES", "DEFAULT_POINT"]
+           "FULL_SHAPES", "QUICK_SHAPES", "MAC_LONG_SHAPES", "DEFAULT_POINT", "DENSE_LUTS",
+           "QUICK_DENSE_LUTS"]
 
 DEFAULT_K_MAX = 1024
 KINDS = ("lut", "mac_dequant", "mac_direct")
-FAMILIES = ("tile", "group", "mac_shape")
+FAMILIES = ("tile", "group", "mac_shape", "dense")
 TOP_OF = {"lut": "array", "mac_dequant": "mac_dequant", "mac_direct": "mac_direct"}
 
 #: the tile shapes at m*n = 128 (g = 4: 512 multiply-equivalents per cycle, the paper's size)
@@ -21,6 +22,13 @@ QUICK_SHAPES = ((1, 16), (2, 8), (4, 4))
 #: baseline is M8N4K16), so "each design in its own best shape" does not handicap the MAC
 MAC_LONG_SHAPES = ((8, 4, 16), (8, 8, 8))
 DEFAULT_POINT = dict(w_bits=2, a_bits=8, g=4, m=2, n=64, symmetric=True)
+#: the ``dense`` family at 512 multiply-equivalents (m*n*c*g): (tables_per_pe, m, n,
+#: accumulation, output_buffer) of the LUT points; the MAC baselines (M8N4K16) run with each
+#: output buffering so that both sides carry the same output stage
+DENSE_LUTS = ((1, 2, 64, "partial", "double"), (1, 2, 64, "shifted", "none"),
+              (4, 2, 16, "shifted", "double"), (4, 2, 16, "shifted", "row"),
+              (4, 2, 16, "shifted", "none"), (8, 2, 8, "shifted", "none"))
+QUICK_DENSE_LUTS = ((4, 2, 2, "shifted", "none"),)
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,9 @@ class Point:
     n: int
     symmetric: bool = True
     k_max: int = DEFAULT_K_MAX
+    tables_per_pe: int = 1
+    accumulation: str = "partial"
+    output_buffer: str = "double"
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -41,6 +52,8 @@ class Point:
         if self.kind != "lut" and not self.symmetric:
             # a MAC array has no table: normalise so the same MAC point is one point
             object.__setattr__(self, "symmetric", True)
+            object.__setattr__(self, "tables_per_pe", 1)
+            object.__setattr__(self, "accumulation", "partial")
         self.config()   # validate now, in the parent, with the config's own messages
 
     @property
@@ -49,22 +62,35 @@ class Point:
 
     @property
     def shape(self):
-        return f"{self.m}x{self.n}" + ("" if self.g == 4 else f"x{self.g}")
+        return (f"{self.m}x{self.n}" + ("" if self.g == 4 else f"x{self.g}")
+                + ("" if self.tables_per_pe == 1 else f"c{self.tables_per_pe}"))
+
+    @property
+    def step_k(self):
+        """Activations one PE reduces per step (``tables_per_pe * g``; ``g`` for a MAC)."""
+        return self.tables_per_pe * self.g
 
     def config(self):
         if self.kind != "lut":
             # the flows' one way to a MAC baseline's config (also for g beyond a LUT group)
             return mac_config(LutConfig(w_bits=self.w_bits, a_bits=self.a_bits,
-                                        k_max=self.k_max), (self.m, self.n, self.g))
+                                        k_max=self.k_max, output_buffer=self.output_buffer),
+                              (self.m, self.n, self.g))
         return LutConfig(w_bits=self.w_bits, a_bits=self.a_bits, g=self.g, m=self.m, n=self.n,
-                         k_max=self.k_max, symmetric=self.symmetric)
+                         k_max=self.k_max, symmetric=self.symmetric,
+                         tables_per_pe=self.tables_per_pe, accumulation=self.accumulation,
+                         output_buffer=self.output_buffer)
 
     @property
     def label(self):
-        """The point's identity in the sweep (work directories, progress, failures)."""
+        """The point's identity in the sweep (work directories, progress, failures); the
+        dense options add ``_c<c>``, ``_shifted``, ``_ob<kind>`` when not the default."""
         sym = ("_sym" if self.symmetric else "_full") if self.kind == "lut" else ""
+        dense = ("" if self.tables_per_pe == 1 else f"_c{self.tables_per_pe}") + \
+                ("" if self.accumulation == "partial" else f"_{self.accumulation}") + \
+                ("" if self.output_buffer == "double" else f"_ob{self.output_buffer}")
         return (f"{self.kind}_w{self.w_bits}a{self.a_bits}_g{self.g}_m{self.m}n{self.n}{sym}"
-                f"_k{self.k_max}")
+                f"_k{self.k_max}{dense}")
 
     def macs_per_cycle(self):
         """MACs per cycle at the build's full weight precision
@@ -116,4 +142,14 @@ def build_sweep(quick=False, k_max=DEFAULT_K_MAX, families=None):
             for kind in ("mac_dequant", "mac_direct"):
                 for g in mac_gs:
                     s.add("group", Point(kind, 2, a, g, 2, n_group, True, k_max))
+    if "dense" in want:
+        luts, ws_dense = (QUICK_DENSE_LUTS, (2,)) if quick else (DENSE_LUTS, (1, 2, 4))
+        mac_m, mac_n, mac_g = (2, 1, 16) if quick else MAC_LONG_SHAPES[0]
+        for w in ws_dense:
+            for c, m, n, acc, buf in luts:
+                s.add("dense", Point("lut", w, 8, 4, m, n, True, k_max, c, acc, buf))
+            for buf in sorted({lut[4] for lut in luts}):
+                for kind in ("mac_dequant", "mac_direct"):
+                    s.add("dense", Point(kind, w, 8, mac_g, mac_m, mac_n, True, k_max,
+                                         output_buffer=buf))
     return s

@@ -21,7 +21,8 @@ CSV_FIELDS = [
     "cells", "depth", "density_per_kge", "pe_array_ge", "pe_density_per_kge", "top_local_ge",
     "lookup_ge", "accumulator_ge", "correction_ge", "mac_pe_ge", "table_bits", "table_reg_ge",
     "outbuf_bits", "outbuf_ge", "in_bits_per_cycle", "engine_table_bits", "entry_width",
-    "acc_width", "result_width", "yosys",
+    "acc_width", "result_width", "tables_per_pe", "accumulation", "output_buffer",
+    "table_bits_per_cycle", "yosys",
     "synth_wall_s", "cached", "key",
 ]
 
@@ -37,13 +38,15 @@ def make_row(point, families, rec, key, cached):
     pe_ge = (cats.get("lookup", 0.0) + cats.get("accumulator", 0.0)) if lut \
         else cats.get("mac_pe", 0.0)
     table_bits = d["table_width"] if lut else 0
-    # the captured result of each PE (second half of the double buffer): one register per PE
-    outbuf_bits = point.m * point.n * (d["acc_width"] if lut else d["result_width"])
+    # the captured result of each PE (second half of the double buffer): one register per PE;
+    # one registered result row with output_buffer "row"; nothing with "none"
+    outbuf_bits = {"double": point.m * point.n * (d["acc_width"] if lut else d["result_width"]),
+                   "row": d["result_row_width"], "none": 0}[point.output_buffer]
     # operand bits the array takes per cycle at full rate (analytic, from the stream widths):
-    # LUT: one weight bit-plane (n*g) per cycle and the m tables of a group every w cycles;
+    # LUT: one weight bit-plane (n*c*g) per cycle and the tables of a step every w cycles;
     # MAC: the m*g activations and the g*n weight codes of a group every cycle
     if lut:
-        in_bits = point.n * point.g + d["table_width"] / point.w_bits
+        in_bits = d["weight_width"] + d["table_width"] / point.w_bits
     else:
         in_bits = float(d["act_width"] + d["code_width"])
     return {
@@ -73,6 +76,10 @@ def make_row(point, families, rec, key, cached):
         # a MAC PE accumulates at the result width (it has no bit-serial LUT accumulator)
         "acc_width": d["acc_width"] if lut else d["result_width"],
         "result_width": d["result_width"],
+        "tables_per_pe": point.tables_per_pe if lut else None,
+        "accumulation": point.accumulation if lut else None,
+        "output_buffer": point.output_buffer,
+        "table_bits_per_cycle": d["table_bits_per_cycle"] if lut else None,
         "yosys": rec["yosys"], "synth_wall_s": rec["synth_wall_s"], "cached": cached,
         "key": key,
     }
@@ -169,8 +176,8 @@ def summary_markdown(rows, meta):
          f"({meta['computed']} synthesized now, {meta['cached']} from the cache, "
          f"{meta['failed']} failed); k_max = {meta['k_max']}; {meta['yosys']}; "
          f"wall time {meta['wall_s']:.1f} s.", "",
-         "Density = MACs per cycle per 1000 GE of the whole array; LUT MACs/cycle = m*n*g/w, "
-         "MAC = m*n*g.", "", "Area: " + " ".join(line.strip() for line in
+         "Density = MACs per cycle per 1000 GE of the whole array; LUT MACs/cycle = c*m*n*g/w "
+         "(c tables per PE), MAC = m*n*g.", "", "Area: " + " ".join(line.strip() for line in
                                                 area.weights_text().splitlines()), ""]
     tile = [r for r in rows if "tile" in r["families"]]
     if tile:

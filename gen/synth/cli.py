@@ -152,7 +152,7 @@ def _main_compare(p, args, cfg, out, argv):
         print(f"python -m gen.synth: synthesis failed: {e}", file=sys.stderr)
         return 1
     paths = write_compare_report(res, rdir)
-    print(f"LUT vs MAC at W{cfg.w_bits} x A{cfg.a_bits}: MACs/cycle LUT = m*n*g/w, "
+    print(f"LUT vs MAC at W{cfg.w_bits} x A{cfg.a_bits}: MACs/cycle LUT = c*m*n*g/w, "
           f"MAC = m*n*g; density = MACs/cycle per 1000 GE")
     for d in res["designs"]:
         print(f"  {d['key']:<17} {d['shape']:<8} {fmt_ge(d['ge']):>12} GE  "

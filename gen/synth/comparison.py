@@ -38,7 +38,7 @@ QUICK_MAC_SHAPE = (2, 1, 16)
 
 #: how each kind of design turns its shape into MACs per cycle (written into every report)
 MACS_FORMULA = {
-    "array": "m*n*g / w  (bit-serial: one weight bit-plane per cycle; w = the operation's "
+    "array": "c * m*n*g / w  (c = tables per PE; bit-serial: one weight bit-plane per cycle; w = the operation's "
              "weight bits)",
     "mac_dequant": "m*n*g  (one a_bits x a_bits multiply per PE lane per cycle)",
     "mac_direct": "m*n*g  (one a_bits x (w_bits+1) multiply per PE lane per cycle)",
@@ -58,7 +58,7 @@ def mac_config(cfg, shape):
 
 def macs_per_cycle(top, cfg, w_bits):
     """Multiply-accumulates per cycle of ``top`` at ``cfg`` running ``w_bits``-bit weights."""
-    equiv = cfg.m * cfg.n * cfg.g
+    equiv = cfg.m * cfg.n * cfg.step_k
     return equiv / w_bits if top == "array" else float(equiv)
 
 
@@ -68,8 +68,8 @@ def density(macs, ge):
 
 
 def table_bits(cfg):
-    """Table storage of the LUT array: ``m * entries * entry_width`` bits (the config's
-    ``table_width``)."""
+    """Table storage of the LUT array: ``m * tables_per_pe * entries * entry_width`` bits (the
+    config's ``table_width``)."""
     return cfg.table_width
 
 
@@ -81,7 +81,8 @@ def compare_designs(cfg, lut_shape=LUT_SHAPE, mac_shape=MAC_SHAPE):
     (``mac_dequant_tile``, ``mac_direct_tile``) unless the shapes are equal.
     """
     base = dict(w_bits=cfg.w_bits, a_bits=cfg.a_bits, k_max=cfg.k_max,
-                weight_formats=cfg.weight_formats)
+                weight_formats=cfg.weight_formats, tables_per_pe=cfg.tables_per_pe,
+                accumulation=cfg.accumulation, output_buffer=cfg.output_buffer)
     m, n, g = lut_shape
     lut = LutConfig(m=m, n=n, g=g, symmetric=True, **base)
     designs = [
@@ -92,14 +93,18 @@ def compare_designs(cfg, lut_shape=LUT_SHAPE, mac_shape=MAC_SHAPE):
     for kind in ("mac_dequant", "mac_direct"):
         designs.append({"key": kind, "top": kind, "cfg": mac_config(cfg, mac_shape),
                         "role": f"MAC ({kind[4:]}), own shape"})
-    if tuple(mac_shape) != tuple(lut_shape):
+    # the LUT's tile as a MAC: m x n PEs of c*g lanes (c tables per LUT PE)
+    lut_tile = (m, n, g * lut.tables_per_pe)
+    if tuple(mac_shape) != lut_tile:
         for kind in ("mac_dequant", "mac_direct"):
             designs.append({"key": f"{kind}_tile", "top": kind,
-                            "cfg": mac_config(cfg, lut_shape),
+                            "cfg": mac_config(cfg, lut_tile),
                             "role": f"MAC ({kind[4:]}), LUT's tile"})
     for d in designs:
         c = d["cfg"]
         d["shape"] = tile_label((c.m, c.n, c.g))
+        if d["top"] == "array" and c.tables_per_pe > 1:
+            d["shape"] += f"c{c.tables_per_pe}"
     return designs
 
 
@@ -117,7 +122,7 @@ def _design_figures(d, result, pe_module, w_bits):
     fig = {
         "key": d["key"], "role": d["role"], "top": top, "name": d["name"], "shape": d["shape"],
         "params": cfg.params(),
-        "multiply_equivalents": cfg.m * cfg.n * cfg.g,
+        "multiply_equivalents": cfg.m * cfg.n * cfg.step_k,
         "macs_per_cycle": macs, "macs_formula": MACS_FORMULA[top],
         "transistors": tot["transistors"], "ge": tot["ge"],
         "comb_transistors": tot["comb_transistors"], "ff_bits": tot["ff_bits"],
@@ -128,7 +133,7 @@ def _design_figures(d, result, pe_module, w_bits):
         "emit_s": d["emit_s"], "report": f"{d['name']}/report.md",
     }
     if pe is not None:
-        pe_macs = cfg.g / w_bits if top == "array" else float(cfg.g)
+        pe_macs = cfg.step_k / w_bits if top == "array" else float(cfg.g)
         fig["pe"] = {"module": pe_module, "instances": pe["instances"],
                      "ge": pe["with_submodules"]["ge"],
                      "ff_bits": pe["with_submodules"]["ff_bits"], "depth": pe["depth"],
@@ -140,6 +145,10 @@ def _design_figures(d, result, pe_module, w_bits):
         fig["table_bits"] = table_bits(cfg)
         fig["table_entries"] = cfg.table_entries
         fig["entry_width"] = cfg.entry_width
+        fig["table_bits_per_cycle"] = cfg.table_bits_per_cycle
+        fig["tables_per_pe"] = cfg.tables_per_pe
+        fig["accumulation"] = cfg.accumulation
+        fig["output_buffer"] = cfg.output_buffer
     return fig
 
 
@@ -233,7 +242,7 @@ def compare(cfg, out_dir, *, lut_shape=LUT_SHAPE, mac_shape=MAC_SHAPE, jobs=1, l
     sym, full = figs["lut"], figs["lut_full"]
     symmetrization = {
         "table_bits_symmetric": sym["table_bits"], "table_bits_full": full["table_bits"],
-        "table_formula": "m * entries * entry_width",
+        "table_formula": "m * entries * entry_width * tables_per_pe",
         "table_bits_saved": full["table_bits"] - sym["table_bits"],
         "ge_symmetric": sym["ge"], "ge_full": full["ge"],
         "ge_saved": full["ge"] - sym["ge"],

@@ -377,7 +377,8 @@ class LutConfig(_TileConfig):
     output_buffer: str = "double"
 
     _DERIVED = ("step_k", "tree_width", "pe_table_width", "pe_index_width",
-                "table_bits_per_cycle", "entry_width", "table_entries", "index_width", "select_width", "table_row_width",
+                "table_bits_per_cycle", "entry_width", "table_entries", "index_width",
+                "select_width", "table_row_width",
                 "table_width", "weight_width", "groups_max", "k_pad", "groups_width",
                 "plane_width", "cmd_width", "partial_width", "acc_width", "sum_width",
                 "correction_width", "result_width", "result_row_width", "row_index_width",

@@ -13,7 +13,7 @@ from amaranth.sim import Simulator
 
 from gen.config import ACCUMULATIONS, OUTPUT_BUFFERS, LutConfig, WeightFormat
 from gen.golden import (lut_mpgemm, random_activations, random_weights, reference_mpgemm,
-                        tile_stream, unpack_results, weight_codes)
+                        tile_stream, unpack_results)
 from hw.lut_array import LutArray
 
 from .mutants import MUTANTS, mutant

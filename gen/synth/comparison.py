@@ -38,8 +38,8 @@ QUICK_MAC_SHAPE = (2, 1, 16)
 
 #: how each kind of design turns its shape into MACs per cycle (written into every report)
 MACS_FORMULA = {
-    "array": "c * m*n*g / w  (c = tables per PE; bit-serial: one weight bit-plane per cycle; w = the operation's "
-             "weight bits)",
+    "array": "c * m*n*g / w  (c = tables per PE; bit-serial: one weight bit-plane per cycle; "
+             "w = the operation's weight bits)",
     "mac_dequant": "m*n*g  (one a_bits x a_bits multiply per PE lane per cycle)",
     "mac_direct": "m*n*g  (one a_bits x (w_bits+1) multiply per PE lane per cycle)",
 }

@@ -70,21 +70,22 @@ except ImportError:
     cocotb = None
 
 if cocotb is not None:
-    from tb.streams import TB, random_pauses
+    from tb.streams import TB, random_pauses, stream_ports
 
-    STREAMS = (("cmd", "i_cmd"), ("scale", "i_scale"), ("act", "i_act"), ("weight", "i_weight"))
+    ROLES = {"cmd": "i_cmd", "scale": "i_scale", "act": "i_act", "weight": "i_weight",
+             "result": "o_result"}
 
     async def run_ops(dut, ops, pauses=None):
-        tb = TB(dut, streams=STREAMS)
-        if pauses is not None:
-            tb.set_pauses(sources=pauses, sink=pauses())
-        await tb.reset()
         manifest, cfg, _ = load()
+        tb = TB(dut, stream_ports(manifest["ports"]), roles=ROLES)
+        if pauses is not None:
+            tb.set_pauses(sources=pauses, sinks=pauses())
+        await tb.reset()
         for cmd, scale, act_beats, weight_beats, _ in ops:
-            tb.cmd.send(cmd)
-            tb.scale.send(scale)
-            tb.act.send(act_beats)
-            tb.weight.send(weight_beats)
+            tb.cmd.send_nowait(int(cmd))
+            tb.scale.send_nowait(int(scale))
+            tb.act.send_nowait([int(b) for b in act_beats])
+            tb.weight.send_nowait([int(b) for b in weight_beats])
         want_rows = cfg.m * len(ops)
         budget = 100 + 4 * sum(len(op[2]) + cfg.m for op in ops)
         while len(tb.result.transfers) < want_rows and budget:

@@ -166,7 +166,8 @@ def test_emit_cli_act_option(tmp_path, capsys):
     assert main(["--top", "mac_direct", "--act", "bf16", "--m", "1", "--n", "2",
                  "--out", str(tmp_path / "ok")]) == 0
     files = sorted(p.name for p in (tmp_path / "ok").iterdir())
-    assert files == ["mac_direct_array_w2bf16_g4_m1n2.json", "mac_direct_array_w2bf16_g4_m1n2.v"]
+    assert files == ["mac_direct_array_w2bf16_g4_m1n2_k4096.json",
+                     "mac_direct_array_w2bf16_g4_m1n2_k4096.v"]
     manifest = __import__("json").loads((tmp_path / "ok" / files[0]).read_text())
     assert manifest["act"] == "bf16" and manifest["derived"]["result_row_width"] == 64
     with pytest.raises(SystemExit) as exc:

@@ -2,7 +2,7 @@
 #   make install    venv, Python packages (with dev extras), Icarus and liblz4-dev if missing
 #   make test       the default suite (unit, golden, amaranth.sim, a cocotb subset, quick synthesis)
 # Further targets: make sim [SIM=icarus|verilator] [WAVES=1], make synth, make dse, make gemm,
-# make doctor, make emit.
+# make doctor, make emit, make formal [FORMAL_ARGS=...].
 
 PYTHON   ?= python3
 VENV     ?= .venv
@@ -15,10 +15,11 @@ SYNTH_ARGS ?=
 DSE_ARGS   ?=
 GEMM_ARGS  ?=
 EMIT_ARGS  ?= --w-bits 2 --a-bits 8
+FORMAL_ARGS ?=
 
 export SIM WAVES
 
-.PHONY: install test sim synth dse gemm doctor emit clean
+.PHONY: install test sim synth dse gemm doctor emit formal clean
 
 # Debian packages, installed only when missing (so a warm machine's install stays fast):
 # iverilog (Icarus), liblz4-dev (Verilator FST waveforms), ccache (Verilator runtime reuse).
@@ -59,6 +60,10 @@ doctor:
 
 emit:
 	$(PY) -m gen.emit $(EMIT_ARGS)
+
+# every formal proof of the default point (docs/formal.md); FORMAL_ARGS takes design options
+formal:
+	$(PY) -m gen.formal $(FORMAL_ARGS)
 
 clean:
 	rm -rf build reports sim_build .pytest_cache

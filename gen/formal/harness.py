@@ -16,7 +16,7 @@ from gen.config import LutConfig, WeightFormat
 
 from .emitted import EmittedVerilog, instance_name
 
-__all__ = ["HARNESS", "lookup_miter", "pe_harness", "correction_miter", "stream_harness"]
+__all__ = ["HARNESS", "lookup_table_miter", "pe_harness", "correction_miter", "stream_harness"]
 
 #: module name of every harness (one harness per proof directory)
 HARNESS = "lutcore_formal"
@@ -24,51 +24,6 @@ HARNESS = "lutcore_formal"
 
 def _sum(terms):
     return " + ".join(terms) if terms else "0"
-
-
-def _entry_terms(e, acts):
-    """``T[e] = sum_i (bit i of e ? +a_i : -a_i)`` as Verilog terms."""
-    return [(f"{a}" if (e >> i) & 1 else f"-{a}") for i, a in enumerate(acts)]
-
-
-def _table_lines(cfg: LutConfig, acts, prefix, wide):
-    """Wires holding the stored table built from the activations ``acts``; returns
-    (lines, the ``table_row_width``-bit concatenation)."""
-    lines = []
-    for e in range(cfg.table_entries):
-        lines.append(f"  wire signed [{wide - 1}:0] {prefix}_{e} = "
-                     f"{_sum(_entry_terms(e, acts))};")
-    row = "{" + ", ".join(f"{prefix}_{e}[{cfg.entry_width - 1}:0]"
-                          for e in reversed(range(cfg.table_entries))) + "}"
-    return lines, row
-
-
-def lookup_miter(cfg: LutConfig, ev: EmittedVerilog, lookup_module):
-    """``ok``: the lookup's entry equals the full-table entry ``sum_i (+-a_i)`` for the index.
-
-    Free inputs: the ``g`` activations (every table the array can receive is built from some)
-    and the index. The table handed to the lookup is the stored part (half when symmetric),
-    in ``entry_width`` bits; the reference is the full-table formula in a wider width, so an
-    entry width too narrow fails the proof as well as a wrong select or sign.
-    """
-    wide = cfg.entry_width + 2
-    g, a = cfg.g, cfg.a_bits
-    acts = [f"ax_{i}" for i in range(g)]
-    lines = [f"module {HARNESS}(",
-             *[f"  input signed [{a - 1}:0] a_{i}," for i in range(g)],
-             f"  input [{g - 1}:0] index,", "  output ok);"]
-    lines += [f"  wire signed [{wide - 1}:0] ax_{i} = a_{i};" for i in range(g)]
-    table, row = _table_lines(cfg, acts, "t", wide)
-    lines += table
-    lines += [f"  wire [{cfg.table_row_width - 1}:0] table_row = {row};",
-              f"  wire [{cfg.entry_width - 1}:0] entry;",
-              f"  {instance_name(lookup_module)} dut (\n    "
-              + ev.connect(lookup_module, table_row="table_row", index="index", entry="entry")
-              + ");",
-              f"  wire signed [{wide - 1}:0] reference = "
-              + _sum([f"(index[{i}] ? ax_{i} : -ax_{i})" for i in range(g)]) + ";",
-              "  assign ok = $signed(entry) == reference;", "endmodule", ""]
-    return "\n".join(lines)
 
 
 def lookup_table_miter(cfg: LutConfig, ev: EmittedVerilog, lookup_module):

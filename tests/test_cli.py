@@ -30,7 +30,7 @@ def _run(module, *args, cwd=ROOT, timeout=120):
 def test_console_scripts_name_importable_mains():
     scripts = _pyproject()["project"]["scripts"]
     assert set(scripts) == {"lutcore-emit", "lutcore-synth", "lutcore-sim", "lutcore-dse",
-                            "lutcore-doctor", "lutcore-ppa", "lutcore-model"}
+                            "lutcore-doctor", "lutcore-ppa", "lutcore-model", "lutcore-formal"}
     missing = []
     for name, target in scripts.items():
         module, func = target.split(":")
@@ -48,7 +48,7 @@ def test_base_dependencies_are_amaranth_and_numpy():
     base = {d.split("[")[0].split(">")[0].split("=")[0].strip() for d in project["dependencies"]}
     assert base == {"amaranth", "numpy"}
     extras = project["optional-dependencies"]
-    assert set(extras) == {"sim", "synth", "dse", "model", "dev"}
+    assert set(extras) == {"sim", "synth", "dse", "model", "formal", "dev"}
     dev = " ".join(extras["dev"])
     for tool in ("pytest-timeout", "ruff", "mypy", "lutcore[sim,synth,dse]"):
         assert tool in dev

@@ -15,7 +15,7 @@ and measured times):
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from gen.config import LutConfig

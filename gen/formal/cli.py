@@ -7,7 +7,6 @@ proof as it finishes and then the summary table; a failed proof prints its count
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from gen.cli import DesignArgumentParser, add_design_args, config_from_args

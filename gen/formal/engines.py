@@ -173,8 +173,9 @@ def read_vcd(path):
     text = Path(path).read_text(errors="replace")
     ids, depth, names = {}, 0, {}
     header, _, body = text.partition("$enddefinitions")
-    for tok in re.finditer(r"\$scope\s+\S+\s+(\S+)\s+\$end|\$upscope\s+\$end|"
-                           r"\$var\s+\S+\s+(\d+)\s+(\S+)\s+(\S+)(?:\s+\[[^\]]*\])?\s+\$end", header):
+    vcd_token = (r"\$scope\s+\S+\s+(\S+)\s+\$end|\$upscope\s+\$end|"
+                 r"\$var\s+\S+\s+(\d+)\s+(\S+)\s+(\S+)(?:\s+\[[^\]]*\])?\s+\$end")
+    for tok in re.finditer(vcd_token, header):
         if tok.group(0).startswith("$scope"):
             depth += 1
         elif tok.group(0).startswith("$upscope"):

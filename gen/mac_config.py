@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import (A_BITS_RANGE, K_MAX_RANGE, M_RANGE, N_RANGE, OUTPUT_BUFFERS, W_BITS_RANGE,
-                     LutConfig, _TileConfig, signed_width, unsigned_width)
+from .config import LutConfig
+from .tile import (A_BITS_RANGE, K_MAX_RANGE, M_RANGE, N_RANGE, OUTPUT_BUFFERS, W_BITS_RANGE,
+                   _TileConfig, signed_width, unsigned_width)
 
 __all__ = ["MacConfig", "MAC_G_RANGE", "MAC_KINDS"]
 

@@ -197,21 +197,24 @@ def _check_point(r):
     """Every figure of one JSON row against the formula it comes from."""
     w, g, m, n = r["w_bits"], r["g"], r["m"], r["n"]
     lut = r["kind"] == "lut"
-    assert r["macs_per_cycle"] == (m * n * g / w if lut else m * n * g)
+    c = r["tables_per_pe"] if lut else 1           # tables per PE: K per PE step is c*g
+    assert r["macs_per_cycle"] == (c * m * n * g / w if lut else m * n * g)
     assert r["transistors"] == r["comb_transistors"] + 24 * r["ff_bits"]
     assert r["ge"] == r["transistors"] / 4
     assert math.isclose(r["density_per_kge"], r["macs_per_cycle"] / (r["ge"] / 1000))
     assert math.isclose(r["pe_density_per_kge"], r["macs_per_cycle"] / (r["pe_array_ge"] / 1000))
     if lut:
-        parts = r["top_local_ge"] + r["lookup_ge"] + r["accumulator_ge"] + r["correction_ge"]
+        parts = (r["top_local_ge"] + r["lookup_ge"] + r["accumulator_ge"] + r["tree_ge"]
+                 + r["correction_ge"])
         entries = 2 ** (g - 1) if r["symmetric"] else 2 ** g
         entry_width = r["a_bits"] + int(math.floor(math.log2(g))) + 1
         assert r["entry_width"] == entry_width
-        assert r["table_bits"] == m * entries * entry_width
+        assert r["table_bits"] == m * c * entries * entry_width
         assert r["table_reg_ge"] == r["table_bits"] * 6
         # the table register is part of the top module's flip-flops
         assert r["top_local_ge"] >= r["table_reg_ge"]
-        assert r["pe_array_ge"] == r["lookup_ge"] + r["accumulator_ge"]
+        assert r["pe_array_ge"] == r["lookup_ge"] + r["accumulator_ge"] + r["tree_ge"]
+        assert (r["tree_ge"] > 0) == (c > 1)        # one table per PE needs no adder tree
     else:
         parts = r["top_local_ge"] + r["mac_pe_ge"]
         assert r["table_bits"] == 0
@@ -219,8 +222,8 @@ def _check_point(r):
     assert math.isclose(parts, r["ge"])
     assert r["outbuf_ge"] < r["pe_array_ge"]
     if lut:
-        assert math.isclose(r["in_bits_per_cycle"], n * g + r["table_bits"] / w)
-        assert r["engine_table_bits"] == 2 * math.ceil(r["k_max"] / g) * r["table_bits"]
+        assert math.isclose(r["in_bits_per_cycle"], n * c * g + r["table_bits"] / w)
+        assert r["engine_table_bits"] == 2 * math.ceil(r["k_max"] / (c * g)) * r["table_bits"]
     else:
         assert r["in_bits_per_cycle"] == m * g * r["a_bits"] + n * g * w
     assert r["yosys"].startswith("Yosys")

@@ -19,7 +19,8 @@ CSV_FIELDS = [
     "name", "kind", "top", "families", "w_bits", "a_bits", "g", "m", "n", "shape", "k_max",
     "symmetric", "macs_per_cycle", "ge", "transistors", "comb_transistors", "ff_bits",
     "cells", "depth", "density_per_kge", "pe_array_ge", "pe_density_per_kge", "top_local_ge",
-    "lookup_ge", "accumulator_ge", "correction_ge", "mac_pe_ge", "table_bits", "table_reg_ge",
+    "lookup_ge", "accumulator_ge", "tree_ge", "correction_ge", "mac_pe_ge", "table_bits",
+    "table_reg_ge",
     "outbuf_bits", "outbuf_ge", "in_bits_per_cycle", "engine_table_bits", "entry_width",
     "acc_width", "result_width", "tables_per_pe", "accumulation", "output_buffer",
     "table_bits_per_cycle", "yosys",
@@ -35,8 +36,9 @@ def make_row(point, families, rec, key, cached):
     ge = rec["total"]["ge"]
     macs = point.macs_per_cycle()
     lut = point.kind == "lut"
-    pe_ge = (cats.get("lookup", 0.0) + cats.get("accumulator", 0.0)) if lut \
-        else cats.get("mac_pe", 0.0)
+    # a LUT PE: its lookups, its accumulator and its own logic (the adder tree of c > 1 tables)
+    pe_ge = (cats.get("lookup", 0.0) + cats.get("accumulator", 0.0)
+             + cats.get("pe_wrapper", 0.0)) if lut else cats.get("mac_pe", 0.0)
     table_bits = d["table_width"] if lut else 0
     # the captured result of each PE (second half of the double buffer): one register per PE;
     # one registered result row with output_buffer "row"; nothing with "none"
@@ -65,6 +67,7 @@ def make_row(point, families, rec, key, cached):
         "top_local_ge": cats.get("top_local", 0.0),
         "lookup_ge": cats.get("lookup", 0.0) if lut else None,
         "accumulator_ge": cats.get("accumulator", 0.0) if lut else None,
+        "tree_ge": cats.get("pe_wrapper", 0.0) if lut else None,
         "correction_ge": cats.get("correction", 0.0) if lut else None,
         "mac_pe_ge": cats.get("mac_pe", 0.0) if not lut else None,
         "table_bits": table_bits, "table_reg_ge": table_bits * FF_GE,

@@ -246,7 +246,13 @@ def fp_mul(a, b, fmt_in=FP16, fmt_out=FP32, fmt_b=None):
     ``b`` is of ``fmt_b`` (default ``fmt_in``)."""
     fmt_in, fmt_out = fp_format(fmt_in), fp_format(fmt_out)
     fmt_b = fp_format(fmt_b) if fmt_b is not None else fmt_in
-    kind, sign, sig, e_lsb, _ = _product_term(a, b, fmt_in, fmt_b)
+    return _pack_term(_product_term(a, b, fmt_in, fmt_b), fmt_out)
+
+
+def _pack_term(term, fmt_out):
+    """One exact product term (``_product_term`` / ``_int_term``) rounded once into
+    ``fmt_out``: NaN and Inf as the format's canonical ones, else RNE."""
+    kind, sign, sig, e_lsb, _ = term
     if kind == "nan":
         return fmt_out.qnan
     if kind == "inf":
@@ -280,12 +286,7 @@ def _int_term(a, v, w, fmt_in):
 def fp_int_mul(a, v, w, fmt_in=FP16, fmt_out=FP32):
     """``a * v`` for a signed ``w``-bit integer ``v`` (the integer 0 counts as +0), exact."""
     fmt_in, fmt_out = fp_format(fmt_in), fp_format(fmt_out)
-    kind, sign, sig, e_lsb, _ = _int_term(a, v, w, fmt_in)
-    if kind == "nan":
-        return fmt_out.qnan
-    if kind == "inf":
-        return fmt_out.inf | (sign << (fmt_out.width - 1))
-    return round_pack(sign, sig, e_lsb, fmt_out)
+    return _pack_term(_int_term(a, v, w, fmt_in), fmt_out)
 
 
 def fp_dot(a, b, acc, fmt_in=FP16, fmt_acc=FP32, window=None):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gen.cli import DesignArgumentParser, add_design_args, config_from_args
+from gen.cli import DesignArgumentParser, add_design_args, config_from_args, prog_name
 
 from . import PROPERTIES, render_table, run_proofs
 
@@ -18,7 +18,7 @@ __all__ = ["main"]
 
 def main(argv=None):
     p = DesignArgumentParser(
-        prog="python -m gen.formal",
+        prog=prog_name("gen.formal", "lutcore-formal"),
         description="Prove the emitted Verilog of a design point against the math with "
                     "Yosys' SAT solver and SymbiYosys (docs/formal.md): the lookup, one PE "
                     "group, the offset correction, the stream protocol and the accumulator "

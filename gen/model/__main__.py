@@ -23,8 +23,9 @@ LABELS = {"w4g128": "W4 int RTN, scale per 128 K x channel",
 
 
 def _parser():
-    from gen.cli import DesignArgumentParser
-    p = DesignArgumentParser(prog="python -m gen.model", description=__doc__.split("\n")[0])
+    from gen.cli import DesignArgumentParser, prog_name
+    p = DesignArgumentParser(prog=prog_name("gen.model", "lutcore-model"),
+                             description=__doc__.split("\n")[0])
     p.add_argument("--schemes", default="w4g128,w2,ternary",
                    help=f"weight schemes, comma separated, of {', '.join(SCHEMES)} "
                         "(default all)")

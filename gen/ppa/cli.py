@@ -110,10 +110,11 @@ def render_markdown(res, title):
 
 
 def main(argv=None):
-    from ..cli import DesignArgumentParser, add_design_args, check_name, config_from_args
+    from ..cli import (DesignArgumentParser, add_design_args, check_name, config_from_args,
+                       prog_name)
     argv = sys.argv[1:] if argv is None else list(argv)
     p = DesignArgumentParser(
-        prog="python -m gen.ppa",
+        prog=prog_name("gen.ppa", "lutcore-ppa"),
         description="Map a design point to a standard-cell library (default: the vendored "
                     "SkyWater sky130 HD library), time it with OpenSTA and estimate its power "
                     "from a gate-level simulation; write <out>/<name>/report.md and "
@@ -212,7 +213,7 @@ def main(argv=None):
                          timeout=args.timeout, simulator=args.simulator, reuse=args.reuse,
                          flat=args.flat)
     except (SynthesisError, StaError, GateSimError, FileNotFoundError) as e:
-        print(f"python -m gen.ppa: failed: {e}", file=sys.stderr)
+        print(f"{p.prog}: failed: {e}", file=sys.stderr)
         return 1
     if args.ge:
         from ..synth import synthesize
@@ -220,7 +221,7 @@ def main(argv=None):
             ge = synthesize(em["verilog"], manifest["name"], rdir / "work" / "ge",
                             timeout=args.timeout)
         except SynthesisError as e:
-            print(f"python -m gen.ppa: generic-gate synthesis failed: {e}", file=sys.stderr)
+            print(f"{p.prog}: generic-gate synthesis failed: {e}", file=sys.stderr)
             return 1
         res["ge"] = ge["total"]["ge"]
         res["ge_flow"] = {"gates": ge["flow"]["gates"], "wall_s": ge["timing"]["wall_s"]}

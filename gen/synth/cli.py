@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from .. import area
-from ..cli import (DesignArgumentParser, add_design_args, check_name, config_from_args,
+from ..cli import (DesignArgumentParser, add_design_args, check_name, config_from_args, prog_name,
                    parse_tile, tile_label)
 from ..config import LutConfig
 from .comparison import (LUT_SHAPE, MAC_G_RANGE, MAC_SHAPE, QUICK_LUT_SHAPE, QUICK_MAC_SHAPE,
@@ -31,7 +31,7 @@ __all__ = ["main"]
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     p = DesignArgumentParser(
-        prog="python -m gen.synth",
+        prog=prog_name("gen.synth", "lutcore-synth"),
         description="Emit the LUT Tensor Core array and synthesize it with Yosys (yowasp) to "
                     "generic gates; write reports/<name>/report.md and report.json with cells, "
                     "flip-flops, transistors, gate equivalents and logic depth per module type. "

@@ -19,13 +19,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .tile import (A_BITS_RANGE, ACCUMULATIONS, G_RANGE, K_MAX_RANGE, M_RANGE, N_RANGE,
-                   OUTPUT_BUFFERS, TABLE_FORMATS, TABLES_PER_PE_RANGE, W_BITS_RANGE,
-                   WeightFormat, _check_int, _TileConfig, signed_width, unsigned_width)
+from .tile import (A_BITS_RANGE, ACCUMULATIONS, ACT_FORMATS, G_RANGE, K_MAX_RANGE, M_RANGE,
+                   N_RANGE, OUTPUT_BUFFERS, SCALE_BLOCK_RANGE, TABLE_BITS_RANGE, TABLE_FORMATS,
+                   TABLES_PER_PE_RANGE, W_BITS_RANGE, WeightFormat, _check_int, _TileConfig,
+                   signed_width, unsigned_width)
 
 __all__ = ["WeightFormat", "LutConfig", "signed_width", "unsigned_width",
            "W_BITS_RANGE", "A_BITS_RANGE", "G_RANGE", "M_RANGE", "N_RANGE", "K_MAX_RANGE",
-           "TABLES_PER_PE_RANGE", "ACCUMULATIONS", "OUTPUT_BUFFERS"]
+           "TABLES_PER_PE_RANGE", "ACCUMULATIONS", "OUTPUT_BUFFERS", "ACT_FORMATS",
+           "TABLE_FORMATS", "TABLE_BITS_RANGE", "SCALE_BLOCK_RANGE"]
 
 
 @dataclass(frozen=True)
@@ -53,8 +55,19 @@ class LutConfig(_TileConfig):
         Weight formats the build supports at run time (``int``, ``uint``, ``binary``,
         ``ternary``); ``None`` means every format valid for ``w_bits``.
     table_format : str
-        Type of the table entries. Only ``"int"`` (exact integer sums) exists today; quantized
-        FP16/BF16 tables (INT8 entries plus one scale per table) will be another choice.
+        Type of the table entries: ``int`` (exact integer sums of integer activations), ``q``
+        (FP activations, tables quantized to ``table_bits``-bit integers with one FP32 scale
+        per scale block) or ``fp`` (FP activations, tables in the activation format, FP32
+        accumulation in every PE); see docs/fp-lut.md.
+    act_format : str
+        ``int`` (signed ``a_bits``-bit integers), ``fp16`` or ``bf16``. FP activations need
+        ``table_format`` ``q`` or ``fp``; ``a_bits`` is then unused.
+    table_bits : int
+        ``t``, bits of a quantized table entry (4..16; ``q`` tables only).
+    scale_block : int
+        ``b``, groups of a row that share one table scale (1..256, a multiple of
+        ``tables_per_pe``; ``q`` tables only). The integer array runs one scale block per
+        operation; an FP32 stage applies the scales and accumulates across blocks.
     precompute : bool
         Engine only: build the tables in hardware from activations (``i_act``) instead of
         taking tables precomputed by software (``i_table``, the paper's fused precompute).
@@ -89,6 +102,9 @@ class LutConfig(_TileConfig):
     tables_per_pe: int = 1
     accumulation: str = "partial"
     output_buffer: str = "double"
+    act_format: str = "int"
+    table_bits: int = 8
+    scale_block: int = 16
 
     _DERIVED = ("step_k", "tree_width", "pe_table_width", "pe_index_width",
                 "table_bits_per_cycle", "entry_width", "table_entries", "index_width",
@@ -99,6 +115,10 @@ class LutConfig(_TileConfig):
                 "act_width", "code_width", "dequant_width", "direct_width",
                 "tile_count_width", "engine_cmd_width", "tiles_width", "rows_count_width",
                 "cycles_width")
+    #: derived only when the activations are floating point (docs/fp-lut.md)
+    _DERIVED_FP = ("blocks_max", "blocks_width", "fp_cmd_width", "table_scale_width",
+                   "weight_scale_width", "scale_width", "scale_lanes", "row_cycles",
+                   "fp_result_width", "fp_result_row_width")
 
     def __post_init__(self):
         self._check_ints((("w_bits", W_BITS_RANGE), ("a_bits", A_BITS_RANGE),
@@ -115,10 +135,104 @@ class LutConfig(_TileConfig):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, "
                                  f"not {getattr(self, name)!r}")
-        if self.table_format not in TABLE_FORMATS:
-            raise ValueError(f"table_format must be one of {', '.join(TABLE_FORMATS)}, "
-                             f"not {self.table_format!r}")
+        for name, allowed in (("table_format", TABLE_FORMATS), ("act_format", ACT_FORMATS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, "
+                                 f"not {getattr(self, name)!r}")
+        self._check_ints((("table_bits", TABLE_BITS_RANGE), ("scale_block", SCALE_BLOCK_RANGE)))
+        if (self.act_format == "int") != (self.table_format == "int"):
+            raise ValueError(f"table_format {self.table_format!r} needs act_format "
+                             f"{'int' if self.table_format == 'int' else 'fp16 or bf16'}, "
+                             f"not {self.act_format!r}")
+        if self.act_format != "int" and self.precompute:
+            raise ValueError("precompute must be False with FP activations (act_format "
+                             f"{self.act_format!r}): FP tables are precomputed by software")
+        if self.table_format == "q":
+            if self.scale_block % self.tables_per_pe:
+                raise ValueError(f"scale_block must be a multiple of tables_per_pe = "
+                                 f"{self.tables_per_pe}, not {self.scale_block}")
+            if self.scale_block // self.tables_per_pe < self.m:
+                raise ValueError(f"scale_block must be at least m * tables_per_pe = "
+                                 f"{self.m * self.tables_per_pe} (the FP stage takes a block's "
+                                 f"m result rows while the next block runs), not "
+                                 f"{self.scale_block}")
         self._check_formats()
+
+    def derived(self):
+        """Every derived width, by name (the FP ones only with FP activations)."""
+        names = self._DERIVED + (self._DERIVED_FP if self.act_fp is not None else ())
+        return {k: getattr(self, k) for k in names}
+
+    # -- floating-point activations (docs/fp-lut.md) -------------------------------------------
+    @property
+    def act_fp(self):
+        """The activations' :class:`gen.fp.FPFormat`, or None for integer activations."""
+        if self.act_format == "int":
+            return None
+        from .fp import fp_format
+        return fp_format(self.act_format)
+
+    @property
+    def _q(self):
+        return self.table_format == "q"
+
+    @property
+    def table_max(self):
+        """Largest magnitude of a ``q`` table entry: ``2**(t-1) - 1`` (symmetric clip)."""
+        return (1 << (self.table_bits - 1)) - 1
+
+    @property
+    def blocks_max(self):
+        """Scale blocks of one FP operation at ``k_max``: ``k_max / (scale_block * g)``,
+        rounded up (``q``); steps of ``step_k`` (``fp``)."""
+        if self._q:
+            return -(-self.k_max // (self.scale_block * self.g))
+        return self.groups_max
+
+    @property
+    def blocks_width(self):
+        """Bits of the FP command's ``blocks`` field."""
+        return unsigned_width(self.blocks_max)
+
+    @property
+    def fp_cmd_width(self):
+        """Bits of the FP array's ``i_cmd``: format (2), w (``plane_width``), blocks."""
+        return 2 + self.plane_width + self.blocks_width
+
+    #: bits of one FP32 value (table scales, results)
+    fp_result_width = 32
+
+    @property
+    def table_scale_width(self):
+        """Bits of the ``m`` FP32 table scales of one block."""
+        return self.m * self.fp_result_width
+
+    @property
+    def weight_scale_width(self):
+        """Bits of the ``n`` weight scales (activation format) of one block."""
+        return self.n * self.act_fp.width
+
+    @property
+    def scale_width(self):
+        """Bits of one ``i_scale`` beat: table scales, then weight scales."""
+        return self.table_scale_width + self.weight_scale_width
+
+    @property
+    def row_cycles(self):
+        """Cycles the FP stage may spend on one result row so that a block's ``m`` rows are
+        done before the next block's (``scale_block / tables_per_pe`` steps of at least one
+        cycle): ``(scale_block / tables_per_pe) // m``."""
+        return max(1, (self.scale_block // self.tables_per_pe) // self.m) if self._q else 1
+
+    @property
+    def scale_lanes(self):
+        """FP lanes of the shared scale stage: ``ceil(n / row_cycles)``."""
+        return -(-self.n // self.row_cycles)
+
+    @property
+    def fp_result_row_width(self):
+        """Bits of one FP ``o_result`` beat: ``n`` FP32 results."""
+        return self.n * self.fp_result_width
 
     # -- tables -------------------------------------------------------------------------------
     @property
@@ -126,8 +240,11 @@ class LutConfig(_TileConfig):
         """Bits of one table entry: ``a_bits + floor(log2 g) + 1``.
 
         ``T[0] = -sum(a)`` reaches ``+g * 2**(a_bits-1)`` when every activation is at its
-        minimum, so ``a_bits + ceil(log2 g)`` is one bit short at g = 2 and g = 4.
+        minimum, so ``a_bits + ceil(log2 g)`` is one bit short at g = 2 and g = 4. ``q``
+        tables: ``table_bits``.
         """
+        if self._q:
+            return self.table_bits
         return self.a_bits + int(math.floor(math.log2(self.g))) + 1
 
     @property
@@ -183,7 +300,9 @@ class LutConfig(_TileConfig):
     # -- accumulators -------------------------------------------------------------------------
     @property
     def _entry_bound(self):
-        """Largest ``|T[idx]|``: g activations all at the minimum."""
+        """Largest ``|T[idx]|``: g activations all at the minimum (``q``: ``table_max``)."""
+        if self._q:
+            return self.table_max
         return self.g * (1 << (self.a_bits - 1))
 
     @property
@@ -208,8 +327,20 @@ class LutConfig(_TileConfig):
         return signed_width(-bound, bound)
 
     @property
+    def groups_max(self):
+        """Steps of one operation: at ``k_max`` (``k_max / step_k`` rounded up), or of one
+        scale block (``scale_block / tables_per_pe``) with ``q`` tables."""
+        if self._q:
+            return self.scale_block // self.tables_per_pe
+        return -(-self.k_max // self.step_k)
+
+    @property
     def sum_width(self):
-        """Bits of the activation-sum register ``S = sum(a)`` at ``k_max``."""
+        """Bits of the activation-sum register ``S = sum(a)`` at ``k_max`` (``q``: ``S = -sum
+        q[0]`` over one block, ``|q[0]| <= table_max``)."""
+        if self._q:
+            bound = self.groups_max * self.tables_per_pe * self.table_max
+            return signed_width(-bound, bound)
         return signed_width(self.k_pad * self._a_min, self.k_pad * self._a_max)
 
     @property
@@ -217,6 +348,22 @@ class LutConfig(_TileConfig):
         """Bits of the offset-correction term: ``(S << w) - S`` (uint) needs ``sum_width + w``
         bits for the shift and one more for the difference; ``-S`` fits in it too."""
         return self.sum_width + self.w_bits + 1
+
+    @property
+    def result_width(self):
+        """Bits of one result on the integer array's ``o_result``; ``q`` tables give twice the
+        result (``acc + corr``, or ``2 * acc`` for binary weights; the 1/2 is in the FP scale):
+        ``|2 r| <= 2 * (2**w_bits - 1) * groups_max * tables_per_pe * table_max``."""
+        if self._q:
+            bound = (2 * ((1 << self.w_bits) - 1) * self.groups_max * self.tables_per_pe
+                     * self.table_max)
+            return signed_width(-bound, bound)
+        return signed_width(*self.result_range)
+
+    @property
+    def act_width(self):
+        """Bits of one ``i_act`` beat: ``m x g`` activations of one group (integer or FP)."""
+        return self.m * self.g * (self.act_fp.width if self.act_fp else self.a_bits)
 
     # -- the engine (hw/engine.py) ----------------------------------------------------------
     #: Bits of the engine command's row-tile and column-tile counts (up to 65535 tiles each).
@@ -256,7 +403,9 @@ class LutConfig(_TileConfig):
         ``_ob<row|none>`` for the output buffering; defaults add nothing)."""
         sym = "sym" if self.symmetric else "full"
         name = f"lut_array_{self._name_fields()}_{sym}"
-        if self.table_format != TABLE_FORMATS[0]:
+        if self._q:
+            name += f"_tq{self.table_bits}b{self.scale_block}"
+        elif self.table_format != TABLE_FORMATS[0]:
             name += f"_t{self.table_format}"
         if self.tables_per_pe != 1:
             name += f"_c{self.tables_per_pe}"
@@ -265,3 +414,11 @@ class LutConfig(_TileConfig):
         if self.output_buffer != OUTPUT_BUFFERS[0]:
             name += f"_ob{self.output_buffer}"
         return name + ("_pre" if self.precompute else "")
+
+    def _name_fields(self):
+        """As the base, with the activation format for ``a<a_bits>`` when FP
+        (``w2fp16_g4_...``)."""
+        fields = super()._name_fields()
+        if self.act_fp is not None:
+            fields = fields.replace(f"a{self.a_bits}_", f"{self.act_format}_", 1)
+        return fields

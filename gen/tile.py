@@ -13,7 +13,8 @@ from amaranth.lib import enum
 
 __all__ = ["WeightFormat", "signed_width", "unsigned_width", "W_BITS_RANGE", "A_BITS_RANGE",
            "G_RANGE", "M_RANGE", "N_RANGE", "K_MAX_RANGE", "TABLES_PER_PE_RANGE",
-           "TABLE_FORMATS", "ACCUMULATIONS", "OUTPUT_BUFFERS"]
+           "TABLE_FORMATS", "ACCUMULATIONS", "OUTPUT_BUFFERS", "ACT_FORMATS",
+           "TABLE_BITS_RANGE", "SCALE_BLOCK_RANGE"]
 
 W_BITS_RANGE = (1, 4)
 A_BITS_RANGE = (2, 16)
@@ -22,7 +23,15 @@ M_RANGE = (1, 16)
 N_RANGE = (1, 256)
 K_MAX_RANGE = (1, 1 << 20)
 TABLES_PER_PE_RANGE = (1, 8)
-TABLE_FORMATS = ("int",)
+#: ``int``: exact integer tables of integer activations; ``q``: tables of FP activations
+#: quantized to ``table_bits``-bit integers with one FP32 scale per scale block; ``fp``: tables
+#: kept in the activation format and accumulated in FP32 in every PE (docs/fp-lut.md)
+TABLE_FORMATS = ("int", "q", "fp")
+#: ``int``: signed ``a_bits``-bit integers; ``fp16``/``bf16``: floating-point activations
+ACT_FORMATS = ("int", "fp16", "bf16")
+TABLE_BITS_RANGE = (4, 16)
+#: groups per scale block of ``q`` tables
+SCALE_BLOCK_RANGE = (1, 256)
 #: ``partial``: per-group partial register ``p = (p << 1) + entry``, added into ``acc`` at the
 #: last plane; ``shifted``: ``acc += entry << plane`` every step, no partial register.
 ACCUMULATIONS = ("partial", "shifted")

@@ -334,7 +334,20 @@ BAD = [
     ({"weight_formats": 3}, TypeError,
      "weight_formats must be a sequence of format names, not 3"),
     ({"weight_formats": ()}, ValueError, "weight_formats must name at least one format, not ()"),
-    ({"table_format": "fp16"}, ValueError, "table_format must be one of int, not 'fp16'"),
+    ({"table_format": "fp16"}, ValueError, "table_format must be one of int, q, fp, not 'fp16'"),
+    ({"act_format": "fp8"}, ValueError, "act_format must be one of int, fp16, bf16, not 'fp8'"),
+    ({"table_format": "q"}, ValueError,
+     "table_format 'q' needs act_format fp16 or bf16, not 'int'"),
+    ({"act_format": "fp16", "table_format": "q", "table_bits": 3},
+     ValueError, "table_bits must be in 4..16, not 3"),
+    ({"act_format": "fp16", "table_format": "q", "scale_block": 1},
+     ValueError, "scale_block must be at least m * tables_per_pe = 2 (the FP stage takes a "
+     "block's m result rows while the next block runs), not 1"),
+    ({"act_format": "fp16", "table_format": "q", "tables_per_pe": 4, "scale_block": 10},
+     ValueError, "scale_block must be a multiple of tables_per_pe = 4, not 10"),
+    ({"act_format": "fp16", "table_format": "fp", "precompute": True},
+     ValueError, "precompute must be False with FP activations (act_format 'fp16'): FP tables are "
+     "precomputed by software"),
 ]
 
 

@@ -118,7 +118,8 @@ class LutConfig(_TileConfig):
     #: derived only when the activations are floating point (docs/fp-lut.md)
     _DERIVED_FP = ("blocks_max", "blocks_width", "fp_cmd_width", "table_scale_width",
                    "weight_scale_width", "scale_width", "scale_lanes", "row_cycles",
-                   "fp_result_width", "fp_result_row_width")
+                   "fp_result_width", "fp_result_row_width", "scale_product_width",
+                   "scale_window")
 
     def __post_init__(self):
         self._check_ints((("w_bits", W_BITS_RANGE), ("a_bits", A_BITS_RANGE),
@@ -228,6 +229,20 @@ class LutConfig(_TileConfig):
     def scale_lanes(self):
         """FP lanes of the shared scale stage: ``ceil(n / row_cycles)``."""
         return -(-self.n // self.row_cycles)
+
+    @property
+    def scale_product_width(self):
+        """Bits of the FP stage's exact product ``|r2| * sig(ts) * sig(ws)`` (``q``):
+        ``result_width`` (the magnitude of a ``result_width``-bit signed integer) plus the
+        significands of FP32 and of the activation format."""
+        return self.result_width + 24 + self.act_fp.sig_bits
+
+    @property
+    def scale_window(self):
+        """Alignment frame of the FP stage's fused add ``acc + product``: the product's field
+        plus 8 bits (as the fused dot product: ``gen.fp.DOT_EXTRA_BITS``)."""
+        from .fp import DOT_EXTRA_BITS
+        return self.scale_product_width + DOT_EXTRA_BITS
 
     @property
     def fp_result_row_width(self):

@@ -126,11 +126,17 @@ def _render_fp_mac(cfg: LutConfig, name, top, act):
     name = name or default_name(cfg, top).replace(f"w{cfg.w_bits}a{cfg.a_bits}_",
                                                   f"w{cfg.w_bits}{widths['act'].name}_", 1)
     pe_name = f"{name}_pe"
-    component = FpMacArray(cfg, top.split("_", 1)[1], act, pe_module=pe_name)
+    # the dequantizers (n*g) and output scalers (n) are one module each, like the PE: inlined
+    # into the top, Yosys' share pass ran for over 40 min on the M8N4K16 dequant array
+    unit_name = f"{name}_{'deq' if top == 'mac_dequant' else 'scale'}"
+    component = FpMacArray(cfg, top.split("_", 1)[1], act, pe_module=pe_name,
+                           unit_module=unit_name)
     ports = port_list(component)
     text = (verilog.convert(component.make_pe(), name=pe_name, emit_src=False)
+            + "\n" + verilog.convert(component.make_unit(), name=unit_name, emit_src=False)
             + "\n" + verilog.convert(component, name=name, emit_src=False))
     manifest = {"name": name, "top": top, "act": widths["act"].name, "pe_module": pe_name,
+                "unit_module": unit_name,
                 "params": cfg.params(),
                 "derived": {**cfg.derived(), **{k: v for k, v in widths.items() if k != "act"}},
                 "ports": [{"name": n, "direction": d, "width": w} for n, d, w in ports],

@@ -21,18 +21,26 @@ from amaranth.lib.wiring import In, Out
 
 from gen.config import LutConfig, WeightFormat
 from gen.fp import FP32, dot_window
+from gen.mac_config import MacConfig
 
 from .control import OperationControl, OutputDrain, add_pe
 from .fp.common import FPUnit, check_format, exp_width
 from .fp.units import finish, int_term, product_term
 
-__all__ = ["FpMacPE", "FpMacArray", "fp_mac_widths", "ACT_FORMATS"]
+__all__ = ["FpMacPE", "FpMacArray", "FpDequantizer", "FpOutputScaler", "fp_mac_widths",
+           "ACT_FORMATS"]
 
 ACT_FORMATS = ("fp16", "bf16")
 FP_MAC_KINDS = ("dequant", "direct")
 
 
-def fp_mac_widths(cfg: LutConfig, act):
+def _check_cfg(cfg):
+    # a MacConfig reaches the paper's M8N4K16 tile (g = 16), beyond a LutConfig's 2**g tables
+    if not isinstance(cfg, (LutConfig, MacConfig)):
+        raise TypeError(f"cfg must be a LutConfig or a MacConfig, not {cfg!r}")
+
+
+def fp_mac_widths(cfg, act):
     """The FP array's port widths (its one source): activations and scales are ``act``
     patterns, results FP32; weight codes and commands are the integer MAC array's."""
     act = check_format(act, "act", ACT_FORMATS)
@@ -49,9 +57,8 @@ class FpMacPE(FPUnit):
     integers (direct), weight ``i`` at ``[i*width +: width]``.
     """
 
-    def __init__(self, cfg: LutConfig, kind="dequant", act="fp16"):
-        if not isinstance(cfg, LutConfig):
-            raise TypeError(f"cfg must be a LutConfig, not {cfg!r}")
+    def __init__(self, cfg, kind="dequant", act="fp16"):
+        _check_cfg(cfg)
         if kind not in FP_MAC_KINDS:
             raise ValueError(f"kind must be one of {', '.join(FP_MAC_KINDS)}, not {kind!r}")
         self._cfg, self._kind = cfg, kind
@@ -84,14 +91,59 @@ class FpMacPE(FPUnit):
         return m
 
 
-class _Scaler(FPUnit):
-    """Helpers of the array as an FPUnit (rounding decisions shared with the units)."""
+class FpDequantizer(FPUnit):
+    """``out = fp(v * scale)`` in the activation format (RNE): one weight value ``v`` (signed,
+    ``value_width`` bits) dequantized with its column's ``scale`` (golden:
+    ``gen.fp.fp_int_mul``, ``act -> act``). The dequant array has ``n * g`` of them."""
 
-    def __init__(self):
-        super().__init__({}, False)
+    def __init__(self, cfg, act="fp16"):
+        _check_cfg(cfg)
+        self._w = fp_mac_widths(cfg, act)
+        super().__init__({"scale": In(self._w["act"].width), "v": In(self._w["value_width"]),
+                          "out": Out(self._w["act"].width)}, False)
 
-    def elaborate(self, platform):          # pragma: no cover - never a module of its own
-        return Module()
+    def elaborate(self, platform):
+        m = Module()
+        act = self._w["act"]
+        ew = exp_width(act, FP32)
+        t = int_term(m, self.scale, self.v, act, ew, "deq")
+        rounded = self.round_pack(m, t.sign, t.sig, t.e_lsb, act, ew, "deq")
+        m.d.comb += self.out.eq(finish(m, t, rounded, act))
+        return m
+
+
+class FpOutputScaler(FPUnit):
+    """``out = fp32(r * scale)``, the FP32 result times its column's scale (activation
+    format), rounded once (golden: ``gen.fp.fp_mul`` FP32 x act). The direct array has ``n``."""
+
+    def __init__(self, cfg, act="fp16"):
+        _check_cfg(cfg)
+        self._w = fp_mac_widths(cfg, act)
+        super().__init__({"r": In(FP32.width), "scale": In(self._w["act"].width),
+                          "out": Out(FP32.width)}, False)
+
+    def elaborate(self, platform):
+        m = Module()
+        act = self._w["act"]
+        ew = exp_width(act, FP32)
+        p = product_term(m, self.r, self.scale, FP32, ew, "scale", fmt_b=act)
+        rounded = self.round_pack(m, p.sign, p.sig, p.e_lsb, FP32, ew, "scale")
+        m.d.comb += self.out.eq(finish(m, p, rounded, FP32))
+        return m
+
+
+def _add_unit(m, name, make, module, ins, out_width):
+    """A combinational unit as submodule ``name``; with ``module`` an instance of the Verilog
+    module of that name (converted once by gen.emit, so synthesis sees one per kind)."""
+    if module is None:
+        unit = make()
+        m.d.comb += [getattr(unit, k).eq(v) for k, v in ins.items()]
+        out = unit.out
+    else:
+        out = Signal(out_width, name=f"{name}_out")
+        unit = Instance(module, o_out=out, **{f"i_{k}": v for k, v in ins.items()})
+    m.submodules[name] = unit
+    return out
 
 
 class FpMacArray(wiring.Component):
@@ -100,15 +152,16 @@ class FpMacArray(wiring.Component):
     ``i_weight`` (codes, as the integer MAC array), ``o_result`` (column ``c`` FP32 at
     ``[c*32 +: 32]``), ``o_busy``."""
 
-    def __init__(self, cfg: LutConfig, kind="dequant", act="fp16", *, pe_module=None):
-        if not isinstance(cfg, LutConfig):
-            raise TypeError(f"cfg must be a LutConfig, not {cfg!r}")
+    def __init__(self, cfg, kind="dequant", act="fp16", *, pe_module=None, unit_module=None):
+        """``pe_module``, ``unit_module``: instantiate the PEs and the per-column units
+        (:meth:`make_unit`) as Verilog modules of these names (gen.emit converts each once)."""
+        _check_cfg(cfg)
         if kind not in FP_MAC_KINDS:
             raise ValueError(f"kind must be one of {', '.join(FP_MAC_KINDS)}, not {kind!r}")
         self._cfg, self._kind, self._act = cfg, kind, act
         self._w = fp_mac_widths(cfg, act)
         self._pe_module = pe_module
-        self._helper = _Scaler()
+        self._unit_module = unit_module
         super().__init__({
             "i_cmd": In(stream.Signature(cfg.cmd_width)),
             "i_scale": In(stream.Signature(self._w["scale_width"])),
@@ -121,10 +174,15 @@ class FpMacArray(wiring.Component):
     def make_pe(self):
         return FpMacPE(self._cfg, self._kind, self._act)
 
+    def make_unit(self):
+        """The per-column unit outside the PEs: the dequantizer (``dequant``, ``n * g`` of
+        them) or the output scaler (``direct``, ``n``)."""
+        return (FpDequantizer if self._kind == "dequant" else FpOutputScaler)(self._cfg,
+                                                                              self._act)
+
     def elaborate(self, platform):
         cfg, act = self._cfg, self._w["act"]
         m = Module()
-        m.submodules.helper = self._helper
         op = OperationControl(cfg)
         drain = OutputDrain(cfg, self.o_result)
         step, op_done, go = Signal(), Signal(), Signal()
@@ -155,7 +213,6 @@ class FpMacArray(wiring.Component):
             for w in range(1, cfg.w_bits + 1):
                 with m.Case(w):
                     m.d.comb += offset.eq(1 << (w - 1))
-        ew = exp_width(act, FP32)
         operands = []
         for k in range(cfg.g * cfg.n):
             q = codes[k]
@@ -169,9 +226,8 @@ class FpMacArray(wiring.Component):
                     m.d.comb += v.eq(q - offset)
             if self._kind == "dequant":
                 scale = scales[(k // cfg.g) * act.width:(k // cfg.g + 1) * act.width]
-                t = int_term(m, scale, v.as_unsigned(), act, ew, f"deq{k}")
-                rounded = self._helper.round_pack(m, t.sign, t.sig, t.e_lsb, act, ew, f"deq{k}")
-                operands.append(finish(m, t, rounded, act))
+                operands.append(_add_unit(m, f"deq_{k}", self.make_unit, self._unit_module,
+                                          dict(scale=scale, v=v), act.width))
             else:
                 operands.append(v)
 
@@ -190,10 +246,8 @@ class FpMacArray(wiring.Component):
             for c in range(cfg.n):
                 r_c = row[c * 32:(c + 1) * 32]
                 s_c = out_scales[c * act.width:(c + 1) * act.width]
-                p = product_term(m, r_c, s_c, FP32, ew, f"scale{c}", fmt_b=act)
-                rounded = self._helper.round_pack(m, p.sign, p.sig, p.e_lsb, FP32, ew,
-                                                  f"scale{c}")
-                cols.append(finish(m, p, rounded, FP32))
+                cols.append(_add_unit(m, f"scale_{c}", self.make_unit, self._unit_module,
+                                      dict(r=r_c, scale=s_c), FP32.width))
             m.d.comb += self.o_result.payload.eq(Cat(*cols))
         else:
             latch = []

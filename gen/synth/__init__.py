@@ -10,6 +10,7 @@ The package, by job:
 - :mod:`~gen.synth.flow` -- :func:`synthesize`: the above on one Verilog file
 - :mod:`~gen.synth.report` -- Markdown/JSON reports (:func:`write_report`, :func:`render_markdown`)
 - :mod:`~gen.synth.comparison` -- the LUT-vs-MAC study, its MACs-per-cycle and density formulas
+- :mod:`~gen.synth.fp_comparison` -- the same study with FP16/BF16 activations (FP MAC baselines)
 - :mod:`~gen.synth.cli` -- ``python -m gen.synth [--compare]``
 
 The area weights come from :mod:`gen.area` and are printed in every report. The comparison and
@@ -32,6 +33,8 @@ _LAZY = {name: "comparison" for name in (
     "compare", "compare_designs", "mac_config", "macs_per_cycle", "density",
     "table_bits", "LUT_SHAPE", "MAC_SHAPE", "QUICK_LUT_SHAPE", "QUICK_MAC_SHAPE", "MAC_G_RANGE",
     "MACS_FORMULA", "DENSITY_FORMULA")}
+_LAZY.update({name: "fp_comparison" for name in (
+    "compare_fp", "compare_fp_designs", "fp_lut_config", "LutTopMissing")})
 _LAZY["main"] = "cli"
 
 __all__ = ["SynthesisError", "synthesize", "build_script", "run_yosys", "check_log",

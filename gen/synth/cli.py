@@ -72,10 +72,15 @@ def main(argv=None):
     c.add_argument("--jobs", type=int, default=1, metavar="J",
                    help="with --compare: Yosys runs at once (default 1; the reported synthesis "
                         "times are measured under that load)")
+    _add_fp_args(p, c)
     args = p.parse_args(argv)
+    fp_given = (("--lut-tables", args.lut_tables is not None),
+                ("--table-bits", args.fp_table_bits is not None),
+                ("--scale-block", args.fp_scale_block is not None))
     if not args.compare:
         for flag, given in (("--quick", args.quick), ("--mac-shape", args.mac_shape),
-                            ("--jobs", args.jobs != 1)):
+                            ("--jobs", args.jobs != 1), ("--act", args.act != "int"),
+                            *fp_given):
             if given:
                 p.error(f"{flag} applies only with --compare")
     d = LutConfig()
@@ -93,6 +98,11 @@ def main(argv=None):
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         p.error(f"--out must be a directory, not the file {args.out!r}")
+    if args.compare and args.act != "int":
+        return _main_compare_fp(p, args, cfg, out, argv)
+    for flag, given in fp_given:
+        if given:
+            p.error(f"{flag} applies only with --compare --act fp16 or bf16")
     if args.compare:
         return _main_compare(p, args, cfg, out, argv)
 
@@ -167,6 +177,87 @@ def _main_compare(p, args, cfg, out, argv):
     s = res["symmetrization"]
     print(f"  symmetrization: table bits {s['table_bits_symmetric']} vs {s['table_bits_full']}, "
           f"array GE saved {fmt_ge(s['ge_saved'])} ({100 * s['ge_saved_fraction']:.1f} %)")
+    print(area.weights_text())
+    print(f"wrote {paths['markdown']} and {paths['json']} "
+          f"({res['timing']['total_wall_s']:.0f} s)")
+    return 0
+
+
+# -- --compare --act fp16|bf16 ------------------------------------------------------------------
+def _add_fp_args(p, group):
+    """The FP comparison's options (added under their own destinations, so a design option of
+    the same meaning elsewhere never collides with them)."""
+    group.add_argument("--act", default="int", choices=("int", "fp16", "bf16"),
+                       help="with --compare: activation format (default int: the integer "
+                            "comparison; fp16/bf16: the FP LUT array against the FP MAC "
+                            "baselines, docs/fp.md and docs/fp-lut.md); writes "
+                            "compare_w<W><act>")
+    group.add_argument("--lut-tables", default=None, choices=("both", "q", "fp", "none"),
+                       help="with --act fp16/bf16: which LUT arrays (default both: q and fp "
+                            "tables; none: the FP MAC baselines alone)")
+    group.add_argument("--table-bits", dest="fp_table_bits", type=int, default=None,
+                       metavar="T", help="with --act fp16/bf16: bits of a q table entry "
+                                         "(default 8)")
+    group.add_argument("--scale-block", dest="fp_scale_block", type=int, default=None,
+                       metavar="B", help="with --act fp16/bf16: groups per FP32 table scale "
+                                         "of the q tables (default 16)")
+
+
+def _main_compare_fp(p, args, cfg, out, argv):
+    from .fp_comparison import LutTopMissing, compare_fp, fp_lut_config, write_fp_compare_report
+    if args.no_symmetric:
+        p.error("--no-symmetric: --compare --act compares symmetric LUT arrays")
+    if args.precompute:
+        p.error("--precompute: FP tables are precomputed by software (docs/fp-lut.md)")
+    if args.jobs < 1:
+        p.error(f"--jobs must be at least 1, not {args.jobs}")
+    tables = {"both": ("q", "fp"), "q": ("q",), "fp": ("fp",), "none": ()}[
+        args.lut_tables or "both"]
+    table_bits = 8 if args.fp_table_bits is None else args.fp_table_bits
+    scale_block = 16 if args.fp_scale_block is None else args.fp_scale_block
+    lut_shape = (cfg.m, cfg.n, cfg.g)
+    try:                                  # validates --table-bits and --scale-block
+        fp_lut_config(cfg, args.act, "q", lut_shape, table_bits=table_bits,
+                      scale_block=scale_block)
+    except (TypeError, ValueError) as e:
+        flag = "--table-bits" if "table_bits" in str(e) else "--scale-block"
+        p.error(f"{flag}: {e}")
+    mac_shape = QUICK_MAC_SHAPE if args.quick else MAC_SHAPE
+    if args.mac_shape is not None:
+        try:
+            mac_shape = parse_tile(args.mac_shape)
+            mac_config(cfg, mac_shape)
+        except (TypeError, ValueError) as e:
+            p.error(f"--mac-shape: {e}")
+    name = args.name or f"compare_w{cfg.w_bits}{args.act}" + ("_quick" if args.quick else "")
+    rdir = out / name
+    remove_reports(rdir)
+    command = "python -m gen.synth " + shlex.join(argv)
+    try:
+        res = compare_fp(cfg, rdir, args.act, lut_shape=lut_shape, mac_shape=mac_shape,
+                         tables=tables, table_bits=table_bits, scale_block=scale_block,
+                         jobs=args.jobs, liberty=args.liberty, gates=args.gates,
+                         dedup=not args.no_dedup, timeout=args.timeout, command=command,
+                         title="quick" if args.quick else None)
+    except LutTopMissing as e:
+        print(f"{p.prog}: {e}", file=sys.stderr)
+        return 1
+    except SynthesisError as e:
+        print(f"{p.prog}: synthesis failed: {e}", file=sys.stderr)
+        return 1
+    paths = write_fp_compare_report(res, rdir)
+    print(f"LUT vs FP MAC at W{cfg.w_bits} x A_{args.act.upper()}: MACs/cycle LUT = c*m*n*g/w, "
+          f"MAC = m*n*g; density = MACs/cycle per 1000 GE")
+    for d in res["designs"]:
+        print(f"  {d['key']:<17} {d['shape']:<8} {fmt_ge(d['ge']):>12} GE  "
+              f"{d['ff_bits']:>6} FF bits  depth {d['depth']:>3}  "
+              f"{d['macs_per_cycle']:>6g} MACs/cycle  density {d['density']:8.2f}  "
+              f"synth {d['synth_wall_s']:.1f} s")
+    for ln in res["lines"]:
+        area_txt = (f"{ln['area_ratio_mac_over_lut']:6.2f}"
+                    if ln["area_ratio_mac_over_lut"] is not None else "     —")
+        print(f"  density LUT/MAC {ln['density_ratio']:6.2f}  area MAC/LUT {area_txt}  "
+              f"{ln['lut']:<7} {ln['mac']:<17} {ln['line']}")
     print(area.weights_text())
     print(f"wrote {paths['markdown']} and {paths['json']} "
           f"({res['timing']['total_wall_s']:.0f} s)")

@@ -168,31 +168,35 @@ def _ratio_line(label, lut, mac, level="array"):
             "area_ratio_mac_over_lut": mac_ge / lut_ge if level == "array" else None}
 
 
-def compare(cfg, out_dir, *, lut_shape=LUT_SHAPE, mac_shape=MAC_SHAPE, jobs=1, liberty=None,
-            gates="generic", dedup=True, timeout=DEFAULT_TIMEOUT, yosys=None, command=None,
-            title=None):
-    """Synthesize the designs of :func:`compare_designs` and compare them; return the result.
+def synthesize_designs(designs, out, w_bits, *, jobs=1, liberty=None, gates="generic",
+                       dedup=True, timeout=DEFAULT_TIMEOUT, yosys=None, check=None):
+    """Emit every design of ``designs`` (``{key, top, cfg, role[, act, name]}``) into
+    ``<out>/<name>/``, synthesize them (``jobs`` at once) and write each one's report.
 
-    ``cfg`` gives the precision (``w_bits`` is also the operation's weight bits for the
-    MACs-per-cycle figure), ``a_bits``, ``k_max`` and the weight formats; the shapes come from
-    ``lut_shape`` and ``mac_shape``. Each design is emitted into ``<out_dir>/<name>/`` and gets
-    its own full synthesis report there. ``jobs`` Yosys runs go at once (the wall times in the
-    report are then measured under that load). Raises :class:`SynthesisError` when any run
-    fails: then no figure of the comparison exists.
+    A design's ``act`` (default ``int``) goes to :func:`gen.emit.emit`; its ``name`` is the one
+    emit gives it (the PE module's name comes from the manifest, loaded as ``manifest``);
+    ``check(design)`` runs on each design as soon as it is emitted, before any synthesis. Returns ``(results, figures,
+    wall seconds, wasm warm-up seconds or None)``, keyed by design key. Raises
+    :class:`SynthesisError` when any run fails.
     """
-    from ..emit import default_name, emit
-    out = Path(out_dir)
+    from ..emit import default_name, render, write_build
     out.mkdir(parents=True, exist_ok=True)
-    designs = compare_designs(cfg, lut_shape, mac_shape)
     t_start = time.monotonic()
     for d in designs:
-        d["name"] = default_name(d["cfg"], d["top"])
-        ddir = out / d["name"]
-        remove_reports(ddir)
+        act = d.get("act", "int")
         t0 = time.monotonic()
-        d["emit"] = emit(d["cfg"], ddir, d["name"], d["top"])
+        # render first: an FP build names itself (its activation format replaces a_bits)
+        build = render(d["cfg"], default_name(d["cfg"], d["top"]) if act == "int" else None,
+                       d["top"], act=act)
+        d["name"] = build["name"]
+        remove_reports(out / d["name"])
+        vpath, jpath = write_build(out / d["name"], build)
+        d["emit"] = {"verilog": vpath, "manifest": jpath, "name": build["name"]}
         d["emit_s"] = round(time.monotonic() - t0, 2)
-        d["pe_module"] = json.loads(Path(d["emit"]["manifest"]).read_text())["pe_module"]
+        d["manifest"] = json.loads(Path(jpath).read_text())
+        d["pe_module"] = d["manifest"]["pe_module"]
+        if check is not None:
+            check(d)
     warm_s = None
     if uses_yowasp(yosys):
         warm_s = warm_up()
@@ -223,10 +227,32 @@ def compare(cfg, out_dir, *, lut_shape=LUT_SHAPE, mac_shape=MAC_SHAPE, jobs=1, l
     figs = {}
     for d in designs:
         r = results[d["key"]]
-        write_report(r, out / d["name"], title=d["name"],
-                     extra={"config": d["cfg"].params(), "derived": d["cfg"].derived(),
-                            "name": d["name"], "top_kind": d["top"]})
-        figs[d["key"]] = _design_figures(d, r, d["pe_module"], cfg.w_bits)
+        extra = {"config": d["cfg"].params(), "derived": d["cfg"].derived(),
+                 "name": d["name"], "top_kind": d["top"]}
+        if d.get("act", "int") != "int":
+            extra["act"] = d["act"]
+        write_report(r, out / d["name"], title=d["name"], extra=extra)
+        figs[d["key"]] = _design_figures(d, r, d["pe_module"], w_bits)
+    return results, figs, wall, warm_s
+
+
+def compare(cfg, out_dir, *, lut_shape=LUT_SHAPE, mac_shape=MAC_SHAPE, jobs=1, liberty=None,
+            gates="generic", dedup=True, timeout=DEFAULT_TIMEOUT, yosys=None, command=None,
+            title=None):
+    """Synthesize the designs of :func:`compare_designs` and compare them; return the result.
+
+    ``cfg`` gives the precision (``w_bits`` is also the operation's weight bits for the
+    MACs-per-cycle figure), ``a_bits``, ``k_max`` and the weight formats; the shapes come from
+    ``lut_shape`` and ``mac_shape``. Each design is emitted into ``<out_dir>/<name>/`` and gets
+    its own full synthesis report there. ``jobs`` Yosys runs go at once (the wall times in the
+    report are then measured under that load). Raises :class:`SynthesisError` when any run
+    fails: then no figure of the comparison exists.
+    """
+    out = Path(out_dir)
+    designs = compare_designs(cfg, lut_shape, mac_shape)
+    results, figs, wall, warm_s = synthesize_designs(
+        designs, out, cfg.w_bits, jobs=jobs, liberty=liberty, gates=gates, dedup=dedup,
+        timeout=timeout, yosys=yosys)
 
     lines = []
     tile = "_tile" if "mac_dequant_tile" in figs else ""

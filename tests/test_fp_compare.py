@@ -73,6 +73,17 @@ def test_fp_compare_bad_option(tmp_path, capsys, argv, option):
     _assert_bad_option(tmp_path, capsys, argv, option)
 
 
+def test_no_depth_script():
+    """``--no-depth`` drops the flatten + ltp tail (most of a big array's run), nothing else."""
+    from gen.synth import build_script
+    full, short = build_script("t"), build_script("t", depth=False)
+    assert "ltp" in full and "flatten" in full
+    assert "ltp" not in short and "flatten" not in short
+    assert short.splitlines() == [ln for ln in full.splitlines()
+                                  if ln not in ("setattr -mod -unset top", "flatten",
+                                                "tee -q -o ltp.txt ltp -noff")]
+
+
 def _check_fp_report(rdir, w_bits, tables, lut_shape, mac_shape):
     data = json.loads((rdir / "report.json").read_text())
     md = (rdir / "report.md").read_text()
@@ -88,7 +99,8 @@ def _check_fp_report(rdir, w_bits, tables, lut_shape, mac_shape):
         assert d["multiply_equivalents"] == equiv
         assert d["macs_per_cycle"] == (equiv / w_bits if d["top"] == "array" else equiv)
         assert d["density"] == pytest.approx(1000 * d["macs_per_cycle"] / d["ge"])
-        assert d["ge"] * 4 == d["transistors"] > 0 and d["ff_bits"] > 0 and d["depth"] > 0
+        assert d["ge"] * 4 == d["transistors"] > 0 and d["ff_bits"] > 0
+        assert d["depth"] is None                           # --no-depth
         assert d["pe"]["instances"] == p["m"] * p["n"]
         # the breakdown by module type adds up to the design, and its PE row is the PE's
         assert sum(b["ge_local_total"] for b in d["breakdown"]) == pytest.approx(d["ge"])
@@ -143,7 +155,7 @@ def test_fp_compare_small(tmp_path, capsys):
     out = tmp_path / "reports"
     assert main(["--compare", "--act", "fp16", "--w-bits", "2", "--m", "1", "--n", "2",
                  "--mac-shape", "1x2x4", "--k-max", "64", "--lut-tables", sel, "--jobs", "2",
-                 "--out", str(out)]) == 0
+                 "--no-depth", "--out", str(out)]) == 0
     assert "density = MACs/cycle per 1000 GE" in capsys.readouterr().out
     data = _check_fp_report(out / "compare_w2fp16", 2, tables, "M1N2K4", "M1N2K4")
     assert data["precision"]["act"] == "fp16" and data["tables"] == list(tables)
@@ -157,7 +169,7 @@ def test_fp_compare_paper_size(tmp_path, w_bits):
     M8N4K16 FP MACs and the FP MACs at the LUT's tile, 512 multiply-equivalents each."""
     out = tmp_path / "reports"
     assert main(["--compare", "--act", "fp16", "--w-bits", str(w_bits), "--out", str(out),
-                 "--jobs", "2"]) == 0
+                 "--jobs", "2", "--no-depth"]) == 0
     data = _check_fp_report(out / f"compare_w{w_bits}fp16", w_bits, ("q", "fp"), "M2N64K4",
                             "M8N4K16")
     assert all(d["multiply_equivalents"] == 512 for d in data["designs"])

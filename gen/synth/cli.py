@@ -55,6 +55,10 @@ def main(argv=None):
                    help=f"stop Yosys after S seconds (default {DEFAULT_TIMEOUT})")
     o.add_argument("--no-dedup", action="store_true",
                    help="do not merge identical modules before synthesis")
+    o.add_argument("--no-depth", action="store_true",
+                   help="do not measure the logic depth (ltp on the flattened netlist: most of "
+                        "the run time of a big hierarchical design); depths are then reported "
+                        "as not measured")
     c = p.add_argument_group("LUT vs MAC comparison")
     c.add_argument("--compare", action="store_true",
                    help="synthesize the LUT array (symmetric and non-symmetric, tile from "
@@ -115,7 +119,8 @@ def main(argv=None):
     top = manifest.get("name", name)
     try:
         result = synthesize(res["verilog"], top, rdir / "yosys", args.liberty, gates=args.gates,
-                            dedup=not args.no_dedup, timeout=args.timeout)
+                            dedup=not args.no_dedup, timeout=args.timeout,
+                            depth=not args.no_depth)
     except SynthesisError as e:
         print(f"python -m gen.synth: synthesis failed: {e}", file=sys.stderr)
         return 1
@@ -157,7 +162,7 @@ def _main_compare(p, args, cfg, out, argv):
         res = compare(cfg, rdir, lut_shape=lut_shape, mac_shape=mac_shape, jobs=args.jobs,
                       liberty=args.liberty, gates=args.gates, dedup=not args.no_dedup,
                       timeout=args.timeout, command=command,
-                      title="quick" if args.quick else None)
+                      title="quick" if args.quick else None, depth=not args.no_depth)
     except SynthesisError as e:
         print(f"python -m gen.synth: synthesis failed: {e}", file=sys.stderr)
         return 1
@@ -166,7 +171,7 @@ def _main_compare(p, args, cfg, out, argv):
           f"MAC = m*n*g; density = MACs/cycle per 1000 GE")
     for d in res["designs"]:
         print(f"  {d['key']:<17} {d['shape']:<8} {fmt_ge(d['ge']):>12} GE  "
-              f"{d['ff_bits']:>6} FF bits  depth {d['depth']:>3}  "
+              f"{d['ff_bits']:>6} FF bits  depth {str(d['depth'] or '—'):>3}  "
               f"{d['macs_per_cycle']:>6g} MACs/cycle  density {d['density']:8.2f}  "
               f"synth {d['synth_wall_s']:.1f} s")
     for ln in res["lines"]:
@@ -238,7 +243,7 @@ def _main_compare_fp(p, args, cfg, out, argv):
                          tables=tables, table_bits=table_bits, scale_block=scale_block,
                          jobs=args.jobs, liberty=args.liberty, gates=args.gates,
                          dedup=not args.no_dedup, timeout=args.timeout, command=command,
-                         title="quick" if args.quick else None)
+                         title="quick" if args.quick else None, depth=not args.no_depth)
     except LutTopMissing as e:
         print(f"{p.prog}: {e}", file=sys.stderr)
         return 1
@@ -250,7 +255,7 @@ def _main_compare_fp(p, args, cfg, out, argv):
           f"MAC = m*n*g; density = MACs/cycle per 1000 GE")
     for d in res["designs"]:
         print(f"  {d['key']:<17} {d['shape']:<8} {fmt_ge(d['ge']):>12} GE  "
-              f"{d['ff_bits']:>6} FF bits  depth {d['depth']:>3}  "
+              f"{d['ff_bits']:>6} FF bits  depth {str(d['depth'] or '—'):>3}  "
               f"{d['macs_per_cycle']:>6g} MACs/cycle  density {d['density']:8.2f}  "
               f"synth {d['synth_wall_s']:.1f} s")
     for ln in res["lines"]:

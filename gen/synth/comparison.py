@@ -169,7 +169,8 @@ def _ratio_line(label, lut, mac, level="array"):
 
 
 def synthesize_designs(designs, out, w_bits, *, jobs=1, liberty=None, gates="generic",
-                       dedup=True, timeout=DEFAULT_TIMEOUT, yosys=None, check=None):
+                       dedup=True, timeout=DEFAULT_TIMEOUT, yosys=None, check=None,
+                       depth=True):
     """Emit every design of ``designs`` (``{key, top, cfg, role[, act, name]}``) into
     ``<out>/<name>/``, synthesize them (``jobs`` at once) and write each one's report.
 
@@ -203,7 +204,7 @@ def synthesize_designs(designs, out, w_bits, *, jobs=1, liberty=None, gates="gen
 
     def run(d):
         return synthesize(d["emit"]["verilog"], d["name"], out / d["name"] / "yosys", liberty,
-                          gates=gates, dedup=dedup, timeout=timeout, yosys=yosys)
+                          gates=gates, dedup=dedup, timeout=timeout, yosys=yosys, depth=depth)
 
     # biggest first (the MAC multipliers), so parallel runs finish close together
     order = sorted(designs, key=lambda d: (d["top"] == "array", d["key"]))
@@ -238,7 +239,7 @@ def synthesize_designs(designs, out, w_bits, *, jobs=1, liberty=None, gates="gen
 
 def compare(cfg, out_dir, *, lut_shape=LUT_SHAPE, mac_shape=MAC_SHAPE, jobs=1, liberty=None,
             gates="generic", dedup=True, timeout=DEFAULT_TIMEOUT, yosys=None, command=None,
-            title=None):
+            title=None, depth=True):
     """Synthesize the designs of :func:`compare_designs` and compare them; return the result.
 
     ``cfg`` gives the precision (``w_bits`` is also the operation's weight bits for the
@@ -252,7 +253,7 @@ def compare(cfg, out_dir, *, lut_shape=LUT_SHAPE, mac_shape=MAC_SHAPE, jobs=1, l
     designs = compare_designs(cfg, lut_shape, mac_shape)
     results, figs, wall, warm_s = synthesize_designs(
         designs, out, cfg.w_bits, jobs=jobs, liberty=liberty, gates=gates, dedup=dedup,
-        timeout=timeout, yosys=yosys)
+        timeout=timeout, yosys=yosys, depth=depth)
 
     lines = []
     tile = "_tile" if "mac_dequant_tile" in figs else ""

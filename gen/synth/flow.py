@@ -16,13 +16,14 @@ __all__ = ["synthesize"]
 
 
 def synthesize(verilog_path, top, workdir, liberty=None, *, gates="generic", dedup=True,
-               timeout=DEFAULT_TIMEOUT, yosys=None):
+               timeout=DEFAULT_TIMEOUT, yosys=None, depth=True):
     """Synthesize ``top`` of ``verilog_path`` in ``workdir``; return the results as a dict.
 
     Works on any Verilog. ``liberty``: a Liberty file for an extra mapped run (``dfflibmap`` +
     ``abc -liberty``) whose ``stat -liberty`` area (in the library's units, usually µm²) is
     added. ``gates``: ``abc`` gate set (:data:`~gen.synth.script.GATE_SETS`). ``dedup``: merge
-    identical modules first. ``yosys``: command list replacing
+    identical modules first. ``depth``: measure the logic depth (else every depth is None).
+    ``yosys``: command list replacing
     :func:`~gen.synth.yosys.yosys_command`. Raises :class:`SynthesisError` when Yosys fails or
     stops early.
     """
@@ -38,13 +39,15 @@ def synthesize(verilog_path, top, workdir, liberty=None, *, gates="generic", ded
     (workdir / DESIGN).write_text(text)
     if liberty is not None:
         shutil.copyfile(liberty, workdir / LIBERTY)
-    script = build_script(top, gates=gates, liberty=liberty is not None)
-    outputs = (STAT_JSON, LTP_TXT) + ((STAT_LIB_JSON,) if liberty is not None else ())
+    script = build_script(top, gates=gates, liberty=liberty is not None, depth=depth)
+    outputs = ((STAT_JSON,) + ((LTP_TXT,) if depth else ())
+               + ((STAT_LIB_JSON,) if liberty is not None else ()))
     run = run_yosys(script, workdir, timeout=timeout, yosys=yosys, outputs=outputs)
     log = run["log"]
     stat = load_json(workdir / STAT_JSON, log)
     stat_lib = load_json(workdir / STAT_LIB_JSON, log) if liberty is not None else None
-    types, total = analyze(stat, (workdir / LTP_TXT).read_text(), top, log, stat_lib)
+    ltp = (workdir / LTP_TXT).read_text() if depth else ""
+    types, total = analyze(stat, ltp, top, log, stat_lib)
     return {
         "top": top,
         "source": verilog_path.name,
@@ -58,8 +61,9 @@ def synthesize(verilog_path, top, workdir, liberty=None, *, gates="generic", ded
             "liberty": Path(liberty).name if liberty is not None else None,
             "dedup": dedup,
             "merged_modules": len(merged),
-            "depth_metric": "cells on the longest path between inputs/flip-flops and "
-                            "outputs/flip-flops (ltp -noff on the flattened netlist)",
+            "depth_metric": ("cells on the longest path between inputs/flip-flops and "
+                             "outputs/flip-flops (ltp -noff on the flattened netlist)"
+                             if depth else "not measured (--no-depth)"),
         },
         "weights": area.WEIGHTS,
         "types": types,

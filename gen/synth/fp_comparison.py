@@ -126,10 +126,11 @@ def _breakdown(result, name):
 def compare_fp(cfg, out_dir, act="fp16", *, lut_shape=LUT_SHAPE, mac_shape=MAC_SHAPE,
                tables=("q", "fp"), table_bits=8, scale_block=16, jobs=1, liberty=None,
                gates="generic", dedup=True, timeout=DEFAULT_TIMEOUT, yosys=None, command=None,
-               title=None):
+               title=None, depth=True):
     """Synthesize the designs of :func:`compare_fp_designs` and compare them; return the result.
 
-    As :func:`gen.synth.comparison.compare`, with ``act`` activations. Raises
+    As :func:`gen.synth.comparison.compare`, with ``act`` activations (``depth=False``: no
+    logic depth, about half the synthesis time of the big arrays). Raises
     :class:`LutTopMissing` when gen.emit cannot build an FP LUT top asked for in ``tables``
     (before any synthesis), :class:`~gen.synth.yosys.SynthesisError` when a run fails.
     """
@@ -138,7 +139,8 @@ def compare_fp(cfg, out_dir, act="fp16", *, lut_shape=LUT_SHAPE, mac_shape=MAC_S
                                  table_bits=table_bits, scale_block=scale_block)
     results, figs, wall, warm_s = synthesize_designs(
         designs, out, cfg.w_bits, jobs=jobs, liberty=liberty, gates=gates, dedup=dedup,
-        timeout=timeout, yosys=yosys, check=lambda d: d["top"] != "array" or _check_lut_build(d))
+        timeout=timeout, yosys=yosys, depth=depth,
+        check=lambda d: d["top"] != "array" or _check_lut_build(d))
     for d in designs:
         f = figs[d["key"]]
         f["macs_formula"] = FP_MACS_FORMULA[d["top"]]
@@ -158,7 +160,9 @@ def compare_fp(cfg, out_dir, act="fp16", *, lut_shape=LUT_SHAPE, mac_shape=MAC_S
         for kind in ("mac_dequant", "mac_direct"):
             lines.append(_ratio_line("same tile shape", lut, figs[kind + tile]))
         for kind in ("mac_dequant", "mac_direct"):
-            line = _ratio_line("PE alone (own shapes)", lut, figs[kind], level="pe")
+            line = _ratio_line("PE alone (own shapes; without the tables, correction, FP "
+                               "scale stage, dequantizers, output scalers or drain)", lut,
+                               figs[kind], level="pe")
             if line:
                 lines.append(line)
     any_r = next(iter(results.values()))
@@ -260,7 +264,8 @@ def render_fp_compare_markdown(res):
         pe = d.get("pe")
         pe_txt = f"{fmt_ge(pe['ge'])} (×{pe['instances']})" if pe else "—"
         L.append(f"| {d['role']} | `{d['top']}` | {d['shape']} | {d['multiply_equivalents']} "
-                 f"| {d['macs_per_cycle']:g} | {fmt_ge(d['ge'])} | {d['ff_bits']:,} | {d['depth']} "
+                 f"| {d['macs_per_cycle']:g} | {fmt_ge(d['ge'])} | {d['ff_bits']:,} "
+                 f"| {d['depth'] if d['depth'] is not None else '—'} "
                  f"| {_f(d['density'])} | {pe_txt} | {d['synth_wall_s']:.1f} "
                  f"| [{d['name']}]({d['report']}) |")
     L += ["", "## Area by module type", "",

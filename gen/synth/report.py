@@ -50,7 +50,8 @@ def render_markdown(result, title=None, extra=None):
           f"| combinational transistors | {tot['comb_transistors']:,} |",
           f"| flip-flop bits | {tot['ff_bits']:,} |",
           f"| cells | {tot['num_cells']:,} |",
-          f"| logic depth (gates, longest combinational path) | {tot['depth']} |"]
+          "| logic depth (gates, longest combinational path) | "
+          f"{'not measured' if tot['depth'] is None else tot['depth']} |"]
     if tot.get("latch_bits"):
         L.append(f"| **latch bits (unexpected)** | {tot['latch_bits']} |")
     if tot.get("liberty_area") is not None:
@@ -69,7 +70,8 @@ def render_markdown(result, title=None, extra=None):
         share = 100.0 * tl["transistors"] / tot["transistors"] if tot["transistors"] else 0.0
         L.append(f"| `{t['type']}` | {t['instances']} | {loc['num_cells']:,} | {loc['ff_bits']} "
                  f"| {loc['transistors']:,} | {fmt_ge(loc['ge'])} | {fmt_ge(sub['ge'])} "
-                 f"| {t['depth']} | {fmt_ge(tl['ge'])} | {share:.1f} % |")
+                 f"| {'—' if t['depth'] is None else t['depth']} | {fmt_ge(tl['ge'])} "
+                 f"| {share:.1f} % |")
     L += ["", "Cells by gate type, per instance (local):", ""]
     for t in result["types"]:
         subs = ", ".join(f"{k} ×{v}" for k, v in t["submodules"].items())
@@ -159,7 +161,8 @@ def render_compare_markdown(res):
         pe_txt = f"{fmt_ge(pe['ge'])} (×{pe['instances']})" if pe else "—"
         L.append(f"| {d['role']} | `{d['top']}` | {d['shape']} | {d['multiply_equivalents']} "
                  f"| {d['macs_per_cycle']:g} | {fmt_ge(d['ge'])} | {d['transistors']:,} "
-                 f"| {d['ff_bits']:,} | {d['depth']} | {_f(d['density'])} | {pe_txt} "
+                 f"| {d['ff_bits']:,} | {'—' if d['depth'] is None else d['depth']} "
+                 f"| {_f(d['density'])} | {pe_txt} "
                  f"| {d['synth_wall_s']:.1f} | [{d['name']}]({d['report']}) |")
     if any(d.get("liberty_area") is not None for d in res["designs"]):
         L += ["", "Liberty area (" + str(res["flow"]["liberty"]) + "): "

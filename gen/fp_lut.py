@@ -31,7 +31,8 @@ from .golden import (_group_indices, _in_width, _packer, bit_planes, lookup, sto
 
 __all__ = ["pad_activations", "fp_tables", "fraction_to_fp", "quantize_tables",
            "block_results", "scale_product_term", "scale_stage", "lut_q_mpgemm",
-           "pack_fp_cmd", "pack_q_tables", "pack_scales", "q_stream", "block_k"]
+           "pack_fp_cmd", "pack_q_tables", "pack_scales", "q_stream", "block_k",
+           "q_gemm_streams"]
 
 
 def _check_fp_cfg(cfg, table_format="q"):
@@ -321,3 +322,47 @@ def q_stream(cfg: LutConfig, acts, w, fmt, w_bits, wscales):
     return (pack_fp_cmd(cfg, fmt, w_bits, blocks), pack_q_tables(cfg, trace["q"]),
             _pack_weight_codes(cfg, codes, w_bits), pack_scales(cfg, trace["tscales"], ws),
             expected)
+
+
+def q_gemm_streams(cfg: LutConfig, acts, w, fmt, w_bits, wscales):
+    """Everything the FP engine needs for ``A (M x K) @ W (K x N)`` with ``q`` tables, padded
+    to whole tiles (rows of +0 activations, weight columns of the format's smallest value and
+    scale +0).
+
+    Returns a dict: ``cmd`` (the FP array command's fields ``format``, ``w_bits``, ``blocks``
+    and ``m_tiles``, ``n_tiles``); ``tables``: per row block, per step (``i_table``);
+    ``tscales``: per row block, per scale block, the ``m`` FP32 table scales (``m x 32`` bits,
+    row ``r`` at ``[32 r +: 32]``); ``weights``: per row block, per column block, per step,
+    ``w`` planes MSB first; ``wscales``: per row block, per column block, per scale block, the
+    ``n`` weight scales (``ws[c]`` at ``[c * act.width +: act.width]``); ``expected``: the
+    padded ``M' x N'`` FP32 patterns; ``rows``: result beats in engine order; ``shape``.
+    """
+    act, fmt, acts, codes = _prepare(acts, w, fmt, w_bits, cfg)
+    rows, cols = acts.shape[0], codes.shape[1]
+    m_tiles, n_tiles = -(-rows // cfg.m), -(-cols // cfg.n)
+    acts = np.pad(acts, ((0, m_tiles * cfg.m - rows), (0, 0)))
+    codes = np.pad(codes, ((0, 0), (0, n_tiles * cfg.n - cols)))
+    q, tscales = quantize_tables(fp_tables(acts, cfg), cfg)
+    r2 = block_results(q, codes, fmt, w_bits, cfg)
+    blocks = r2.shape[2]
+    ws = _wscales(wscales, cols, blocks, act)
+    ws = np.pad(ws, ((0, n_tiles * cfg.n - cols), (0, 0)))
+    expected = scale_stage(r2, tscales, ws, cfg)
+    aw = act.width
+    out: dict = {"cmd": {"format": fmt, "w_bits": w_bits, "blocks": blocks,
+                         "m_tiles": m_tiles, "n_tiles": n_tiles},
+                 "tables": [], "tscales": [], "weights": [], "wscales": [], "rows": [],
+                 "expected": expected, "shape": (rows, cols)}
+    for mi in range(m_tiles):
+        rs = slice(mi * cfg.m, (mi + 1) * cfg.m)
+        out["tables"] += pack_q_tables(cfg, q[rs])
+        out["tscales"] += [sum(int(tscales[rs][r, k]) << (32 * r) for r in range(cfg.m))
+                           for k in range(blocks)]
+        for ni in range(n_tiles):
+            cs = slice(ni * cfg.n, (ni + 1) * cfg.n)
+            out["weights"] += _pack_weight_codes(cfg, codes[:, cs], w_bits)
+            out["wscales"] += [sum(int(ws[cs][c, k]) << (c * aw) for c in range(cfg.n))
+                               for k in range(blocks)]
+            out["rows"] += [sum(int(x) << (32 * c) for c, x in enumerate(row))
+                            for row in expected[rs, cs]]
+    return out

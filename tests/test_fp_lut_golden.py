@@ -9,7 +9,7 @@ import pytest
 from gen.config import LutConfig, WeightFormat
 from gen.fp import BF16, FP16, FP32, decode, exact_value, fp_add, special_values, to_float
 from gen.fp_lut import (block_results, fp_tables, fraction_to_fp, lut_q_mpgemm, pack_fp_cmd,
-                        q_stream, quantize_tables, scale_product_term)
+                        q_gemm_streams, q_stream, quantize_tables, scale_product_term)
 from gen.golden import random_weights, weight_codes
 
 FMTS = [FP16, BF16]
@@ -318,3 +318,31 @@ def test_stream_and_errors():
         lut_q_mpgemm(acts, w, "int", 2, LutConfig(), np.full(4, 0x3C00))
     with pytest.raises(ValueError, match="wscales must be N x blocks"):
         lut_q_mpgemm(acts, w, "int", 2, cfg, np.full((4, 2), 0x3C00))
+
+
+def test_gemm_streams_tile_by_tile():
+    """The engine's streams: every tile's beats are the array operation's (q_stream) beats, the
+    expected result the unpadded product's."""
+    rng = np.random.default_rng(13)
+    cfg = cfg_q("bf16", m=2, n=3, scale_block=2)
+    acts, w = gaussian(rng, (3, 21), BF16), random_weights(rng, (21, 5), "uint", 2)
+    ws = gaussian(rng, (5, 3), BF16, 0.1)
+    s = q_gemm_streams(cfg, acts, w, "uint", 2, ws)
+    assert s["cmd"]["blocks"] == 3 and (s["cmd"]["m_tiles"], s["cmd"]["n_tiles"]) == (2, 2)
+    assert np.array_equal(s["expected"][:3, :5], lut_q_mpgemm(acts, w, "uint", 2, cfg, ws))
+    a_pad = np.pad(acts, ((0, 1), (0, 0)))
+    w_pad = np.pad(w, ((0, 0), (0, 1)))
+    ws_pad = np.pad(ws, ((0, 1), (0, 0)))
+    steps = 3 * cfg.scale_block
+    for mi in range(2):
+        for ni in range(2):
+            cmd, tables, weights, scales, expected = q_stream(
+                cfg, a_pad[2 * mi:2 * mi + 2], w_pad[:, 3 * ni:3 * ni + 3], "uint", 2,
+                ws_pad[3 * ni:3 * ni + 3])
+            assert tables == s["tables"][mi * steps:(mi + 1) * steps]
+            t = mi * 2 + ni
+            assert weights == s["weights"][t * 2 * steps:(t + 1) * 2 * steps]
+            for k in range(3):
+                assert scales[k] == (s["tscales"][mi * 3 + k]
+                                     | s["wscales"][t * 3 + k] << cfg.table_scale_width)
+            assert np.array_equal(expected, s["expected"][2 * mi:2 * mi + 2, 3 * ni:3 * ni + 3])

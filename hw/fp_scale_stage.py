@@ -110,7 +110,8 @@ class FpScaleStage(FPUnit):
     def product_term(self, m, r2, ts, ws, ew, name):
         """``r2 * ts * ws / 2`` as an exact term (docs/fp-lut.md, section 4: NaN scale or an
         infinite scale times a zero factor is NaN; an infinite scale otherwise is Inf;
-        ``r2 = 0`` or a zero scale gives a zero term, +0 for ``r2 = 0``)."""
+        ``r2 = 0`` or a zero scale gives a zero term signed as the product of the signs,
+        ``r2 = 0`` counting as positive: golden ``gen.fp_lut.scale_product_term``)."""
         cfg, act = self._cfg, self._cfg.act_fp
         pt = self.unpack(m, ts, FP32, ew, f"{name}_ts")
         pw = self.unpack(m, ws, act, ew, f"{name}_ws")
@@ -127,7 +128,7 @@ class FpScaleStage(FPUnit):
                | (pw.inf & (pt.zero | r2_zero)))
         return Term(nan=nan, inf=(pt.inf | pw.inf) & ~nan,
                     zero=(pt.zero | pw.zero | r2_zero) & ~nan,
-                    sign=Mux(r2_zero, 0, neg ^ pt.sign ^ pw.sign), sig=sig, e_lsb=e_lsb,
+                    sign=neg ^ pt.sign ^ pw.sign, sig=sig, e_lsb=e_lsb,
                     width=cfg.scale_product_width)
 
     def lane(self, m, r2, ts, ws, acc, ew, name):

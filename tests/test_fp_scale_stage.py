@@ -1,8 +1,8 @@
 # amaranth: UnusedElaboratable=no
 """The FP scale stage of the ``q`` path (hw/fp_scale_stage.py) in amaranth.sim, bit-exactly
-against the math of docs/fp-lut.md section 4 written with the ``gen.fp`` primitives
-(``decode``, ``fused_sum``); that reference is checked against one exact rounding of the exact
-sum (``round_pack`` of an integer) on finite inputs.
+against the golden stage of docs/fp-lut.md section 4 (``gen.fp_lut.scale_stage``); one step
+of it is also checked here against one exact rounding of the exact sum (``round_pack`` of an
+integer) on finite inputs.
 """
 import random
 
@@ -11,7 +11,8 @@ import pytest
 
 from gen import fp
 from gen.config import LutConfig
-from gen.fp import FP32
+from gen.fp import FP32, _term
+from gen.fp_lut import scale_product_term, scale_stage
 from hw.fp_scale_stage import FpScaleStage, lane_columns, scale_layout
 from tests.simutil import run, stream_get, stream_put
 
@@ -26,37 +27,19 @@ def cfg_of(act="fp16", m=2, n=4, scale_block=4, w_bits=2, table_bits=8, c=1):
 
 # -- the reference (docs/fp-lut.md, section 4) ---------------------------------------------------
 
-def product_term(cfg, r2, ts, ws):
-    """``r2 * ts * ws / 2`` as an exact ``gen.fp.fused_sum`` term."""
-    kt, st, mt, et = fp.decode(ts, FP32)
-    kw, sw, mw, ew = fp.decode(ws, cfg.act_fp)
-    width = cfg.scale_product_width
-    sign = int(r2 < 0) ^ st ^ sw
-    if "nan" in (kt, kw) or (kt == "inf" and (kw == "zero" or r2 == 0)) \
-            or (kw == "inf" and (kt == "zero" or r2 == 0)):
-        return ("nan", 0, 0, 0, width)
-    if "inf" in (kt, kw):
-        return ("inf", sign, 0, 0, width)
-    if r2 == 0:
-        return ("zero", 0, 0, 0, width)
-    if "zero" in (kt, kw):
-        return ("zero", sign, 0, 0, width)
-    return ("finite", sign, abs(r2) * mt * mw, et + ew - 1, width)
-
-
 def step(cfg, acc, r2, ts, ws):
-    kind, sign, sig, e_lsb = fp.decode(acc, FP32)
-    return fp.fused_sum([product_term(cfg, r2, ts, ws), (kind, sign, sig, e_lsb, 24)], FP32,
+    """One block of one output: ``fused(acc + r2 * ts * ws / 2)`` (golden terms)."""
+    return fp.fused_sum([scale_product_term(r2, ts, ws, cfg), _term(acc, FP32)], FP32,
                         cfg.scale_window)
 
 
 def reference(cfg, r2s, tss, wss):
-    """``m x n`` FP32 bits after the blocks ``r2s[k]`` (m x n), ``tss[k]`` (m), ``wss[k]`` (n)."""
-    acc = [[0] * cfg.n for _ in range(cfg.m)]
-    for r2, ts, ws in zip(r2s, tss, wss):
-        acc = [[step(cfg, acc[r][c], int(r2[r][c]), int(ts[r]), int(ws[c]))
-                for c in range(cfg.n)] for r in range(cfg.m)]
-    return acc
+    """``m x n`` FP32 bits after the blocks ``r2s[k]`` (m x n), ``tss[k]`` (m), ``wss[k]``
+    (n): the golden ``gen.fp_lut.scale_stage``."""
+    r2 = np.stack([np.asarray(x, dtype=np.int64) for x in r2s], axis=-1)     # m x n x blocks
+    ts = np.stack([np.asarray(x, dtype=np.int64) for x in tss], axis=-1)     # m x blocks
+    ws = np.stack([np.asarray(x, dtype=np.int64) for x in wss], axis=-1)     # n x blocks
+    return scale_stage(r2, ts, ws, cfg).astype(np.int64).tolist()
 
 
 def exact_step(acc, r2, ts, ws, act):

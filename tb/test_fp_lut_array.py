@@ -40,7 +40,8 @@ def random_op(rng, cfg, fmt=None, w=None, blocks=None, corner=None):
     """One operation's streams and expected results (``gen.fp_lut.q_stream``): a random
     ``K`` of ``blocks`` scale blocks (the last one partly padded), random format and ``w``
     unless given. ``corner``: ``specials`` (NaN/Inf/subnormal activations and weight scales),
-    ``large`` (sums that overflow BF16 tables), ``zero`` (all-zero activations: scale +0)."""
+    ``large`` (sums that overflow BF16 tables), ``zero`` (all-zero activations: scale +0),
+    ``nan_inf`` (one NaN activation in row 0, one -Inf in the last row)."""
     act = cfg.act_fp
     if fmt is None:
         fmt, w = cfg.ops()[rng.integers(len(cfg.ops()))]
@@ -48,11 +49,14 @@ def random_op(rng, cfg, fmt=None, w=None, blocks=None, corner=None):
     bk = block_k(cfg)
     blocks = blocks or int(rng.integers(1, min(3, cfg.blocks_max) + 1))
     k = int(rng.integers((blocks - 1) * bk + 1, blocks * bk + 1))
-    specials = 0.02 if corner == "specials" else 0.0
+    specials = 0.05 if corner == "specials" else 0.0
     scale = {"large": 3e4 if act == fp.FP16 else 6e37}.get(corner, 1.0)
     acts = random_acts(rng, act, (cfg.m, k), specials, scale)
     if corner == "zero":
         acts[:] = rng.choice([0, act.sign_bit], acts.shape)
+    if corner == "nan_inf":          # row 0: one NaN; the last row: one -Inf (docs: the row
+        acts[0, rng.integers(k)] = act.qnan | 1      # of a NaN/Inf block is NaN)
+        acts[-1, rng.integers(k)] = act.inf | act.sign_bit
     wv = random_weights(rng, (k, cfg.n), fmt, w)
     wscales = random_scales(rng, act, (cfg.n, blocks))
     if corner == "specials":
@@ -141,7 +145,7 @@ if cocotb is not None:
         _, cfg, _ = load()
         rng = _rng("corners")
         ops = [random_op(rng, cfg, corner="specials") for _ in range(3)]
-        ops += [random_op(rng, cfg, corner="large"), random_op(rng, cfg, corner="zero")]
+        ops += [random_op(rng, cfg, corner=c) for c in ("large", "zero", "nan_inf")]
         ops.append(random_op(rng, cfg, blocks=min(cfg.blocks_max, 64)))
         await run_ops(dut, ops)
 

@@ -33,11 +33,12 @@ def _check_util(res):
         assert u["k"] >= 256 and u["utilization"] >= 0.99, u
 
 
-@pytest.mark.parametrize("cfg,sim", [(SMALL_FP16, "icarus"), (ONE_ROW, "icarus"),
-                                     (BF16_W4, "verilator")],
-                         ids=["fp16-m2-b2-icarus", "fp16-m1-b1-icarus", "bf16-w4-b8-verilator"])
-def test_emitted_q_array(cfg, sim, tmp_path):
-    _check_util(run_fp_lut_sim(cfg, sim, tmp_path, seed=SEED))
+#: the default suite's share: two Icarus builds (~15 s each on an idle 2-core machine); a
+#: Verilator build of these designs takes minutes there, so Verilator runs in ``make sim``
+#: (the ``slow`` tests below), with BF16 and w up to 4
+@pytest.mark.parametrize("cfg", [SMALL_FP16, ONE_ROW], ids=["fp16-m2-b2", "fp16-m1-b1"])
+def test_emitted_q_array_icarus(cfg, tmp_path):
+    _check_util(run_fp_lut_sim(cfg, "icarus", tmp_path, seed=SEED))
 
 
 class ExponentOffByOne(FpScaleStage):

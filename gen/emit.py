@@ -92,9 +92,10 @@ def render(cfg: LutConfig, name=None, top="array", act="int"):
     ``cfg.table_format = "q"``, docs/fp-lut.md) the manifest also names the activation format
     (``act``); ``act`` is then the config's.
     """
-    if act != "int" and cfg.act_fp is None:
+    act_fp = getattr(cfg, "act_fp", None)       # a MacConfig has integer activations only
+    if act != "int" and act_fp is None:
         return _render_fp_mac(cfg, name, top, act)
-    if cfg.act_fp is not None and act not in ("int", cfg.act_format):
+    if act_fp is not None and act not in ("int", cfg.act_format):
         raise ValueError(f"act must be {cfg.act_format} (the config's act_format), not {act!r}")
     from amaranth.back import verilog
 
@@ -122,7 +123,7 @@ def render(cfg: LutConfig, name=None, top="array", act="int"):
         "versions": _versions(),
         "interface": "docs/interface.md",
     }
-    if cfg.act_fp is not None:
+    if act_fp is not None:
         manifest.update(act=cfg.act_format, interface="docs/fp-lut.md")
     return {"name": name, "text": text, "manifest": manifest, "ports": ports}
 

@@ -164,3 +164,59 @@ def test_utilization_sees_a_waiting_array():
     stage holds a row it cannot emit, so the next blocks back up into the array)."""
     cfg = cfg_of(m=2, n=3, scale_block=2, w_bits=2)
     assert utilization(cfg, "uint", 1, 32, ops=4, stall=0.8) < 0.99
+
+
+# -- gen.emit ---------------------------------------------------------------------------------
+
+def test_emit_cli_q(tmp_path):
+    from gen.emit import main
+    out = tmp_path / "ok"
+    assert main(["--act", "bf16", "--table-format", "q", "--table-bits", "6", "--scale-block",
+                 "4", "--m", "2", "--n", "3", "--k-max", "64", "--out", str(out)]) == 0
+    cfg = cfg_of("bf16", m=2, n=3, scale_block=4, table_bits=6).replace(k_max=64)
+    files = sorted(p.name for p in out.iterdir())
+    assert files == [f"{cfg.name}.json", f"{cfg.name}.v"]
+    manifest = __import__("json").loads((out / files[0]).read_text())
+    assert LutConfig.from_dict(manifest) == cfg
+    assert {k: manifest["params"][k] for k in ("act_format", "table_format", "table_bits",
+                                               "scale_block")} == \
+        {"act_format": "bf16", "table_format": "q", "table_bits": 6, "scale_block": 4}
+    assert manifest["derived"] == cfg.derived() and manifest["act"] == "bf16"
+    ports = {p["name"]: (p["direction"], p["width"]) for p in manifest["ports"]}
+    assert ports["i_cmd__payload"] == ("input", cfg.fp_cmd_width) == \
+        ("input", manifest["top_cmd_width"])
+    assert ports["i_scale__payload"] == ("input", cfg.scale_width)
+    assert ports["i_table__payload"] == ("input", cfg.table_width)
+    assert ports["o_result__payload"] == ("output", cfg.fp_result_row_width)
+    fields = manifest["layouts"]["i_scale__payload"]["fields"]
+    assert [(f["name"], f["offset"]) for f in fields] == [("ts", 0),
+                                                          ("ws", cfg.table_scale_width)]
+    text = (out / files[1]).read_text()
+    assert text.count(f"module {manifest['pe_module']}(") == 1
+    assert text.count(f"  {manifest['pe_module']} ") == cfg.m * cfg.n
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--table-format", "q"], "--act must be fp16 or bf16 with --table-format q, not int"),
+    (["--act", "fp16", "--table-format", "q", "--table-bits", "3"],
+     "--table-bits: table_bits must be in 4..16, not 3"),
+    (["--act", "fp16", "--table-format", "q", "--scale-block", "300"],
+     "--scale-block: scale_block must be in 1..256, not 300"),
+    (["--act", "fp16", "--table-format", "q", "--m", "4", "--scale-block", "2"],
+     "--scale-block: scale_block must be at least m * tables_per_pe = 4 (the FP stage takes "
+     "a block's m result rows while the next block runs), not 2"),
+    (["--act", "fp16", "--table-format", "q", "--top", "engine"],
+     "--table-format q applies to --top array, not --top engine"),
+    (["--scale-block", "8"], "--scale-block applies to --table-format q only, not "
+                             "--table-format int"),
+    (["--act", "fp16", "--table-format", "fp"],
+     "argument --table-format: invalid choice: 'fp'"),      # argparse words the rest
+])
+def test_emit_cli_bad_q_options(args, message, tmp_path, capsys):
+    from gen.emit import main
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--out", str(tmp_path / "bad")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f": error: {message}" in err and err.count("\n") == 1 and err.endswith("\n")
+    assert not (tmp_path / "bad").exists()

@@ -81,7 +81,7 @@ def random_block(rng, cfg, specials=0.0, wide=False):
     return r2, ts, ws
 
 
-# -- amaranth.sim of the stage ----------------------------------------------------------------------
+# -- amaranth.sim of the stage -------------------------------------------------------------
 
 def simulate(stage, ops, rng=None, gap=0.0, stall=0.0):
     """Drive ``ops`` (each a list of blocks ``(r2, ts, ws)``) into the stage; its results."""

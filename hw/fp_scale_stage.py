@@ -148,8 +148,9 @@ class FpScaleStage(FPUnit):
         scale_full = Signal()
         flags = data.View(block_layout(), self.i_block.payload)
 
-        row = Signal(range(cfg.m), name="row")
-        cyc = Signal(range(cycles), name="row_cycle")
+        # at least one bit each: a zero-width signal is a `[-1:0]` wire Verilator refuses
+        row = Signal(range(max(2, cfg.m)), name="row")
+        cyc = Signal(range(max(2, cycles)), name="row_cycle")
         last_cyc = cyc == cycles - 1
         block_end = Signal()
 

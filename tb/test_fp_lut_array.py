@@ -24,7 +24,8 @@ TESTS = 5
 
 
 def load():
-    manifest = json.loads(open(os.environ["LUTCORE_MANIFEST"]).read())
+    with open(os.environ["LUTCORE_MANIFEST"]) as f:
+        manifest = json.load(f)
     cfg = LutConfig.from_dict(manifest["params"])
     return manifest, cfg, int(os.environ.get("LUTCORE_SEED", "1"))
 

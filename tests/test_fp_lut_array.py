@@ -112,10 +112,10 @@ def check(dut, ops, **kw):
         assert got[i] == op[4], f"operation {i}: {got[i]} != {op[4]}"
 
 
-@pytest.mark.parametrize("act", ["fp16", "bf16"])
-def test_random_tables_every_format(act):
-    """Every (format, w) of a w_bits = 2 build, 1..3 blocks, random gaps and stalls."""
-    cfg = cfg_of(act)
+@pytest.mark.parametrize("act,w_bits", [("fp16", 2), ("bf16", 4)])
+def test_random_tables_every_format(act, w_bits):
+    """Every (format, w) of the build, 1..3 blocks, random gaps and stalls."""
+    cfg = cfg_of(act, w_bits=w_bits)
     rng = np.random.default_rng(SEED)
     ops = [random_op(rng, cfg, f, w, 1 + i % 3) for i, (f, w) in enumerate(cfg.ops())]
     check(FpLutArray(cfg), ops, rng=random.Random(SEED), gap=0.25, stall=0.25)

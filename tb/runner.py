@@ -132,7 +132,8 @@ def run_sim(verilog, manifest, sim: str, workdir, *, waves=False, testcase=None,
 
     ``verilog``: the source file (or a list of them); ``manifest``: its JSON manifest (path),
     which names the top module (``name``) and the design kind (``top``: ``array``, ``engine``,
-    ``mac_dequant``, ``mac_direct``, which picks the cocotb module from :data:`TEST_MODULES`
+    ``mac_dequant``, ``mac_direct``, which picks the cocotb module from :data:`TEST_MODULES`;
+    an array with ``q`` tables, ``params.table_format``, runs ``tb.test_fp_lut_array``
     unless ``test_module`` is given). ``extra_env`` (dict) goes to the simulator process.
 
     ``waves`` (or ``WAVES=1`` in the environment) dumps FST waveforms. ``testcase``: one name
@@ -152,6 +153,8 @@ def run_sim(verilog, manifest, sim: str, workdir, *, waves=False, testcase=None,
     manifest = Path(manifest).resolve()
     info = json.loads(manifest.read_text())
     top_module = info["name"]
+    if test_module is None and info.get("params", {}).get("table_format") == "q":
+        test_module = "tb.test_fp_lut_array"          # FP activations, q tables (FpLutArray)
     test_module = test_module or TEST_MODULES[info.get("top", "array")]
     waves = bool(waves) or _env_bool("WAVES")
     if seed is None:

@@ -119,7 +119,7 @@ class LutConfig(_TileConfig):
     _DERIVED_FP = ("blocks_max", "blocks_width", "fp_cmd_width", "table_scale_width",
                    "weight_scale_width", "scale_width", "scale_lanes", "row_cycles",
                    "fp_result_width", "fp_result_row_width", "scale_product_width",
-                   "scale_window")
+                   "scale_window", "fp_engine_cmd_width")
 
     def __post_init__(self):
         self._check_ints((("w_bits", W_BITS_RANGE), ("a_bits", A_BITS_RANGE),
@@ -199,6 +199,12 @@ class LutConfig(_TileConfig):
     def fp_cmd_width(self):
         """Bits of the FP array's ``i_cmd``: format (2), w (``plane_width``), blocks."""
         return 2 + self.plane_width + self.blocks_width
+
+    @property
+    def fp_engine_cmd_width(self):
+        """Bits of the FP engine's ``i_cmd``: the FP array's command, then the row-tile and
+        column-tile counts (``hw.fp_engine.fp_engine_cmd_fields``)."""
+        return self.fp_cmd_width + 2 * self.tile_count_width
 
     #: bits of one FP32 value (table scales, results)
     fp_result_width = 32
@@ -407,8 +413,8 @@ class LutConfig(_TileConfig):
         """Bits of the ``i_cmd`` payload of a ``gen.emit`` top: ``engine_cmd_width`` for the
         engine, ``fp_cmd_width`` for the LUT array with FP activations, ``cmd_width`` for the
         integer LUT array and the MAC arrays."""
-        if top == "array" and self.act_fp is not None:
-            return self.fp_cmd_width
+        if self.act_fp is not None:
+            return self.fp_engine_cmd_width if top == "engine" else self.fp_cmd_width
         return self.engine_cmd_width if top == "engine" else self.cmd_width
 
     # -- naming -------------------------------------------------------------------------------

@@ -381,3 +381,61 @@ def test_emit_cli_refuses_engine_with_several_tables(tmp_path, capsys):
     assert e.value.code == 2 and not (tmp_path / "o").exists()
     assert capsys.readouterr().err.strip().endswith(
         "--tables-per-pe: the precompute engine takes one table per PE, not 4")
+
+
+# -- the negation folded into the PE's adder tree --------------------------------------------------
+
+def _folded_lookup_all(cfg, stored_row, cls=None):
+    from hw.lookup import TableLookup
+    from .simutil import run
+    dut = (cls or TableLookup)(cfg, fold_negation=True)
+    got = []
+
+    async def tb(ctx):
+        word = 0
+        for i, v in enumerate(stored_row):
+            word |= (int(v) & ((1 << cfg.entry_width) - 1)) << (i * cfg.entry_width)
+        ctx.set(dut.table_row, word)
+        for idx in range(1 << cfg.g):
+            ctx.set(dut.index, idx)
+            got.append((ctx.get(dut.entry), ctx.get(dut.negate)))
+    run(dut, [tb])
+    return got
+
+
+@pytest.mark.parametrize("g", [2, 3, 4, 6])
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_folded_lookup_every_index(g, symmetric):
+    """``entry + negate == T[idx]`` for every index; ``negate`` is the index MSB (symmetric) or
+    0 (full tables), and ``entry`` is ``~T[~idx]`` for a negated entry."""
+    from gen.golden import build_tables, stored_tables
+    cfg = LutConfig(g=g, a_bits=8, symmetric=symmetric, m=1, n=1)
+    rng = np.random.default_rng(g)
+    for a in (random_activations(rng, (1, g), 8), np.full((1, g), -128), np.full((1, g), 127)):
+        full = build_tables(a, g)[0, 0]
+        got = _folded_lookup_all(cfg, stored_tables(full, symmetric))
+        assert [e + n for e, n in got] == list(full)
+        assert [n for _, n in got] == [(i >> (g - 1)) & symmetric for i in range(1 << g)]
+
+
+def test_folded_lookup_mutants_are_wrong():
+    from gen.golden import build_tables, stored_tables
+    cfg = LutConfig(g=4, m=1, n=1)
+    full = build_tables(np.array([[3, -7, 11, 20]]), 4)[0, 0]
+    for name in MUTANTS:
+        with mutant(name) as cls:
+            got = _folded_lookup_all(cfg, stored_tables(full, True), cls)
+        assert [e + n for e, n in got] != list(full), name
+
+
+def test_fold_negation_rule():
+    """Folded with symmetric tables and c > 1; c = 1 and full tables keep the lookup's own
+    negation (the default design's Verilog is unchanged)."""
+    from hw.lookup import TableLookup
+    from hw.lut_pe import fold_negation
+    assert not fold_negation(LutConfig())
+    assert fold_negation(LutConfig(tables_per_pe=2))
+    assert not fold_negation(LutConfig(tables_per_pe=2, symmetric=False))
+    assert "negate" not in TableLookup(LutConfig()).signature.members
+    with pytest.raises(TypeError, match=msg("fold_negation must be a bool, not 1")):
+        TableLookup(LutConfig(), fold_negation=1)

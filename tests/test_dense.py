@@ -36,8 +36,8 @@ def test_defaults_are_todays_design():
 
 
 @pytest.mark.parametrize("kw, exc, text", [
-    ({"tables_per_pe": 0}, ValueError, "tables_per_pe must be in 1..8, not 0"),
-    ({"tables_per_pe": 9}, ValueError, "tables_per_pe must be in 1..8, not 9"),
+    ({"tables_per_pe": 0}, ValueError, "tables_per_pe must be in 1..16, not 0"),
+    ({"tables_per_pe": 17}, ValueError, "tables_per_pe must be in 1..16, not 17"),
     ({"tables_per_pe": 2.0}, TypeError, "tables_per_pe must be an integer, not 2.0"),
     ({"accumulation": "serial"}, ValueError,
      "accumulation must be one of partial, shifted, not 'serial'"),
@@ -62,7 +62,7 @@ def test_names_and_derived_widths():
     assert d["weight_width"] == 16 * 16 and d["pe_index_width"] == 16
     assert d["table_bits_per_cycle"] == 352
     # the tree is entry_width + ceil(log2 c) bits at most, and never narrower than one entry
-    for c in range(1, 9):
+    for c in range(1, 17):
         for g in (2, 3, 4, 5, 6):
             x = LutConfig(g=g, tables_per_pe=c)
             assert x.entry_width <= x.tree_width <= x.entry_width + (c - 1).bit_length()
@@ -73,7 +73,7 @@ def test_names_and_derived_widths():
 
 def test_tree_width_is_tight():
     """The extreme step sum (every activation at its minimum, every index 0) needs all bits."""
-    for c, g, a_bits in itertools.product((2, 3, 4, 8), (2, 4, 6), (2, 8)):
+    for c, g, a_bits in itertools.product((2, 3, 4, 8, 16), (2, 4, 6), (2, 8)):
         cfg = LutConfig(g=g, a_bits=a_bits, tables_per_pe=c)
         extreme = c * g * (1 << (a_bits - 1))          # T[0] = -sum(a) of c groups
         assert extreme <= (1 << (cfg.tree_width - 1)) - 1
@@ -82,7 +82,7 @@ def test_tree_width_is_tight():
 
 # -- golden model --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("c", [2, 3, 4, 8])
+@pytest.mark.parametrize("c", [2, 3, 4, 8, 16])
 @pytest.mark.parametrize("accumulation", ACCUMULATIONS)
 def test_golden_matches_plain_product(c, accumulation):
     rng = np.random.default_rng(c)
@@ -439,3 +439,49 @@ def test_fold_negation_rule():
     assert "negate" not in TableLookup(LutConfig()).signature.members
     with pytest.raises(TypeError, match=msg("fold_negation must be a bool, not 1")):
         TableLookup(LutConfig(), fold_negation=1)
+
+
+# -- the dense preset -------------------------------------------------------------------------------
+
+def test_preset_fields_are_options():
+    from gen.cli import OPTION_OF
+    from gen.config import PRESETS
+    for name, fields in PRESETS.items():
+        assert set(fields) <= set(OPTION_OF), name
+        LutConfig(**fields)                      # a valid design point on its own
+
+
+def test_preset_and_override(tmp_path, capsys):
+    from gen.cli import DesignArgumentParser, add_design_args, config_from_args
+    from gen.config import PRESETS
+    from gen.emit import main
+    dense = LutConfig(**PRESETS["dense"])
+
+    def parse(argv):
+        p = add_design_args(DesignArgumentParser(prog="t"))
+        return config_from_args(p, p.parse_args(argv))
+    assert parse(["--preset", "dense"]) == dense
+    # an explicit option wins over the preset, in either order
+    for argv in (["--preset", "dense", "--n", "1"], ["--n", "1", "--preset=dense"]):
+        assert parse(argv) == dense.replace(n=1)
+    assert parse([]) == LutConfig()
+    assert main(["--preset", "dense", "--n", "1", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / f"{dense.replace(n=1).name}.v").exists()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main(["--preset", "sparse", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and not (tmp_path / "o").exists() and "\n" not in err
+    assert err.endswith("argument --preset: invalid choice: 'sparse' (choose from 'dense')")
+
+
+def test_dense_preset_array_matches_golden():
+    """The preset's PE (its g and tables per PE, folded negations) in a narrow array, with
+    random gaps and stalls, every (format, w) of W2."""
+    from gen.config import PRESETS
+    cfg = LutConfig(**{**PRESETS["dense"], "n": 2, "k_max": 3 * PRESETS["dense"]["tables_per_pe"]
+                       * PRESETS["dense"]["g"]})
+    ops = [(f.label, w, k) for f, w in cfg.ops() for k in (cfg.step_k - 1, cfg.k_max)]
+    res, expected, _ = run_array(cfg, ops, seed=7, gap=0.2, stall=0.2)
+    for i, exp in enumerate(expected):
+        assert (res[i] == exp).all(), f"operation {i} {ops[i]}: got {res[i]}, expected {exp}"

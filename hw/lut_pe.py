@@ -15,9 +15,10 @@ __all__ = ["LutPE", "fold_negation"]
 
 def fold_negation(cfg):
     """Whether the PE of ``cfg`` folds each lookup's negation into its adder tree: with
-    symmetric tables and ``tables_per_pe > 1`` (a PE with one table has no tree; its lookup
-    negates, as it always has)."""
-    return cfg.symmetric and cfg.tables_per_pe > 1
+    symmetric two's-complement tables (``int``, ``q``; an ``fp`` entry negates by its sign bit)
+    and ``tables_per_pe > 1`` (a PE with one table has no tree; its lookup negates, as it
+    always has)."""
+    return cfg.symmetric and cfg.tables_per_pe > 1 and cfg.table_format != "fp"
 
 
 class LutPE(wiring.Component):

@@ -436,12 +436,15 @@ def test_fold_negation_rule():
     assert not fold_negation(LutConfig())
     assert fold_negation(LutConfig(tables_per_pe=2))
     assert not fold_negation(LutConfig(tables_per_pe=2, symmetric=False))
+    fp = dict(act_format="fp16", tables_per_pe=2, scale_block=4)
+    assert fold_negation(LutConfig(table_format="q", **fp))
+    assert not fold_negation(LutConfig(table_format="fp", **fp))
     assert "negate" not in TableLookup(LutConfig()).signature.members
     with pytest.raises(TypeError, match=msg("fold_negation must be a bool, not 1")):
         TableLookup(LutConfig(), fold_negation=1)
 
 
-# -- the dense preset -------------------------------------------------------------------------------
+# -- the dense preset ------------------------------------------------------------------------------
 
 def test_preset_fields_are_options():
     from gen.cli import OPTION_OF

@@ -27,7 +27,15 @@ from .tile import (A_BITS_RANGE, ACCUMULATIONS, ACT_FORMATS, G_RANGE, K_MAX_RANG
 __all__ = ["WeightFormat", "LutConfig", "signed_width", "unsigned_width",
            "W_BITS_RANGE", "A_BITS_RANGE", "G_RANGE", "M_RANGE", "N_RANGE", "K_MAX_RANGE",
            "TABLES_PER_PE_RANGE", "ACCUMULATIONS", "OUTPUT_BUFFERS", "ACT_FORMATS",
-           "TABLE_FORMATS", "TABLE_BITS_RANGE", "SCALE_BLOCK_RANGE"]
+           "TABLE_FORMATS", "TABLE_BITS_RANGE", "SCALE_BLOCK_RANGE", "PRESETS"]
+
+#: Named design points: ``LutConfig(**PRESETS[name], **other_fields)``; the design CLIs take
+#: them as ``--preset NAME`` (explicit options override). ``dense``: the densest point of the
+#: tables-per-PE sweep at 512 multiply-equivalents (README, "Denser arrays").
+PRESETS = {
+    "dense": {"g": 2, "m": 1, "n": 16, "tables_per_pe": 16, "accumulation": "shifted",
+              "output_buffer": "none"},
+}
 
 
 @dataclass(frozen=True)
@@ -72,7 +80,7 @@ class LutConfig(_TileConfig):
         Engine only: build the tables in hardware from activations (``i_act``) instead of
         taking tables precomputed by software (``i_table``, the paper's fused precompute).
     tables_per_pe : int
-        ``c``, tables per PE (1..8): a PE holds ``c`` consecutive groups of its row, looks up
+        ``c``, tables per PE (1..16): a PE holds ``c`` consecutive groups of its row, looks up
         ``c`` entries per cycle, sums them in a narrow adder tree (``tree_width``) and adds the
         sum into its one accumulator. K per PE step is ``c * g``.
     accumulation : str

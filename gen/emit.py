@@ -82,6 +82,8 @@ def render(cfg: LutConfig, name=None, top="array", act="int"):
     every stream payload (``layouts``), the tool versions and the name of the Verilog top
     module (``name``).
     """
+    if getattr(cfg, "table_format", "int") == "fp":
+        return _render_fp_table(cfg, name, top)
     if act != "int":
         return _render_fp_mac(cfg, name, top, act)
     from amaranth.back import verilog
@@ -135,6 +137,32 @@ def _render_fp_mac(cfg: LutConfig, name, top, act):
                 "derived": {**cfg.derived(), **{k: v for k, v in widths.items() if k != "act"}},
                 "ports": [{"name": n, "direction": d, "width": w} for n, d, w in ports],
                 "versions": _versions(), "interface": "docs/fp.md"}
+    return {"name": name, "text": text, "manifest": manifest, "ports": ports}
+
+
+def _render_fp_table(cfg: LutConfig, name, top):
+    """:func:`render` for the LUT array with ``fp`` tables (``hw/fp_table_array.py``,
+    docs/fp-lut.md section 5): FP16/BF16 table entries, an FP32 accumulator per PE."""
+    from amaranth.back import verilog
+
+    from hw.fp_table_array import FpTableArray
+    from hw.layouts import describe
+    if top != "array":
+        raise ValueError(f"table_format 'fp' applies to the array top, not {top!r}")
+    name = name or default_name(cfg, top)
+    pe_name = f"{name}_pe"
+    component = FpTableArray(cfg, pe_module=pe_name)
+    ports = port_list(component)
+    text = (verilog.convert(component.make_pe(), name=pe_name, emit_src=False)
+            + "\n" + verilog.convert(component, name=name, emit_src=False))
+    manifest = {
+        "name": name, "top": top, "act": cfg.act_format, "table_format": cfg.table_format,
+        "pe_module": pe_name, "params": cfg.params(), "derived": cfg.derived(),
+        "top_cmd_width": cfg.fp_cmd_width,
+        "ports": [{"name": n, "direction": d, "width": w} for n, d, w in ports],
+        "layouts": {f"{port}__payload": describe(layout)
+                    for port, layout in component.payload_layouts.items()},
+        "versions": _versions(), "interface": "docs/fp-lut.md"}
     return {"name": name, "text": text, "manifest": manifest, "ports": ports}
 
 
@@ -205,13 +233,28 @@ def main(argv=None):
                         "(mac_dequant) or a direct a_bits x w_bits multiplier (mac_direct); "
                         "MAC ports: hw/mac_array.py")
     o.add_argument("--act", default="int", choices=("int", "fp16", "bf16"),
-                   help="activation format of the MAC baselines: signed integers of --a-bits "
-                        "(default), or FP16/BF16 activations with FP32 accumulation "
-                        "(hw/fp_mac_array.py, docs/fp.md)")
+                   help="activation format: signed integers of --a-bits (default), or "
+                        "FP16/BF16 activations with FP32 accumulation, for the MAC baselines "
+                        "(hw/fp_mac_array.py, docs/fp.md) or the array with --table-format fp")
+    o.add_argument("--table-format", default="int", choices=("int", "fp"),
+                   help="array table entries: exact integers (default), or fp: FP16/BF16 "
+                        "entries of --act activations with an FP32 accumulator per PE "
+                        "(hw/fp_table_array.py, docs/fp-lut.md)")
     args = p.parse_args(argv)
     cfg = config_from_args(p, args)
-    if args.act != "int" and args.top not in ("mac_dequant", "mac_direct"):
-        p.error(f"--act {args.act} applies to --top mac_dequant or mac_direct, not {args.top}")
+    if args.table_format == "fp":
+        if args.top != "array" or args.act == "int":
+            p.error(f"--table-format fp needs --top array and --act fp16 or bf16, not "
+                    f"--top {args.top} --act {args.act}")
+        try:
+            cfg = cfg.replace(act_format=args.act, table_format="fp")
+            from hw.fp_table_array import check_config
+            check_config(cfg)                # the array's parameter checks, before any file
+        except ValueError as exc:
+            p.error(f"--table-format fp: {exc}")
+    elif args.act != "int" and args.top not in ("mac_dequant", "mac_direct"):
+        p.error(f"--act {args.act} applies to --top mac_dequant or mac_direct (or --top array "
+                f"with --table-format fp), not {args.top}")
     check_name(p, args.name)
     if cfg.precompute and args.top != "engine":
         p.error(f"--precompute needs --top engine (only the engine builds its tables in "

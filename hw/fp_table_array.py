@@ -22,7 +22,21 @@ from .fp.units import finish, product_term
 from .fp_table_pe import FpTablePE, entry_term
 from .layouts import cmd_layout, stream_ports, table_layout, weight_plane_layout
 
-__all__ = ["FpTableArray", "scale_layout", "fp_result_row_layout"]
+__all__ = ["FpTableArray", "check_config", "scale_layout", "fp_result_row_layout"]
+
+
+def check_config(cfg):
+    """``cfg`` if the ``fp``-table array can be built from it, else TypeError / ValueError."""
+    if not isinstance(cfg, LutConfig):
+        raise TypeError(f"cfg must be a LutConfig, not {cfg!r}")
+    if cfg.table_format != "fp":
+        raise ValueError(f"cfg.table_format must be 'fp', not {cfg.table_format!r}")
+    for name, value, allowed in (("tables_per_pe", cfg.tables_per_pe, 1),
+                                 ("output_buffer", cfg.output_buffer, "double"),
+                                 ("accumulation", cfg.accumulation, "partial")):
+        if value != allowed:
+            raise ValueError(f"{name} must be {allowed!r} with fp tables, not {value!r}")
+    return cfg
 
 
 def scale_layout(cfg):
@@ -59,15 +73,7 @@ class FpTableArray(FPUnit):
     """
 
     def __init__(self, cfg: LutConfig, *, pe_module=None):
-        if not isinstance(cfg, LutConfig):
-            raise TypeError(f"cfg must be a LutConfig, not {cfg!r}")
-        if cfg.table_format != "fp":
-            raise ValueError(f"cfg.table_format must be 'fp', not {cfg.table_format!r}")
-        for name, value, allowed in (("tables_per_pe", cfg.tables_per_pe, 1),
-                                     ("output_buffer", cfg.output_buffer, "double"),
-                                     ("accumulation", cfg.accumulation, "partial")):
-            if value != allowed:
-                raise ValueError(f"{name} must be {allowed!r} with fp tables, not {value!r}")
+        check_config(cfg)
         if pe_module is not None and not isinstance(pe_module, str):
             raise TypeError(f"pe_module must be a module name or None, not {pe_module!r}")
         self._cfg = cfg

@@ -37,6 +37,8 @@ CLOCK_PERIOD_NS = 10
 #: cocotb module per manifest ``top`` (the MAC baselines run the array's tests)
 TEST_MODULES = {"array": "tb.test_lut_array", "engine": "tb.test_engine",
                 "mac_dequant": "tb.test_lut_array", "mac_direct": "tb.test_lut_array"}
+#: cocotb module of an array with ``fp`` tables (manifest ``table_format`` fp)
+FP_TABLE_TEST_MODULE = "tb.test_fp_lut_array"
 
 #: Icarus compiles the emitted Verilog as Verilog-2005 (it comes after the runner's -g2012, so
 #: it wins). Yosys' Verilog starts every `always @*` block at time 0 through a register with a
@@ -152,7 +154,8 @@ def run_sim(verilog, manifest, sim: str, workdir, *, waves=False, testcase=None,
     manifest = Path(manifest).resolve()
     info = json.loads(manifest.read_text())
     top_module = info["name"]
-    test_module = test_module or TEST_MODULES[info.get("top", "array")]
+    test_module = test_module or (FP_TABLE_TEST_MODULE if info.get("table_format") == "fp"
+                                  else TEST_MODULES[info.get("top", "array")])
     waves = bool(waves) or _env_bool("WAVES")
     if seed is None:
         env_seed = os.environ.get("LUTCORE_SEED", "").strip()

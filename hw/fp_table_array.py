@@ -10,7 +10,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from amaranth import *
-from amaranth.lib import data, wiring
+from amaranth.lib import data
 from amaranth.lib.wiring import Out
 
 from gen.config import LutConfig, WeightFormat

@@ -134,8 +134,9 @@ def run_sim(verilog, manifest, sim: str, workdir, *, waves=False, testcase=None,
 
     ``verilog``: the source file (or a list of them); ``manifest``: its JSON manifest (path),
     which names the top module (``name``) and the design kind (``top``: ``array``, ``engine``,
-    ``mac_dequant``, ``mac_direct``, which picks the cocotb module from :data:`TEST_MODULES`
-    unless ``test_module`` is given). ``extra_env`` (dict) goes to the simulator process.
+    ``mac_dequant``, ``mac_direct``, which picks the cocotb module from :data:`TEST_MODULES`,
+    or :data:`FP_TABLE_TEST_MODULE` for a manifest with ``table_format`` ``fp``, unless
+    ``test_module`` is given). ``extra_env`` (dict) goes to the simulator process.
 
     ``waves`` (or ``WAVES=1`` in the environment) dumps FST waveforms. ``testcase``: one name
     or a list (default all). ``seed``: the testbench seed (default ``LUTCORE_SEED`` or a fresh

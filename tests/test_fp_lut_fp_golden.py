@@ -112,7 +112,7 @@ def ref_mpgemm(acts, wv, fmt, w, cfg, wscales):
         ents = [[ref_round_bits(t, FP32, act) for t in ref_tables(acts[r, j:j + g], act)]
                 for j in range(0, kp, g)]
 
-        def entry(j, idx):
+        def entry(j, idx, ents=ents):
             if cfg.symmetric and idx >> (g - 1) & 1:      # stored half, sign flipped
                 return ref_neg(ents[j][~idx & ((1 << (g - 1)) - 1)], act)
             return ents[j][idx]

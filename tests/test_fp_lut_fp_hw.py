@@ -12,7 +12,7 @@ from amaranth.sim import Simulator
 from gen import fp
 from gen import fp_lut_fp as F
 from gen.config import LutConfig
-from gen.fp import BF16, FP16, FP32
+from gen.fp import BF16
 from gen.golden import random_weights
 from hw.fp_table_array import FpTableArray
 from hw.fp_table_pe import FpTablePE

@@ -381,3 +381,15 @@ def test_bad_arguments():
                         np.zeros(2, int))
     with pytest.raises(ValueError, match="tables_per_pe must be 1 with fp tables, not 2"):
         F.check_fp_config(LutConfig(act_format="fp16", table_format="fp", tables_per_pe=2))
+
+
+def test_tables_equal_gen_fp_lut():
+    """The FP32 tables equal gen.fp_lut.fp_tables (NumPy's IEEE float32 additions, written
+    independently), specials and zeros included."""
+    from gen.fp_lut import fp_tables
+    rng = np.random.default_rng(SEED)
+    for act in ("fp16", "bf16"):
+        cfg = cfg_of(act)
+        acts = act_bits(rng, cfg.act_fp, (2, 61), specials=0.2, scale=100.0)
+        acts[:, :8] = rng.choice(np.array([0, cfg.act_fp.sign_bit]), (2, 8))
+        assert F.fp32_tables(acts, cfg).tolist() == fp_tables(acts, cfg).astype(np.int64).tolist()

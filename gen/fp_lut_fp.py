@@ -17,11 +17,13 @@ tile of one format at ``w`` bits and ``N`` weight scales ``ws`` (activation form
         = fused3(acc/2 + S * 2**(w-1) - S/2)        (uint)
     R[r, c] = RNE_fp32(res * ws[c])
 
-``fused2`` is the two-term fused adder of gen.fp (``fp_add``'s 27-bit frame) with the entry's
-significand normalized first (a subnormal entry's leading zeros shifted out, its exponent
-lowered), so every addition is correctly rounded; ``fused3`` is ``gen.fp.fused_sum`` with the
-dot product's frame (``dot_window``, 32 bits). All multiplications by powers of two are exact
-exponent changes of the terms.
+``fused2`` is the two-term fused adder of gen.fp (``fp_add``'s 27-bit frame); it is correctly
+rounded here although an entry may be subnormal (a term with leading zeros): every entry, and
+so every ``acc`` and ``S``, lies on the grid of the activation format's smallest subnormal
+(``2**-24`` FP16, ``2**-133`` BF16), so when the entry has the larger top every bit of
+``acc`` is inside the frame. ``fused3`` is ``gen.fp.fused_sum`` with the dot product's frame
+(``dot_window``, 32 bits). All multiplications by powers of two are exact exponent changes of
+the terms.
 """
 from __future__ import annotations
 
@@ -135,14 +137,9 @@ def fp_lookup(stored, idx, cfg):
 
 
 def entry_term(bits, fmt, plane=0):
-    """An entry as a fused-sum term, its significand normalized (a subnormal's leading zeros
-    moved into the exponent, so the two-term sum stays correctly rounded) and its exponent
-    increased by ``plane`` (times ``2**plane``, exact)."""
+    """An entry as a fused-sum term, times ``2**plane`` (its exponent increased, exact)."""
     kind, sign, sig, e_lsb = decode(int(bits), fmt)
-    if kind == "finite":
-        lz = fmt.sig_bits - sig.bit_length()
-        sig, e_lsb = sig << lz, e_lsb - lz + plane
-    return (kind, sign, sig, e_lsb, fmt.sig_bits)
+    return (kind, sign, sig, e_lsb + plane, fmt.sig_bits)
 
 
 def acc_add(acc, entry, fmt, plane=0):

@@ -24,25 +24,21 @@ class FpTableLookup(TableLookup):
 
 
 def entry_term(unit, m, bits, fmt, ew, name, plane=None):
-    """The entry ``bits`` (``fmt``) as a fused-sum term, times ``2**plane``: its significand
-    normalized (leading zeros of a subnormal shifted out, the exponent lowered by their count;
-    golden ``gen.fp_lut_fp.entry_term``), then its exponent increased by ``plane``.
+    """The entry ``bits`` (``fmt``) as a fused-sum term, times ``2**plane`` (its exponent
+    increased; golden ``gen.fp_lut_fp.entry_term``).
 
-    Normalizing keeps the two-term sum correctly rounded: a term with leading zeros at the top
-    of the frame would leave too few frame bits below the larger value's MSB.
+    A subnormal entry keeps its leading zeros: the two-term sum is still correctly rounded
+    because every entry and every accumulator lies on the grid of the format's smallest
+    subnormal, so no bit of the accumulator leaves the frame when the entry has the larger top
+    (docs/fp-lut.md section 5).
     """
     t = unit.unpack(m, bits, fmt, ew, name)
-    n = fmt.sig_bits
-    lz = Signal(range(n), name=f"{name}_lz")
-    for i in range(n):                       # later (higher) set bits win
-        with m.If(t.sig[i]):
-            m.d.comb += lz.eq(n - 1 - i)
-    sig = Signal(n, name=f"{name}_nsig")
-    e_lsb = Signal(signed(ew), name=f"{name}_ne_lsb")
-    m.d.comb += [sig.eq(t.sig << lz),
-                 e_lsb.eq(unit._plane_exponent(t.e_lsb - lz, plane)
-                          if plane is not None else t.e_lsb - lz)]
-    return Term(nan=t.nan, inf=t.inf, zero=t.zero, sign=t.sign, sig=sig, e_lsb=e_lsb, width=n)
+    if plane is None:
+        return t
+    e_lsb = Signal(signed(ew), name=f"{name}_e_plane")
+    m.d.comb += e_lsb.eq(unit._plane_exponent(t.e_lsb, plane))
+    return Term(nan=t.nan, inf=t.inf, zero=t.zero, sign=t.sign, sig=t.sig, e_lsb=e_lsb,
+                width=t.width)
 
 
 class FpTablePE(FPUnit):

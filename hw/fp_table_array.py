@@ -19,7 +19,7 @@ from gen.fp import FP32, default_window, dot_window
 from .control import OperationControl, OutputDrain, add_pe
 from .fp.common import FPUnit, Term, exp_width
 from .fp.units import finish, product_term
-from .fp_table_pe import FpTablePE, entry_term
+from .fp_table_pe import FpTablePE
 from .layouts import cmd_layout, stream_ports, table_layout, weight_plane_layout
 
 __all__ = ["FpTableArray", "check_config", "scale_layout", "fp_result_row_layout"]
@@ -146,7 +146,7 @@ class FpTableArray(FPUnit):
             s_out = Signal(FP32.width, name=f"act_sum_out_{r}")
             e0 = Value.cast(tables[r][0])
             terms = [self.unpack(m, Mux(op.first_group, 0, s), FP32, ew, f"s{r}"),
-                     entry_term(self, m, Cat(e0[:-1], ~e0[-1]), act, ew, f"e0_{r}")]
+                     self.unpack(m, Cat(e0[:-1], ~e0[-1]), act, ew, f"e0_{r}")]
             s_next = self.fused_sum(m, terms, FP32, default_window(FP32), ew, f"sum{r}")
             with m.If(group_done):
                 m.d.sync += s.eq(s_next)

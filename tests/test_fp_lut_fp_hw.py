@@ -15,7 +15,7 @@ from gen.config import LutConfig
 from gen.fp import BF16
 from gen.golden import random_weights
 from hw.fp_table_array import FpTableArray
-from hw.fp_table_pe import FpTablePE
+from hw.fp_table_pe import FpTableLookup, FpTablePE
 from tests.simutil import stream_get, stream_put
 
 SEED = 1515
@@ -145,10 +145,20 @@ def test_array_matches_golden(cfg):
         assert g_.tolist() == op[4].tolist(), f"operation {i}"
 
 
-def test_array_mutant_fails(monkeypatch):
-    """Dropping the plane's exponent increment must change results (w = 2 operations)."""
-    import hw.fp_table_array as mod
-    monkeypatch.setattr(mod, "FpTablePE", NoPlaneShift)
+class NoMirrorSign(FpTableLookup):
+    """Mutant: the mirrored half of a symmetric table without its sign flip."""
+
+    def _sign(self, selected, msb):
+        return selected
+
+
+@pytest.mark.parametrize("where,name,cls", [
+    ("hw.fp_table_array", "FpTablePE", NoPlaneShift),
+    ("hw.fp_table_pe", "FpTableLookup", NoMirrorSign)], ids=["no-plane-shift", "no-mirror-sign"])
+def test_array_mutant_fails(monkeypatch, where, name, cls):
+    """Each mutant must change results (w = 2 operations)."""
+    import importlib
+    monkeypatch.setattr(importlib.import_module(where), name, cls)
     cfg = CFG16
     rng = np.random.default_rng(SEED)
     ops = [random_op(rng, cfg, "int", 2, 8)]

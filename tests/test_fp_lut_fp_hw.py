@@ -159,7 +159,7 @@ def test_array_mutant_fails(monkeypatch, where, name, cls):
     """Each mutant must change results (w = 2 operations)."""
     import importlib
     monkeypatch.setattr(importlib.import_module(where), name, cls)
-    cfg = CFG16
+    cfg = CFG16.replace(m=1, n=2)
     rng = np.random.default_rng(SEED)
     ops = [random_op(rng, cfg, "int", 2, 8)]
     got = run_array(cfg, ops, random.Random(SEED))
@@ -187,7 +187,7 @@ def test_emit_cli(tmp_path, capsys):
     """``--act bf16 --table-format fp`` emits the FP-table array, its PE once as its own
     module; the manifest records the formats; bad combinations exit 2 and write nothing."""
     from gen.emit import main
-    assert main(["--act", "bf16", "--table-format", "fp", "--m", "2", "--n", "3",
+    assert main(["--act", "bf16", "--table-format", "fp", "--m", "1", "--n", "2",
                  "--k-max", "64", "--out", str(tmp_path / "ok")]) == 0
     files = sorted(p.name for p in (tmp_path / "ok").iterdir())
     name = files[0][:-len(".json")]
@@ -197,13 +197,13 @@ def test_emit_cli(tmp_path, capsys):
     assert manifest["params"]["act_format"] == "bf16"
     ports = {p["name"]: p["width"] for p in manifest["ports"]}
     cfg = LutConfig.from_dict(manifest["params"])
-    assert ports["i_table__payload"] == cfg.table_width == 2 * 8 * 16
-    assert ports["i_scale__payload"] == cfg.scale_width == 3 * 16
-    assert ports["o_result__payload"] == cfg.fp_result_row_width == 3 * 32
+    assert ports["i_table__payload"] == cfg.table_width == 1 * 8 * 16
+    assert ports["i_scale__payload"] == cfg.scale_width == 2 * 16
+    assert ports["o_result__payload"] == cfg.fp_result_row_width == 2 * 32
     assert ports["i_cmd__payload"] == cfg.fp_cmd_width == cfg.cmd_width
     text = (tmp_path / "ok" / files[1]).read_text()
     pe = manifest["pe_module"]
-    assert text.count(f"module {pe}(") == 1 and text.count(f"  {pe} pe_") == 2 * 3
+    assert text.count(f"module {pe}(") == 1 and text.count(f"  {pe} pe_") == 1 * 2
     for argv, err in [
         (["--table-format", "fp"], "--table-format fp needs --top array and --act fp16 or "
                                    "bf16, not --top array --act int"),

@@ -38,7 +38,7 @@ CLOCK_PERIOD_NS = 10
 TEST_MODULES = {"array": "tb.test_lut_array", "engine": "tb.test_engine",
                 "mac_dequant": "tb.test_lut_array", "mac_direct": "tb.test_lut_array"}
 #: cocotb module of an array with ``fp`` tables (manifest ``table_format`` fp)
-FP_TABLE_TEST_MODULE = "tb.test_fp_lut_array"
+FP_TABLE_TEST_MODULE = "tb.test_fp_table_array"
 
 #: Icarus compiles the emitted Verilog as Verilog-2005 (it comes after the runner's -g2012, so
 #: it wins). Yosys' Verilog starts every `always @*` block at time 0 through a register with a

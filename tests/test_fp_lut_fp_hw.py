@@ -224,8 +224,8 @@ def test_emit_cli(tmp_path, capsys):
 def test_emitted_fp16_icarus(tmp_path):
     """The default suite's share: FP16 on Icarus (every format and w, specials, stalls,
     reset); ``slow`` runs BF16, Verilator and the mutant."""
-    from tb.test_fp_lut_array import run_fp_lut_sim
-    run_fp_lut_sim(SIM_CFG, "icarus", tmp_path, seed=SEED)
+    from tb.test_fp_table_array import run_fp_table_sim
+    run_fp_table_sim(SIM_CFG, "icarus", tmp_path, seed=SEED)
 
 
 @pytest.mark.sim
@@ -233,15 +233,15 @@ def test_emitted_fp16_icarus(tmp_path):
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
 @pytest.mark.parametrize("act", ["fp16", "bf16"])
 def test_emitted_full(act, sim, tmp_path):
-    from tb.test_fp_lut_array import run_fp_lut_sim
-    run_fp_lut_sim(SIM_CFG.replace(act_format=act), sim, tmp_path, seed=SEED, effort="full")
+    from tb.test_fp_table_array import run_fp_table_sim
+    run_fp_table_sim(SIM_CFG.replace(act_format=act), sim, tmp_path, seed=SEED, effort="full")
 
 
 @pytest.mark.sim
 @pytest.mark.slow
 def test_emitted_mutant_fails(tmp_path):
     """The emitted array with the plane's exponent increment dropped fails the testbench."""
-    from tb.test_fp_lut_array import run_fp_lut_sim
+    from tb.test_fp_table_array import run_fp_table_sim
     with pytest.raises(AssertionError, match="(?s)of 1 cocotb tests failed.*differ"):
-        run_fp_lut_sim(SIM_CFG, "icarus", tmp_path, seed=SEED, pe_cls=NoPlaneShift,
+        run_fp_table_sim(SIM_CFG, "icarus", tmp_path, seed=SEED, pe_cls=NoPlaneShift,
                        testcase="test_every_op")

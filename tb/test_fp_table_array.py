@@ -3,7 +3,7 @@
 
 Environment: ``LUTCORE_MANIFEST`` (the emitted manifest), ``LUTCORE_SEED``, ``LUTCORE_EFFORT``
 (``quick``/``full``: number of operations). Every result row is compared bit-exactly with
-``gen.fp_lut_fp.lut_fp_mpgemm``; :func:`run_fp_lut_sim` emits, builds and runs this module.
+``gen.fp_lut_fp.lut_fp_mpgemm``; :func:`run_fp_table_sim` emits, builds and runs this module.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from gen.config import LutConfig
 from gen.fp_lut_fp import fp_stream
 from gen.golden import random_weights
 
-#: the cocotb tests of this module (run_fp_lut_sim checks that all of them ran)
+#: the cocotb tests of this module (run_fp_table_sim checks that all of them ran)
 TESTS = ("test_every_op", "test_specials", "test_backpressure", "test_reset")
 
 
@@ -210,7 +210,7 @@ if cocotb is not None:
         tb.stop()
 
 
-def run_fp_lut_sim(cfg, sim, workdir, *, seed=None, effort="quick", pe_cls=None,
+def run_fp_table_sim(cfg, sim, workdir, *, seed=None, effort="quick", pe_cls=None,
                    testcase=None):
     """Emit the ``fp``-table array of ``cfg``, build it for ``sim`` and run this module;
     AssertionError on failure. ``pe_cls`` replaces the PE class (mutants). Returns the

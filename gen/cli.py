@@ -18,7 +18,8 @@ OPTION_OF = {"w_bits": "--w-bits", "a_bits": "--a-bits", "g": "--group", "m": "-
              "weight_formats": "--weight-format", "weight format": "--weight-format",
              "table_format": "--table-format", "precompute": "--precompute",
              "tables_per_pe": "--tables-per-pe", "accumulation": "--accumulation",
-             "output_buffer": "--output-buffer"}
+             "output_buffer": "--output-buffer", "act_format": "--act",
+             "table_bits": "--table-bits", "scale_block": "--scale-block"}
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -90,8 +91,9 @@ def add_design_args(p):
     return p
 
 
-def config_from_args(parser, args):
-    """Build the LutConfig, turning a config error into a one-line parser error (exit 2)."""
+def config_from_args(parser, args, **fields):
+    """Build the LutConfig (``fields``: further LutConfig fields a tool sets from its own
+    options), turning a config error into a one-line parser error (exit 2)."""
     formats = None
     if args.weight_format:
         formats = tuple(f.strip() for item in args.weight_format for f in item.split(",")
@@ -101,7 +103,7 @@ def config_from_args(parser, args):
                          n=args.n, k_max=args.k_max, symmetric=not args.no_symmetric,
                          weight_formats=formats, precompute=args.precompute,
                          tables_per_pe=args.tables_per_pe, accumulation=args.accumulation,
-                         output_buffer=args.output_buffer)
+                         output_buffer=args.output_buffer, **fields)
     except (TypeError, ValueError) as e:
         msg = str(e)
         for field in sorted(OPTION_OF, key=len, reverse=True):

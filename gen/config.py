@@ -408,7 +408,10 @@ class LutConfig(_TileConfig):
 
     def top_cmd_width(self, top="array"):
         """Bits of the ``i_cmd`` payload of a ``gen.emit`` top: ``engine_cmd_width`` for the
-        engine, ``cmd_width`` for the LUT array and the MAC arrays."""
+        engine, ``fp_cmd_width`` for the LUT array with FP activations, ``cmd_width`` for the
+        integer LUT array and the MAC arrays."""
+        if top == "array" and self.act_fp is not None:
+            return self.fp_cmd_width
         return self.engine_cmd_width if top == "engine" else self.cmd_width
 
     # -- naming -------------------------------------------------------------------------------

@@ -23,6 +23,8 @@ __all__ = ["emit", "render", "write_build", "build_top", "port_list", "main"]
 
 #: what gen.emit can emit: the LUT array, or one of the multiply-accumulate baselines
 TOPS = ("array", "engine", "mac_dequant", "mac_direct")
+#: table formats the emit CLI builds (``--table-format``; docs/fp-lut.md)
+FP_TABLE_FORMATS = ("int", "q", "fp")
 
 
 def default_name(cfg, top="array"):
@@ -40,6 +42,15 @@ def build_top(cfg: LutConfig, top="array", pe_module=None):
     """The Amaranth component for ``top`` (``cfg``: a LutConfig; a MacConfig for MAC tops)."""
     if top in ("array", "engine") and not isinstance(cfg, LutConfig):
         raise TypeError(f"cfg must be a LutConfig for top {top!r}, not {cfg!r}")
+    if getattr(cfg, "table_format", "int") != "int" and top != "array":
+        raise ValueError(f"top must be array with table_format {cfg.table_format!r}, "
+                         f"not {top!r}")
+    if top == "array" and cfg.table_format == "q":
+        from hw.fp_lut_array import FpLutArray
+        return FpLutArray(cfg, pe_module=pe_module)
+    if top == "array" and cfg.table_format == "fp":
+        from hw.fp_table_array import FpTableArray
+        return FpTableArray(cfg, pe_module=pe_module)
     if top == "array":
         from hw.lut_array import LutArray
         return LutArray(cfg, pe_module=pe_module)
@@ -80,12 +91,15 @@ def render(cfg: LutConfig, name=None, top="array", act="int"):
     The manifest holds the config parameters (``params``), every derived width (``derived``),
     the width of this top's ``i_cmd`` payload (``top_cmd_width``), the ports, the bit layout of
     every stream payload (``layouts``), the tool versions and the name of the Verilog top
-    module (``name``).
+    module (``name``). With FP activations through the LUT array (``cfg.act_format``,
+    ``cfg.table_format`` ``q`` or ``fp``, docs/fp-lut.md) the manifest also names the
+    activation format (``act``); ``act`` is then the config's.
     """
-    if getattr(cfg, "table_format", "int") == "fp":
-        return _render_fp_table(cfg, name, top)
-    if act != "int":
+    act_fp = getattr(cfg, "act_fp", None)       # a MacConfig has integer activations only
+    if act != "int" and act_fp is None:
         return _render_fp_mac(cfg, name, top, act)
+    if act_fp is not None and act not in ("int", cfg.act_format):
+        raise ValueError(f"act must be {cfg.act_format} (the config's act_format), not {act!r}")
     from amaranth.back import verilog
 
     from hw.layouts import describe
@@ -112,6 +126,8 @@ def render(cfg: LutConfig, name=None, top="array", act="int"):
         "versions": _versions(),
         "interface": "docs/interface.md",
     }
+    if act_fp is not None:
+        manifest.update(act=cfg.act_format, interface="docs/fp-lut.md")
     return {"name": name, "text": text, "manifest": manifest, "ports": ports}
 
 
@@ -137,32 +153,6 @@ def _render_fp_mac(cfg: LutConfig, name, top, act):
                 "derived": {**cfg.derived(), **{k: v for k, v in widths.items() if k != "act"}},
                 "ports": [{"name": n, "direction": d, "width": w} for n, d, w in ports],
                 "versions": _versions(), "interface": "docs/fp.md"}
-    return {"name": name, "text": text, "manifest": manifest, "ports": ports}
-
-
-def _render_fp_table(cfg: LutConfig, name, top):
-    """:func:`render` for the LUT array with ``fp`` tables (``hw/fp_table_array.py``,
-    docs/fp-lut.md section 5): FP16/BF16 table entries, an FP32 accumulator per PE."""
-    from amaranth.back import verilog
-
-    from hw.fp_table_array import FpTableArray
-    from hw.layouts import describe
-    if top != "array":
-        raise ValueError(f"table_format 'fp' applies to the array top, not {top!r}")
-    name = name or default_name(cfg, top)
-    pe_name = f"{name}_pe"
-    component = FpTableArray(cfg, pe_module=pe_name)
-    ports = port_list(component)
-    text = (verilog.convert(component.make_pe(), name=pe_name, emit_src=False)
-            + "\n" + verilog.convert(component, name=name, emit_src=False))
-    manifest = {
-        "name": name, "top": top, "act": cfg.act_format, "table_format": cfg.table_format,
-        "pe_module": pe_name, "params": cfg.params(), "derived": cfg.derived(),
-        "top_cmd_width": cfg.fp_cmd_width,
-        "ports": [{"name": n, "direction": d, "width": w} for n, d, w in ports],
-        "layouts": {f"{port}__payload": describe(layout)
-                    for port, layout in component.payload_layouts.items()},
-        "versions": _versions(), "interface": "docs/fp-lut.md"}
     return {"name": name, "text": text, "manifest": manifest, "ports": ports}
 
 
@@ -234,27 +224,51 @@ def main(argv=None):
                         "MAC ports: hw/mac_array.py")
     o.add_argument("--act", default="int", choices=("int", "fp16", "bf16"),
                    help="activation format: signed integers of --a-bits (default), or "
-                        "FP16/BF16 activations with FP32 accumulation, for the MAC baselines "
-                        "(hw/fp_mac_array.py, docs/fp.md) or the array with --table-format fp")
-    o.add_argument("--table-format", default="int", choices=("int", "fp"),
-                   help="array table entries: exact integers (default), or fp: FP16/BF16 "
-                        "entries of --act activations with an FP32 accumulator per PE "
-                        "(hw/fp_table_array.py, docs/fp-lut.md)")
+                        "FP16/BF16 activations with FP32 results: for the MAC baselines "
+                        "(hw/fp_mac_array.py, docs/fp.md) or, with --table-format q or fp, "
+                        "through "
+                        "the LUT array (hw/fp_lut_array.py, docs/fp-lut.md)")
+    f = p.add_argument_group("FP activations through the LUT array (docs/fp-lut.md)")
+    f.add_argument("--table-format", default="int", choices=FP_TABLE_FORMATS,
+                   help="table entries: exact integer sums of integer activations (int, "
+                        "default), FP tables quantized to --table-bits integers with one "
+                        "FP32 scale per scale block (q), or FP tables kept in the --act "
+                        "format with an FP32 accumulator per PE (fp, hw/fp_table_array.py); "
+                        "q and fp need --act fp16 or bf16")
+    f.add_argument("--table-bits", type=int, default=None, metavar="T",
+                   help=f"bits of a quantized table entry (q only; default "
+                        f"{LutConfig().table_bits})")
+    f.add_argument("--scale-block", type=int, default=None, metavar="B",
+                   help=f"groups sharing one table scale (q only; default "
+                        f"{LutConfig().scale_block})")
     args = p.parse_args(argv)
-    cfg = config_from_args(p, args)
-    if args.table_format == "fp":
-        if args.top != "array" or args.act == "int":
-            p.error(f"--table-format fp needs --top array and --act fp16 or bf16, not "
-                    f"--top {args.top} --act {args.act}")
-        try:
-            cfg = cfg.replace(act_format=args.act, table_format="fp")
+    if args.table_format != "q":
+        for opt in ("table_bits", "scale_block"):
+            if getattr(args, opt) is not None:
+                p.error(f"--{opt.replace('_', '-')} applies to --table-format q only, "
+                        f"not --table-format {args.table_format}")
+    if args.table_format == "int":
+        cfg = config_from_args(p, args)
+        if args.act != "int" and args.top not in ("mac_dequant", "mac_direct"):
+            p.error(f"--act {args.act} applies to --top mac_dequant or mac_direct, or to "
+                    f"--top array with --table-format q or fp, not --top {args.top}")
+    else:
+        if args.top != "array":
+            p.error(f"--table-format {args.table_format} applies to --top array, "
+                    f"not --top {args.top}")
+        if args.act == "int":
+            p.error(f"--act must be fp16 or bf16 with --table-format {args.table_format}, "
+                    f"not int")
+        fields = {k: getattr(args, k) for k in ("table_bits", "scale_block")
+                  if getattr(args, k) is not None}
+        cfg = config_from_args(p, args, act_format=args.act, table_format=args.table_format,
+                               **fields)
+        if args.table_format == "fp":
             from hw.fp_table_array import check_config
-            check_config(cfg)                # the array's parameter checks, before any file
-        except ValueError as exc:
-            p.error(f"--table-format fp: {exc}")
-    elif args.act != "int" and args.top not in ("mac_dequant", "mac_direct"):
-        p.error(f"--act {args.act} applies to --top mac_dequant or mac_direct (or --top array "
-                f"with --table-format fp), not {args.top}")
+            try:
+                check_config(cfg)            # the array's parameter checks, before any file
+            except ValueError as exc:
+                p.error(f"--table-format fp: {exc}")
     check_name(p, args.name)
     if cfg.precompute and args.top != "engine":
         p.error(f"--precompute needs --top engine (only the engine builds its tables in "

@@ -32,7 +32,7 @@ from .golden import (_group_indices, _in_width, _packer, bit_planes, lookup, sto
 __all__ = ["pad_activations", "fp_tables", "fraction_to_fp", "quantize_tables",
            "block_results", "scale_product_term", "scale_stage", "lut_q_mpgemm",
            "pack_fp_cmd", "pack_q_tables", "pack_scales", "q_stream", "block_k",
-           "q_gemm_streams"]
+           "q_gemm_streams", "pack_fp_engine_cmd"]
 
 
 def _check_fp_cfg(cfg, table_format="q"):
@@ -324,13 +324,23 @@ def q_stream(cfg: LutConfig, acts, w, fmt, w_bits, wscales):
             expected)
 
 
+def pack_fp_engine_cmd(cfg: LutConfig, fmt, w_bits, blocks, m_tiles, n_tiles):
+    """One FP engine ``i_cmd`` beat (:func:`hw.fp_engine.fp_engine_cmd_fields`): the FP array's
+    command, then ``m_tiles`` and ``n_tiles``."""
+    tw = cfg.tile_count_width
+    for name, v in (("m_tiles", m_tiles), ("n_tiles", n_tiles)):
+        if not 1 <= v < (1 << tw):
+            raise ValueError(f"{name} must be in 1..{(1 << tw) - 1}, not {v}")
+    return (pack_fp_cmd(cfg, fmt, w_bits, blocks) | m_tiles << cfg.fp_cmd_width
+            | n_tiles << (cfg.fp_cmd_width + tw))
+
+
 def q_gemm_streams(cfg: LutConfig, acts, w, fmt, w_bits, wscales):
     """Everything the FP engine needs for ``A (M x K) @ W (K x N)`` with ``q`` tables, padded
     to whole tiles (rows of +0 activations, weight columns of the format's smallest value and
     scale +0).
 
-    Returns a dict: ``cmd`` (the FP array command's fields ``format``, ``w_bits``, ``blocks``
-    and ``m_tiles``, ``n_tiles``); ``tables``: per row block, per step (``i_table``);
+    Returns a dict: ``cmd`` (the engine's ``i_cmd`` beat) and its ``fields``; ``tables``: per row block, per step (``i_table``);
     ``tscales``: per row block, per scale block, the ``m`` FP32 table scales (``m x 32`` bits,
     row ``r`` at ``[32 r +: 32]``); ``weights``: per row block, per column block, per step,
     ``w`` planes MSB first; ``wscales``: per row block, per column block, per scale block, the
@@ -349,8 +359,9 @@ def q_gemm_streams(cfg: LutConfig, acts, w, fmt, w_bits, wscales):
     ws = np.pad(ws, ((0, n_tiles * cfg.n - cols), (0, 0)))
     expected = scale_stage(r2, tscales, ws, cfg)
     aw = act.width
-    out: dict = {"cmd": {"format": fmt, "w_bits": w_bits, "blocks": blocks,
-                         "m_tiles": m_tiles, "n_tiles": n_tiles},
+    out: dict = {"cmd": pack_fp_engine_cmd(cfg, fmt, w_bits, blocks, m_tiles, n_tiles),
+                 "fields": {"format": fmt, "w_bits": w_bits, "blocks": blocks,
+                            "m_tiles": m_tiles, "n_tiles": n_tiles},
                  "tables": [], "tscales": [], "weights": [], "wscales": [], "rows": [],
                  "expected": expected, "shape": (rows, cols)}
     for mi in range(m_tiles):

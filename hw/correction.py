@@ -13,6 +13,10 @@ __all__ = ["OffsetCorrection", "ColumnCorrection"]
 class ColumnCorrection(wiring.Component):
     """One column: ``result = acc`` (binary) or ``(acc + corr) >> 1`` (exact).
 
+    With ``q`` tables (docs/fp-lut.md, section 3) the halving is not exact, so the column
+    gives twice the result: ``r2 = 2 * acc`` (binary) or ``acc + corr``; the 1/2 moves into
+    the FP scale stage (an exponent decrement there).
+
     Its own component so that each of the ``n`` columns is the same small module: synthesis
     then handles one column and counts it ``n`` times, instead of one wide block.
     """
@@ -28,8 +32,15 @@ class ColumnCorrection(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.d.comb += self.result.eq(Mux(self.binary, self.acc, (self.acc + self.corr) >> 1))
+        if self._cfg.table_format == "q":
+            m.d.comb += self.result.eq(self._twice(self.acc, self.corr))
+        else:
+            m.d.comb += self.result.eq(Mux(self.binary, self.acc, (self.acc + self.corr) >> 1))
         return m
+
+    def _twice(self, acc, corr):
+        """``q`` tables: ``r2 = 2 * acc`` (binary) or ``acc + corr`` (no halving)."""
+        return Mux(self.binary, acc << 1, acc + corr)
 
 
 class OffsetCorrection(wiring.Component):
@@ -42,7 +53,8 @@ class OffsetCorrection(wiring.Component):
         binary:       result = acc
 
     The correction term depends only on the row, so it is formed once and shared by the ``n``
-    columns. The divisions are exact (the golden model asserts it).
+    columns. The divisions are exact (the golden model asserts it). With ``q`` tables there is
+    no division: ``result`` is twice the result (:class:`ColumnCorrection`).
 
     Attributes
     ----------

@@ -37,7 +37,7 @@ CLOCK_PERIOD_NS = 10
 #: cocotb module per manifest ``top`` (the MAC baselines run the array's tests)
 TEST_MODULES = {"array": "tb.test_lut_array", "engine": "tb.test_engine",
                 "mac_dequant": "tb.test_lut_array", "mac_direct": "tb.test_lut_array"}
-#: cocotb module of an array with ``fp`` tables (manifest ``table_format`` fp)
+#: cocotb module of an array with ``fp`` tables (manifest ``params.table_format`` fp)
 FP_TABLE_TEST_MODULE = "tb.test_fp_table_array"
 
 #: Icarus compiles the emitted Verilog as Verilog-2005 (it comes after the runner's -g2012, so
@@ -134,9 +134,10 @@ def run_sim(verilog, manifest, sim: str, workdir, *, waves=False, testcase=None,
 
     ``verilog``: the source file (or a list of them); ``manifest``: its JSON manifest (path),
     which names the top module (``name``) and the design kind (``top``: ``array``, ``engine``,
-    ``mac_dequant``, ``mac_direct``, which picks the cocotb module from :data:`TEST_MODULES`,
-    or :data:`FP_TABLE_TEST_MODULE` for a manifest with ``table_format`` ``fp``, unless
-    ``test_module`` is given). ``extra_env`` (dict) goes to the simulator process.
+    ``mac_dequant``, ``mac_direct``, which picks the cocotb module from :data:`TEST_MODULES`;
+    an array with ``q`` tables, ``params.table_format``, runs ``tb.test_fp_lut_array``, one
+    with ``fp`` tables :data:`FP_TABLE_TEST_MODULE`,
+    unless ``test_module`` is given). ``extra_env`` (dict) goes to the simulator process.
 
     ``waves`` (or ``WAVES=1`` in the environment) dumps FST waveforms. ``testcase``: one name
     or a list (default all). ``seed``: the testbench seed (default ``LUTCORE_SEED`` or a fresh
@@ -155,8 +156,11 @@ def run_sim(verilog, manifest, sim: str, workdir, *, waves=False, testcase=None,
     manifest = Path(manifest).resolve()
     info = json.loads(manifest.read_text())
     top_module = info["name"]
-    test_module = test_module or (FP_TABLE_TEST_MODULE if info.get("table_format") == "fp"
-                                  else TEST_MODULES[info.get("top", "array")])
+    if test_module is None and info.get("params", {}).get("table_format") == "q":
+        test_module = "tb.test_fp_lut_array"          # FP activations, q tables (FpLutArray)
+    if test_module is None and info.get("params", {}).get("table_format") == "fp":
+        test_module = FP_TABLE_TEST_MODULE            # FP tables (FpTableArray)
+    test_module = test_module or TEST_MODULES[info.get("top", "array")]
     waves = bool(waves) or _env_bool("WAVES")
     if seed is None:
         env_seed = os.environ.get("LUTCORE_SEED", "").strip()

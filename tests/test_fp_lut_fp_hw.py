@@ -193,7 +193,7 @@ def test_emit_cli(tmp_path, capsys):
     name = files[0][:-len(".json")]
     assert files == [f"{name}.json", f"{name}.v"] and "bf16" in name and "tfp" in name
     manifest = json.loads((tmp_path / "ok" / files[0]).read_text())
-    assert (manifest["act"], manifest["table_format"]) == ("bf16", "fp")
+    assert (manifest["act"], manifest["params"]["table_format"]) == ("bf16", "fp")
     assert manifest["params"]["act_format"] == "bf16"
     ports = {p["name"]: p["width"] for p in manifest["ports"]}
     cfg = LutConfig.from_dict(manifest["params"])
@@ -205,14 +205,15 @@ def test_emit_cli(tmp_path, capsys):
     pe = manifest["pe_module"]
     assert text.count(f"module {pe}(") == 1 and text.count(f"  {pe} pe_") == 1 * 2
     for argv, err in [
-        (["--table-format", "fp"], "--table-format fp needs --top array and --act fp16 or "
-                                   "bf16, not --top array --act int"),
+        (["--table-format", "fp"], "--act must be fp16 or bf16 with --table-format fp, not int"),
         (["--table-format", "fp", "--act", "fp16", "--top", "engine"],
-         "--table-format fp needs --top array"),
+         "--table-format fp applies to --top array, not --top engine"),
         (["--table-format", "fp", "--act", "fp16", "--tables-per-pe", "2"],
          "--table-format fp: tables_per_pe must be 1 with fp tables, not 2"),
-        (["--act", "fp16"], "--act fp16 applies to --top mac_dequant or mac_direct (or --top "
-                            "array with --table-format fp), not array")]:
+        (["--table-format", "fp", "--act", "fp16", "--table-bits", "8"],
+         "--table-bits applies to --table-format q only, not --table-format fp"),
+        (["--act", "fp16"], "--act fp16 applies to --top mac_dequant or mac_direct, or to --top "
+                            "array with --table-format q or fp, not --top array")]:
         with pytest.raises(SystemExit) as exc:
             main(argv + ["--out", str(tmp_path / "bad")])
         assert exc.value.code == 2

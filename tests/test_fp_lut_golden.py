@@ -328,7 +328,9 @@ def test_gemm_streams_tile_by_tile():
     acts, w = gaussian(rng, (3, 21), BF16), random_weights(rng, (21, 5), "uint", 2)
     ws = gaussian(rng, (5, 3), BF16, 0.1)
     s = q_gemm_streams(cfg, acts, w, "uint", 2, ws)
-    assert s["cmd"]["blocks"] == 3 and (s["cmd"]["m_tiles"], s["cmd"]["n_tiles"]) == (2, 2)
+    assert s["fields"]["blocks"] == 3
+    assert (s["fields"]["m_tiles"], s["fields"]["n_tiles"]) == (2, 2)
+    assert s["cmd"] == pack_fp_cmd(cfg, "uint", 2, 3) | (2 | 2 << 16) << cfg.fp_cmd_width
     assert np.array_equal(s["expected"][:3, :5], lut_q_mpgemm(acts, w, "uint", 2, cfg, ws))
     a_pad = np.pad(acts, ((0, 1), (0, 0)))
     w_pad = np.pad(w, ((0, 0), (0, 1)))

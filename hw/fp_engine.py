@@ -1,0 +1,192 @@
+"""The FP mpGEMM engine: a whole ``M x K`` by ``K x N`` product with FP16/BF16 activations
+through one FP LUT array (``q`` tables, docs/fp-lut.md)."""
+from amaranth import *
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from gen.config import LutConfig
+from gen.tile import unsigned_width
+
+__all__ = ["FpLutEngine", "fp_engine_cmd_fields"]
+
+
+def fp_engine_cmd_fields(cfg: LutConfig):
+    """``[(name, width)]`` of the engine's ``i_cmd``, LSB first: the FP array's command
+    (``format`` 2, ``w_bits``, ``blocks``), then ``m_tiles`` and ``n_tiles``."""
+    tw = cfg.tile_count_width
+    return [("format", 2), ("w_bits", cfg.plane_width), ("blocks", cfg.blocks_width),
+            ("m_tiles", tw), ("n_tiles", tw)]
+
+
+class _BankedStore:
+    """A double-buffered memory filled by one input stream, one entry per ``count`` beat, and
+    read in order ``n_tiles`` times per row block (``per_block`` beats each).
+
+    The writer may run one row block ahead of the reader (the other bank); an entry of the
+    row block being written can be read as soon as it is in memory, so the first tile does not
+    wait for all of its row block.
+    """
+
+    def __init__(self, m, name, width, depth, cfg, active, m_tiles, n_tiles, per_block):
+        tw = cfg.tile_count_width
+        cw = unsigned_width(depth)
+        self.mem = Memory(shape=width, depth=2 * depth, init=[])
+        m.submodules[name] = self.mem
+        wport = self.mem.write_port()
+        rport = self.mem.read_port(domain="comb")
+        written = Signal(tw, name=f"{name}_blocks_written")
+        read = Signal(tw, name=f"{name}_blocks_read")
+        w_idx = Signal(cw, name=f"{name}_w")
+        r_idx = Signal(cw, name=f"{name}_r")
+        r_ntile = Signal(tw, name=f"{name}_r_ntile")
+        self.can_write = Signal(name=f"{name}_can_write")
+        self.write = Signal(name=f"{name}_write")
+        self.wdata = Signal(width, name=f"{name}_wdata")
+        self.readable = Signal(name=f"{name}_readable")
+        self.rdata = rport.data
+        self.take = Signal(name=f"{name}_take")
+        self.clear = Signal(name=f"{name}_clear")
+        m.d.comb += [
+            self.can_write.eq(active & (written < m_tiles) & (written - read < 2)),
+            wport.addr.eq(Mux(written[0], depth, 0) + w_idx),
+            wport.data.eq(self.wdata),
+            wport.en.eq(self.write),
+            rport.addr.eq(Mux(read[0], depth, 0) + r_idx),
+            self.readable.eq(active & (read < m_tiles) & (
+                (written != read) | ((written == read) & (w_idx > r_idx)))),
+        ]
+        with m.If(self.write):
+            with m.If(w_idx == per_block - 1):
+                m.d.sync += [w_idx.eq(0), written.eq(written + 1)]
+            with m.Else():
+                m.d.sync += w_idx.eq(w_idx + 1)
+        with m.If(self.take):
+            with m.If(r_idx == per_block - 1):
+                m.d.sync += r_idx.eq(0)
+                with m.If(r_ntile == n_tiles - 1):
+                    m.d.sync += [r_ntile.eq(0), read.eq(read + 1)]
+                with m.Else():
+                    m.d.sync += r_ntile.eq(r_ntile + 1)
+            with m.Else():
+                m.d.sync += r_idx.eq(r_idx + 1)
+        with m.If(self.clear):
+            m.d.sync += [written.eq(0), read.eq(0)]
+
+
+class FpLutEngine(wiring.Component):
+    """Tiled mpGEMM with FP activations around an FP LUT array (``q`` tables).
+
+    Loop order as :class:`hw.engine.LutEngine`: row blocks outer, column blocks inner. A row
+    block's quantized tables (one beat per step) and its table scales (one beat of ``m`` FP32
+    per scale block) go into double-buffered memories once and are reused for every column
+    block. Weights and weight scales stream per tile; the engine joins each block's table
+    scales with the tile's weight scales into the array's ``i_scale`` beat.
+
+    Attributes
+    ----------
+    i_cmd : stream, in, ``fp_engine_cmd_width`` bits (:func:`fp_engine_cmd_fields`)
+    i_table : stream, in, ``table_width`` bits: per row block, per step
+    i_tscale : stream, in, ``table_scale_width`` bits: per row block, per scale block
+    i_weight : stream, in, ``weight_width`` bits: per row block, per column block, per step,
+        ``w`` planes MSB first
+    i_wscale : stream, in, ``weight_scale_width`` bits: per row block, per column block, per
+        scale block
+    o_result : stream, out, ``fp_result_row_width`` bits: per tile, ``m`` rows of ``n`` FP32
+    o_busy, o_cycles : as :class:`hw.engine.LutEngine`
+    """
+
+    def __init__(self, cfg: LutConfig, *, pe_module=None):
+        if not isinstance(cfg, LutConfig):
+            raise TypeError(f"cfg must be a LutConfig, not {cfg!r}")
+        if cfg.table_format != "q":
+            raise ValueError(f"table_format must be 'q' for the FP engine, "
+                             f"not {cfg.table_format!r}")
+        self._cfg = cfg
+        from .fp_lut_array import FpLutArray
+        self._array = FpLutArray(cfg, pe_module=pe_module)
+        cmd_width = sum(w for _, w in fp_engine_cmd_fields(cfg))
+        super().__init__({
+            "i_cmd": In(_stream(cmd_width)), "i_table": In(_stream(cfg.table_width)),
+            "i_tscale": In(_stream(cfg.table_scale_width)),
+            "i_weight": In(_stream(cfg.weight_width)),
+            "i_wscale": In(_stream(cfg.weight_scale_width)),
+            "o_result": Out(_stream(cfg.fp_result_row_width)),
+            "o_busy": Out(1), "o_cycles": Out(cfg.cycles_width)})
+
+    def make_pe(self):
+        return self._array.make_pe()
+
+    def elaborate(self, platform):
+        cfg = self._cfg
+        m = Module()
+        m.submodules.array = array = self._array
+        steps_per_block = cfg.scale_block // cfg.tables_per_pe
+
+        # -- the GEMM in flight ---------------------------------------------------------------
+        fields = {}
+        op = Signal(len(self.i_cmd.payload))
+        lo = 0
+        for name, width in fp_engine_cmd_fields(cfg):
+            fields[name] = op[lo:lo + width]
+            lo += width
+        active = Signal()
+        m.d.comb += self.i_cmd.ready.eq(~active)
+        with m.If(self.i_cmd.valid & self.i_cmd.ready):
+            m.d.sync += [op.eq(self.i_cmd.payload), active.eq(1)]
+        m_tiles, n_tiles, blocks = fields["m_tiles"], fields["n_tiles"], fields["blocks"]
+        steps = Signal(unsigned_width(cfg.blocks_max * steps_per_block))
+        m.d.comb += steps.eq(blocks * steps_per_block)
+
+        # -- tables and table scales: double-buffered, reused across column blocks ----------
+        tables = _BankedStore(m, "tables", cfg.table_width, cfg.blocks_max * steps_per_block,
+                              cfg, active, m_tiles, n_tiles, steps)
+        tscales = _BankedStore(m, "tscales", cfg.table_scale_width, cfg.blocks_max, cfg,
+                               active, m_tiles, n_tiles, blocks)
+        for store, src in ((tables, self.i_table), (tscales, self.i_tscale)):
+            m.d.comb += [src.ready.eq(store.can_write), store.wdata.eq(src.payload),
+                         store.write.eq(src.valid & src.ready)]
+        m.d.comb += [
+            array.i_table.payload.eq(tables.rdata),
+            array.i_table.valid.eq(tables.readable),
+            tables.take.eq(array.i_table.valid & array.i_table.ready),
+            # a block's i_scale beat: its table scales and the tile's weight scales
+            array.i_scale.payload.eq(Cat(tscales.rdata, self.i_wscale.payload)),
+            array.i_scale.valid.eq(tscales.readable & self.i_wscale.valid),
+            self.i_wscale.ready.eq(tscales.readable & array.i_scale.ready),
+            tscales.take.eq(array.i_scale.valid & array.i_scale.ready),
+        ]
+
+        # -- one array operation per tile -----------------------------------------------------
+        tiles = Signal(cfg.tiles_width)
+        tiles_issued = Signal(cfg.tiles_width)
+        m.d.comb += [
+            tiles.eq(m_tiles * n_tiles),
+            array.i_cmd.payload.eq(Cat(fields["format"], fields["w_bits"], blocks)),
+            array.i_cmd.valid.eq(active & (tiles_issued < tiles)),
+        ]
+        with m.If(array.i_cmd.valid & array.i_cmd.ready):
+            m.d.sync += tiles_issued.eq(tiles_issued + 1)
+
+        # -- weights in, results out: straight through ----------------------------------------
+        wiring.connect(m, wiring.flipped(self.i_weight), array.i_weight)
+        wiring.connect(m, array.o_result, wiring.flipped(self.o_result))
+
+        rows = Signal(cfg.rows_count_width)
+        cycles = Signal(cfg.cycles_width)
+        m.d.comb += [self.o_cycles.eq(cycles), self.o_busy.eq(active)]
+        with m.If(active):
+            m.d.sync += cycles.eq(cycles + 1)
+        with m.If(self.o_result.valid & self.o_result.ready):
+            m.d.sync += rows.eq(rows + 1)
+            with m.If(rows == tiles * cfg.m - 1):
+                m.d.sync += [active.eq(0), rows.eq(0), tiles_issued.eq(0)]
+                m.d.comb += [tables.clear.eq(1), tscales.clear.eq(1)]
+        with m.If(self.i_cmd.valid & self.i_cmd.ready):
+            m.d.sync += cycles.eq(1)
+        return m
+
+
+def _stream(width):
+    from amaranth.lib import stream
+    return stream.Signature(width)

@@ -7,7 +7,8 @@ import re
 import sys
 
 from .config import (A_BITS_RANGE, ACCUMULATIONS, G_RANGE, K_MAX_RANGE, M_RANGE, N_RANGE,
-                     OUTPUT_BUFFERS, TABLES_PER_PE_RANGE, W_BITS_RANGE, LutConfig, WeightFormat)
+                     OUTPUT_BUFFERS, PRESETS, TABLES_PER_PE_RANGE, W_BITS_RANGE, LutConfig,
+                     WeightFormat)
 
 __all__ = ["DesignArgumentParser", "add_design_args", "config_from_args", "OPTION_OF",
            "prog_name", "parse_tile", "tile_label", "parse_gemm_shape", "arg_type"]
@@ -20,6 +21,9 @@ OPTION_OF = {"w_bits": "--w-bits", "a_bits": "--a-bits", "g": "--group", "m": "-
              "tables_per_pe": "--tables-per-pe", "accumulation": "--accumulation",
              "output_buffer": "--output-buffer", "act_format": "--act",
              "table_bits": "--table-bits", "scale_block": "--scale-block"}
+
+#: config field -> the argparse destination of its option (where they differ)
+_DEST_OF = {"g": "group"}
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -39,6 +43,30 @@ class DesignArgumentParser(argparse.ArgumentParser):
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         sys.exit(2)
 
+    def parse_known_args(self, args=None, namespace=None):
+        # ``--preset NAME`` turns the preset's fields into the defaults of their options, so an
+        # option given explicitly still wins over the preset
+        args = sys.argv[1:] if args is None else list(args)
+        # (an unknown name is left to the option's own choices= error)
+        if any(a.dest == "preset" for a in self._actions):
+            name = _preset_name(args)
+            if name in PRESETS:
+                self.set_defaults(**{_DEST_OF.get(k, k): v for k, v in PRESETS[name].items()})
+        return super().parse_known_args(args, namespace)
+
+
+def _preset_name(args):
+    """The value of the last ``--preset NAME`` / ``--preset=NAME`` before a ``--``."""
+    name = None
+    for i, a in enumerate(args):
+        if a == "--":
+            break
+        if a == "--preset" and i + 1 < len(args):
+            name = args[i + 1]
+        elif a.startswith("--preset="):
+            name = a.split("=", 1)[1]
+    return name
+
 
 def prog_name(module, script):
     """How the user called the tool: its console script's name (``lutcore-emit``) when run as
@@ -53,6 +81,11 @@ def _r(lo_hi):
 def add_design_args(p):
     d = LutConfig()
     g = p.add_argument_group("design point (gen.config.LutConfig)")
+    g.add_argument("--preset", choices=sorted(PRESETS), metavar="NAME",
+                   help="start from a named design point (options given explicitly override "
+                        "it): " + "; ".join(f"{k}: " + ", ".join(
+                            f"{OPTION_OF[f]} {v}" for f, v in fields.items())
+                            for k, fields in sorted(PRESETS.items())))
     g.add_argument("--w-bits", type=int, default=d.w_bits, metavar="W",
                    help=f"largest weight precision in bits, {_r(W_BITS_RANGE)}; each operation "
                         f"picks its own 1..W at run time (default {d.w_bits})")

@@ -27,7 +27,15 @@ from .tile import (A_BITS_RANGE, ACCUMULATIONS, ACT_FORMATS, G_RANGE, K_MAX_RANG
 __all__ = ["WeightFormat", "LutConfig", "signed_width", "unsigned_width",
            "W_BITS_RANGE", "A_BITS_RANGE", "G_RANGE", "M_RANGE", "N_RANGE", "K_MAX_RANGE",
            "TABLES_PER_PE_RANGE", "ACCUMULATIONS", "OUTPUT_BUFFERS", "ACT_FORMATS",
-           "TABLE_FORMATS", "TABLE_BITS_RANGE", "SCALE_BLOCK_RANGE"]
+           "TABLE_FORMATS", "TABLE_BITS_RANGE", "SCALE_BLOCK_RANGE", "PRESETS"]
+
+#: Named design points: ``LutConfig(**PRESETS[name], **other_fields)``; the design CLIs take
+#: them as ``--preset NAME`` (explicit options override). ``dense``: the densest point of the
+#: tables-per-PE sweep at 512 multiply-equivalents (README, "Denser arrays").
+PRESETS = {
+    "dense": {"g": 2, "m": 1, "n": 16, "tables_per_pe": 16, "accumulation": "shifted",
+              "output_buffer": "none"},
+}
 
 
 @dataclass(frozen=True)
@@ -72,7 +80,7 @@ class LutConfig(_TileConfig):
         Engine only: build the tables in hardware from activations (``i_act``) instead of
         taking tables precomputed by software (``i_table``, the paper's fused precompute).
     tables_per_pe : int
-        ``c``, tables per PE (1..8): a PE holds ``c`` consecutive groups of its row, looks up
+        ``c``, tables per PE (1..16): a PE holds ``c`` consecutive groups of its row, looks up
         ``c`` entries per cycle, sums them in a narrow adder tree (``tree_width``) and adds the
         sum into its one accumulator. K per PE step is ``c * g``.
     accumulation : str
@@ -119,7 +127,7 @@ class LutConfig(_TileConfig):
     _DERIVED_FP = ("blocks_max", "blocks_width", "fp_cmd_width", "table_scale_width",
                    "weight_scale_width", "scale_width", "scale_lanes", "row_cycles",
                    "fp_result_width", "fp_result_row_width", "scale_product_width",
-                   "scale_window")
+                   "scale_window", "fp_engine_cmd_width")
 
     def __post_init__(self):
         self._check_ints((("w_bits", W_BITS_RANGE), ("a_bits", A_BITS_RANGE),
@@ -199,6 +207,12 @@ class LutConfig(_TileConfig):
     def fp_cmd_width(self):
         """Bits of the FP array's ``i_cmd``: format (2), w (``plane_width``), blocks."""
         return 2 + self.plane_width + self.blocks_width
+
+    @property
+    def fp_engine_cmd_width(self):
+        """Bits of the FP engine's ``i_cmd``: the FP array's command, then the row-tile and
+        column-tile counts (``hw.fp_engine.fp_engine_cmd_fields``)."""
+        return self.fp_cmd_width + 2 * self.tile_count_width
 
     #: bits of one FP32 value (table scales, results)
     fp_result_width = 32
@@ -410,8 +424,8 @@ class LutConfig(_TileConfig):
         """Bits of the ``i_cmd`` payload of a ``gen.emit`` top: ``engine_cmd_width`` for the
         engine, ``fp_cmd_width`` for the LUT array with FP activations, ``cmd_width`` for the
         integer LUT array and the MAC arrays."""
-        if top == "array" and self.act_fp is not None:
-            return self.fp_cmd_width
+        if self.act_fp is not None:
+            return self.fp_engine_cmd_width if top == "engine" else self.fp_cmd_width
         return self.engine_cmd_width if top == "engine" else self.cmd_width
 
     # -- naming -------------------------------------------------------------------------------

@@ -42,13 +42,18 @@ def build_top(cfg: LutConfig, top="array", pe_module=None):
     """The Amaranth component for ``top`` (``cfg``: a LutConfig; a MacConfig for MAC tops)."""
     if top in ("array", "engine") and not isinstance(cfg, LutConfig):
         raise TypeError(f"cfg must be a LutConfig for top {top!r}, not {cfg!r}")
-    if getattr(cfg, "table_format", "int") != "int" and top != "array":
-        raise ValueError(f"top must be array with table_format {cfg.table_format!r}, "
-                         f"not {top!r}")
+    if getattr(cfg, "table_format", "int") != "int" and top not in ("array", "engine"):
+        raise ValueError(f"top must be array or engine with table_format "
+                         f"{cfg.table_format!r}, not {top!r}")
+    if top == "engine" and cfg.table_format == "q":
+        from hw.fp_engine import FpLutEngine
+        return FpLutEngine(cfg, pe_module=pe_module)
     if top == "array" and cfg.table_format == "q":
         from hw.fp_lut_array import FpLutArray
         return FpLutArray(cfg, pe_module=pe_module)
-    if top == "array" and cfg.table_format == "fp":
+    if getattr(cfg, "table_format", "int") == "fp":     # no engine around it yet
+        if top != "array":
+            raise ValueError(f"top must be array with table_format 'fp', not {top!r}")
         from hw.fp_table_array import FpTableArray
         return FpTableArray(cfg, pe_module=pe_module)
     if top == "array":
@@ -253,9 +258,11 @@ def main(argv=None):
             p.error(f"--act {args.act} applies to --top mac_dequant or mac_direct, or to "
                     f"--top array with --table-format q or fp, not --top {args.top}")
     else:
-        if args.top != "array":
-            p.error(f"--table-format {args.table_format} applies to --top array, "
+        if args.top not in ("array", "engine"):
+            p.error(f"--table-format {args.table_format} applies to --top array or engine, "
                     f"not --top {args.top}")
+        if args.table_format == "fp" and args.top != "array":
+            p.error(f"--table-format fp applies to --top array, not --top {args.top}")
         if args.act == "int":
             p.error(f"--act must be fp16 or bf16 with --table-format {args.table_format}, "
                     f"not int")

@@ -340,7 +340,8 @@ def q_gemm_streams(cfg: LutConfig, acts, w, fmt, w_bits, wscales):
     to whole tiles (rows of +0 activations, weight columns of the format's smallest value and
     scale +0).
 
-    Returns a dict: ``cmd`` (the engine's ``i_cmd`` beat) and its ``fields``; ``tables``: per row block, per step (``i_table``);
+    Returns a dict: ``cmd`` (the engine's ``i_cmd`` beat) and its ``fields``; ``tables``: per
+    row block, per step (``i_table``);
     ``tscales``: per row block, per scale block, the ``m`` FP32 table scales (``m x 32`` bits,
     row ``r`` at ``[32 r +: 32]``); ``weights``: per row block, per column block, per step,
     ``w`` planes MSB first; ``wscales``: per row block, per column block, per scale block, the

@@ -22,7 +22,7 @@ G_RANGE = (2, 6)
 M_RANGE = (1, 16)
 N_RANGE = (1, 256)
 K_MAX_RANGE = (1, 1 << 20)
-TABLES_PER_PE_RANGE = (1, 8)
+TABLES_PER_PE_RANGE = (1, 16)
 #: ``int``: exact integer tables of integer activations; ``q``: tables of FP activations
 #: quantized to ``table_bits``-bit integers with one FP32 scale per scale block; ``fp``: tables
 #: kept in the activation format and accumulated in FP32 in every PE (docs/fp-lut.md)

@@ -1,19 +1,28 @@
 """The FP mpGEMM engine: a whole ``M x K`` by ``K x N`` product with FP16/BF16 activations
 through one FP LUT array (``q`` tables, docs/fp-lut.md)."""
 from amaranth import *
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import Out
 
 from gen.config import LutConfig
 from gen.tile import unsigned_width
 
-__all__ = ["FpLutEngine", "fp_engine_cmd_fields"]
+from .fp_lut_array import FpLutArray, fp_cmd_layout, fp_result_row_layout
+from .layouts import stream_ports, table_layout, weight_plane_layout
+
+__all__ = ["FpLutEngine", "fp_engine_cmd_layout", "fp_engine_cmd_fields"]
+
+
+def fp_engine_cmd_layout(cfg: LutConfig):
+    """FP engine ``i_cmd``: the FP array's command (``format`` [1:0], ``w_bits``, ``blocks``),
+    then ``m_tiles`` and ``n_tiles`` (``tile_count_width`` bits each)."""
+    return data.StructLayout({"cmd": fp_cmd_layout(cfg), "m_tiles": cfg.tile_count_width,
+                              "n_tiles": cfg.tile_count_width})
 
 
 def fp_engine_cmd_fields(cfg: LutConfig):
-    """``[(name, width)]`` of the engine's ``i_cmd``, LSB first: the FP array's command
-    (``format`` 2, ``w_bits``, ``blocks``), then ``m_tiles`` and ``n_tiles``."""
+    """``[(name, width)]`` of the engine's ``i_cmd``, LSB first."""
     tw = cfg.tile_count_width
     return [("format", 2), ("w_bits", cfg.plane_width), ("blocks", cfg.blocks_width),
             ("m_tiles", tw), ("n_tiles", tw)]
@@ -103,16 +112,19 @@ class FpLutEngine(wiring.Component):
             raise ValueError(f"table_format must be 'q' for the FP engine, "
                              f"not {cfg.table_format!r}")
         self._cfg = cfg
-        from .fp_lut_array import FpLutArray
         self._array = FpLutArray(cfg, pe_module=pe_module)
-        cmd_width = sum(w for _, w in fp_engine_cmd_fields(cfg))
-        super().__init__({
-            "i_cmd": In(_stream(cmd_width)), "i_table": In(_stream(cfg.table_width)),
-            "i_tscale": In(_stream(cfg.table_scale_width)),
-            "i_weight": In(_stream(cfg.weight_width)),
-            "i_wscale": In(_stream(cfg.weight_scale_width)),
-            "o_result": Out(_stream(cfg.fp_result_row_width)),
-            "o_busy": Out(1), "o_cycles": Out(cfg.cycles_width)})
+        #: the layout of every stream payload, by port (gen.emit writes them into the manifest)
+        self.payload_layouts = {
+            "i_cmd": fp_engine_cmd_layout(cfg),
+            "i_table": table_layout(cfg),
+            "i_tscale": data.ArrayLayout(cfg.fp_result_width, cfg.m),
+            "i_weight": weight_plane_layout(cfg),
+            "i_wscale": data.ArrayLayout(cfg.act_fp.width, cfg.n),
+            "o_result": fp_result_row_layout(cfg),
+        }
+        assert fp_engine_cmd_layout(cfg).size == cfg.fp_engine_cmd_width
+        super().__init__({**stream_ports(self.payload_layouts), "o_busy": Out(1),
+                          "o_cycles": Out(cfg.cycles_width)})
 
     def make_pe(self):
         return self._array.make_pe()
@@ -185,8 +197,3 @@ class FpLutEngine(wiring.Component):
         with m.If(self.i_cmd.valid & self.i_cmd.ready):
             m.d.sync += cycles.eq(1)
         return m
-
-
-def _stream(width):
-    from amaranth.lib import stream
-    return stream.Signature(width)

@@ -10,7 +10,15 @@ from .accumulator import BitSerialAccumulator, control_ports
 from .layouts import pe_tables_layout
 from .lookup import TableLookup
 
-__all__ = ["LutPE"]
+__all__ = ["LutPE", "fold_negation"]
+
+
+def fold_negation(cfg):
+    """Whether the PE of ``cfg`` folds each lookup's negation into its adder tree: with
+    symmetric two's-complement tables (``int``, ``q``; an ``fp`` entry negates by its sign bit)
+    and ``tables_per_pe > 1`` (a PE with one table has no tree; its lookup negates, as it
+    always has)."""
+    return cfg.symmetric and cfg.tables_per_pe > 1 and cfg.table_format != "fp"
 
 
 class LutPE(wiring.Component):
@@ -19,8 +27,11 @@ class LutPE(wiring.Component):
     With ``c = tables_per_pe`` the PE holds the ``c`` tables of one step (``c`` consecutive
     groups of its row), looks up one entry in each per cycle and sums them in a narrow adder
     tree (``tree_width`` bits, its own signal so synthesis does not widen the tree to the
-    accumulator's width); the sum enters the accumulator once. The tables come from the row
-    (shared by its ``n`` PEs), the ``c*g``-bit index from the column (shared by its ``m`` PEs).
+    accumulator's width); the sum enters the accumulator once. With symmetric tables and
+    ``c > 1`` each lookup folds its negation into the tree (:func:`fold_negation`):
+    ``-x = ~x + 1``, the lookup gives ``~x`` and a carry, the tree adds the ``c`` carries.
+    The tables come from the row (shared by its ``n`` PEs), the ``c*g``-bit index from the
+    column (shared by its ``m`` PEs).
     Control inputs are those of :class:`~hw.accumulator.BitSerialAccumulator`.
     """
 
@@ -45,20 +56,26 @@ class LutPE(wiring.Component):
         else:
             view = data.View(pe_tables_layout(cfg), self.table_row)
             tables = [view[t].as_value() for t in range(c)]
-        entries = []
+        fold = fold_negation(cfg)
+        entries, carries = [], []
         for t in range(c):
-            lookup = TableLookup(cfg)
+            lookup = TableLookup(cfg, fold_negation=fold)
             m.submodules["lookup" if c == 1 else f"lookup_{t}"] = lookup
             m.d.comb += [
                 lookup.table_row.eq(tables[t]),
                 lookup.index.eq(self.index[t * cfg.g:(t + 1) * cfg.g]),
             ]
             entries.append(lookup.entry)
-        if c == 1:
+            if fold:
+                carries.append(lookup.negate)
+        if c == 1:             # (fold needs c > 1)
             tree = entries[0]
         else:
             tree = Signal(signed(cfg.tree_width))
-            m.d.comb += tree.eq(sum(entries))
+            # folded negations: each lookup gives ~x = -x - 1 and its carry; the c carries are
+            # a few more 1-bit operands of the same carry-save tree, cheaper than c negators
+            # (the true sum fits tree_width, so truncating the wider expression is exact)
+            m.d.comb += tree.eq(sum(entries) + sum(carries))
         m.d.comb += [
             acc.entry.eq(tree),
             *(getattr(acc, name).eq(getattr(self, name)) for name in control_ports(cfg)),

@@ -157,7 +157,9 @@ def run_sim(verilog, manifest, sim: str, workdir, *, waves=False, testcase=None,
     info = json.loads(manifest.read_text())
     top_module = info["name"]
     if test_module is None and info.get("params", {}).get("table_format") == "q":
-        test_module = "tb.test_fp_lut_array"          # FP activations, q tables (FpLutArray)
+        # FP activations, q tables: FpLutEngine or FpLutArray
+        test_module = "tb.test_fp_engine" if info.get("top") == "engine" else \
+            "tb.test_fp_lut_array"
     if test_module is None and info.get("params", {}).get("table_format") == "fp":
         test_module = FP_TABLE_TEST_MODULE            # FP tables (FpTableArray)
     test_module = test_module or TEST_MODULES[info.get("top", "array")]

@@ -36,8 +36,8 @@ def test_defaults_are_todays_design():
 
 
 @pytest.mark.parametrize("kw, exc, text", [
-    ({"tables_per_pe": 0}, ValueError, "tables_per_pe must be in 1..8, not 0"),
-    ({"tables_per_pe": 9}, ValueError, "tables_per_pe must be in 1..8, not 9"),
+    ({"tables_per_pe": 0}, ValueError, "tables_per_pe must be in 1..16, not 0"),
+    ({"tables_per_pe": 17}, ValueError, "tables_per_pe must be in 1..16, not 17"),
     ({"tables_per_pe": 2.0}, TypeError, "tables_per_pe must be an integer, not 2.0"),
     ({"accumulation": "serial"}, ValueError,
      "accumulation must be one of partial, shifted, not 'serial'"),
@@ -62,7 +62,7 @@ def test_names_and_derived_widths():
     assert d["weight_width"] == 16 * 16 and d["pe_index_width"] == 16
     assert d["table_bits_per_cycle"] == 352
     # the tree is entry_width + ceil(log2 c) bits at most, and never narrower than one entry
-    for c in range(1, 9):
+    for c in range(1, 17):
         for g in (2, 3, 4, 5, 6):
             x = LutConfig(g=g, tables_per_pe=c)
             assert x.entry_width <= x.tree_width <= x.entry_width + (c - 1).bit_length()
@@ -73,7 +73,7 @@ def test_names_and_derived_widths():
 
 def test_tree_width_is_tight():
     """The extreme step sum (every activation at its minimum, every index 0) needs all bits."""
-    for c, g, a_bits in itertools.product((2, 3, 4, 8), (2, 4, 6), (2, 8)):
+    for c, g, a_bits in itertools.product((2, 3, 4, 8, 16), (2, 4, 6), (2, 8)):
         cfg = LutConfig(g=g, a_bits=a_bits, tables_per_pe=c)
         extreme = c * g * (1 << (a_bits - 1))          # T[0] = -sum(a) of c groups
         assert extreme <= (1 << (cfg.tree_width - 1)) - 1
@@ -82,7 +82,7 @@ def test_tree_width_is_tight():
 
 # -- golden model --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("c", [2, 3, 4, 8])
+@pytest.mark.parametrize("c", [2, 3, 4, 8, 16])
 @pytest.mark.parametrize("accumulation", ACCUMULATIONS)
 def test_golden_matches_plain_product(c, accumulation):
     rng = np.random.default_rng(c)
@@ -381,3 +381,110 @@ def test_emit_cli_refuses_engine_with_several_tables(tmp_path, capsys):
     assert e.value.code == 2 and not (tmp_path / "o").exists()
     assert capsys.readouterr().err.strip().endswith(
         "--tables-per-pe: the precompute engine takes one table per PE, not 4")
+
+
+# -- the negation folded into the PE's adder tree --------------------------------------------------
+
+def _folded_lookup_all(cfg, stored_row, cls=None):
+    from hw.lookup import TableLookup
+    from .simutil import run
+    dut = (cls or TableLookup)(cfg, fold_negation=True)
+    got = []
+
+    async def tb(ctx):
+        word = 0
+        for i, v in enumerate(stored_row):
+            word |= (int(v) & ((1 << cfg.entry_width) - 1)) << (i * cfg.entry_width)
+        ctx.set(dut.table_row, word)
+        for idx in range(1 << cfg.g):
+            ctx.set(dut.index, idx)
+            got.append((ctx.get(dut.entry), ctx.get(dut.negate)))
+    run(dut, [tb])
+    return got
+
+
+@pytest.mark.parametrize("g", [2, 3, 4, 6])
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_folded_lookup_every_index(g, symmetric):
+    """``entry + negate == T[idx]`` for every index; ``negate`` is the index MSB (symmetric) or
+    0 (full tables), and ``entry`` is ``~T[~idx]`` for a negated entry."""
+    from gen.golden import build_tables, stored_tables
+    cfg = LutConfig(g=g, a_bits=8, symmetric=symmetric, m=1, n=1)
+    rng = np.random.default_rng(g)
+    for a in (random_activations(rng, (1, g), 8), np.full((1, g), -128), np.full((1, g), 127)):
+        full = build_tables(a, g)[0, 0]
+        got = _folded_lookup_all(cfg, stored_tables(full, symmetric))
+        assert [e + n for e, n in got] == list(full)
+        assert [n for _, n in got] == [(i >> (g - 1)) & symmetric for i in range(1 << g)]
+
+
+def test_folded_lookup_mutants_are_wrong():
+    from gen.golden import build_tables, stored_tables
+    cfg = LutConfig(g=4, m=1, n=1)
+    full = build_tables(np.array([[3, -7, 11, 20]]), 4)[0, 0]
+    for name in MUTANTS:
+        with mutant(name) as cls:
+            got = _folded_lookup_all(cfg, stored_tables(full, True), cls)
+        assert [e + n for e, n in got] != list(full), name
+
+
+def test_fold_negation_rule():
+    """Folded with symmetric tables and c > 1; c = 1 and full tables keep the lookup's own
+    negation (the default design's Verilog is unchanged)."""
+    from hw.lookup import TableLookup
+    from hw.lut_pe import fold_negation
+    assert not fold_negation(LutConfig())
+    assert fold_negation(LutConfig(tables_per_pe=2))
+    assert not fold_negation(LutConfig(tables_per_pe=2, symmetric=False))
+    fp = dict(act_format="fp16", tables_per_pe=2, scale_block=4)
+    assert fold_negation(LutConfig(table_format="q", **fp))
+    assert not fold_negation(LutConfig(table_format="fp", **fp))
+    assert "negate" not in TableLookup(LutConfig()).signature.members
+    with pytest.raises(TypeError, match=msg("fold_negation must be a bool, not 1")):
+        TableLookup(LutConfig(), fold_negation=1)
+
+
+# -- the dense preset ------------------------------------------------------------------------------
+
+def test_preset_fields_are_options():
+    from gen.cli import OPTION_OF
+    from gen.config import PRESETS
+    for name, fields in PRESETS.items():
+        assert set(fields) <= set(OPTION_OF), name
+        LutConfig(**fields)                      # a valid design point on its own
+
+
+def test_preset_and_override(tmp_path, capsys):
+    from gen.cli import DesignArgumentParser, add_design_args, config_from_args
+    from gen.config import PRESETS
+    from gen.emit import main
+    dense = LutConfig(**PRESETS["dense"])
+
+    def parse(argv):
+        p = add_design_args(DesignArgumentParser(prog="t"))
+        return config_from_args(p, p.parse_args(argv))
+    assert parse(["--preset", "dense"]) == dense
+    # an explicit option wins over the preset, in either order
+    for argv in (["--preset", "dense", "--n", "1"], ["--n", "1", "--preset=dense"]):
+        assert parse(argv) == dense.replace(n=1)
+    assert parse([]) == LutConfig()
+    assert main(["--preset", "dense", "--n", "1", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / f"{dense.replace(n=1).name}.v").exists()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main(["--preset", "sparse", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and not (tmp_path / "o").exists() and "\n" not in err
+    assert err.endswith("argument --preset: invalid choice: 'sparse' (choose from 'dense')")
+
+
+def test_dense_preset_array_matches_golden():
+    """The preset's PE (its g and tables per PE, folded negations) in a narrow array, with
+    random gaps and stalls, every (format, w) of W2."""
+    from gen.config import PRESETS
+    cfg = LutConfig(**{**PRESETS["dense"], "n": 2, "k_max": 3 * PRESETS["dense"]["tables_per_pe"]
+                       * PRESETS["dense"]["g"]})
+    ops = [(f.label, w, k) for f, w in cfg.ops() for k in (cfg.step_k - 1, cfg.k_max)]
+    res, expected, _ = run_array(cfg, ops, seed=7, gap=0.2, stall=0.2)
+    for i, exp in enumerate(expected):
+        assert (res[i] == exp).all(), f"operation {i} {ops[i]}: got {res[i]}, expected {exp}"

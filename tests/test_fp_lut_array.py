@@ -205,8 +205,8 @@ def test_emit_cli_q(tmp_path):
     (["--act", "fp16", "--table-format", "q", "--m", "4", "--scale-block", "2"],
      "--scale-block: scale_block must be at least m * tables_per_pe = 4 (the FP stage takes "
      "a block's m result rows while the next block runs), not 2"),
-    (["--act", "fp16", "--table-format", "q", "--top", "engine"],
-     "--table-format q applies to --top array, not --top engine"),
+    (["--act", "fp16", "--table-format", "q", "--top", "mac_direct"],
+     "--table-format q applies to --top array or engine, not --top mac_direct"),
     (["--scale-block", "8"], "--scale-block applies to --table-format q only, not "
                              "--table-format int"),
     (["--act", "fp16", "--table-format", "fp8"],

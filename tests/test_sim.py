@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from gen.config import LutConfig
+from gen.config import PRESETS, LutConfig
 from gen.mac_config import MacConfig
 from gen.emit import emit
 from tb.runner import SIMULATORS, SimulationFailed, emit_and_sim, run_sim
@@ -67,6 +67,8 @@ CONFIGS = {
     # several tables per PE (K per PE step = c*g)
     "m2n4_g4_w2a8_c4_k64": LutConfig(m=2, n=4, g=4, w_bits=2, a_bits=8, k_max=64,
                                      tables_per_pe=4),
+    # the dense preset's PE (g 2, 16 tables, folded negations, shifted, no output buffer)
+    "dense_m1n4_w2a8_k128": LutConfig(**{**PRESETS["dense"], "n": 4, "k_max": 128}),
 }
 DEFAULT = "m2n64_g4_w2a8"
 #: in `make test` (quick effort): default shape, the 1x1 corner, a full-table a16/w4 tile, and

@@ -219,8 +219,9 @@ class LutConfig(_TileConfig):
 
     @property
     def table_scale_width(self):
-        """Bits of the ``m`` FP32 table scales of one block."""
-        return self.m * self.fp_result_width
+        """Bits of the ``m`` FP32 table scales of one block (``q``); 0 for ``fp`` tables, which
+        have no table scale (their ``i_scale`` beat holds the ``n`` weight scales alone)."""
+        return self.m * self.fp_result_width if self._q else 0
 
     @property
     def weight_scale_width(self):
@@ -270,10 +271,12 @@ class LutConfig(_TileConfig):
 
         ``T[0] = -sum(a)`` reaches ``+g * 2**(a_bits-1)`` when every activation is at its
         minimum, so ``a_bits + ceil(log2 g)`` is one bit short at g = 2 and g = 4. ``q``
-        tables: ``table_bits``.
+        tables: ``table_bits``; ``fp`` tables: the activation format's width (16).
         """
         if self._q:
             return self.table_bits
+        if self.table_format == "fp":
+            return self.act_fp.width
         return self.a_bits + int(math.floor(math.log2(self.g))) + 1
 
     @property

@@ -39,6 +39,9 @@ STREAM_DEPTH = 20
 #: cycles the engine's stream proof checks from reset: each cycle about doubles its time
 #: (docs/formal.md); 12 cycles cover a GEMM of two row blocks and the start of the next
 ENGINE_DEPTH = 12
+#: seconds an FP unit proof gets unless ``timeout`` says otherwise: multiplier and adder
+#: equivalences can run for hours (docs/formal.md has what finished)
+FP_TIMEOUT = 600
 
 
 @dataclass
@@ -185,7 +188,8 @@ def run_proofs(cfg: LutConfig, out_dir, props=PROPERTIES, *, timeout=None, range
             res = sat_proof(job["design"], job["harness"], workdir, seq=job.get("seq"),
                             sets=job.get("sets", ()), timeout=timeout)
         elif job["kind"] == "fp":
-            res = fp_unit_proof(job["unit"], job["params"], workdir, timeout=timeout)
+            res = fp_unit_proof(job["unit"], job["params"], workdir,
+                                timeout=timeout or FP_TIMEOUT)
         else:
             res = sby_proof(job["design"], job["harness"], workdir, depth=job["depth"],
                             solver=solver, **({"timeout": timeout} if timeout else {}))

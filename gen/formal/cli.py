@@ -31,7 +31,8 @@ def main(argv=None):
     f.add_argument("--out", default="build/formal", metavar="DIR",
                    help="directory for the proofs' files, logs and VCDs (default build/formal)")
     f.add_argument("--timeout", type=int, default=None, metavar="S",
-                   help="give up a proof after S seconds (default: no limit)")
+                   help="give up a proof after S seconds (default: no limit, 600 for "
+                        "an FP unit)")
     f.add_argument("--range-k-max", type=int, default=8, metavar="K",
                    help="acc_range proves K <= min(--k-max, this) activations (default 8)")
     f.add_argument("--stream-depth", type=int, default=20, metavar="N",

@@ -25,7 +25,7 @@ from gen.synth import SynthesisError, run_yosys
 from .harness import HARNESS
 
 __all__ = ["sat_proof", "sby_proof", "tool_paths", "read_vcd", "SOLVERS", "SBY_SOLVER",
-           "session_processes"]
+           "session_processes", "kill_session"]
 
 #: what a finished proof reports
 PROVED, FAILED, TIMEOUT, ERROR = "proved", "FAILED", "timeout", "error"

@@ -17,13 +17,15 @@ that a NaN result must be the unit's canonical quiet NaN (``fmt_out.qnan``).
 """
 from __future__ import annotations
 
+import re
+import subprocess
 import time
 from pathlib import Path
 
 from gen.fp import fp_format
 from gen.synth import SynthesisError, run_yosys
 
-from .engines import ERROR, FAILED, PROVED, TIMEOUT
+from .engines import ERROR, FAILED, PROVED, TIMEOUT, kill_session, tool_paths
 
 __all__ = ["fp_unit_cases", "fp_unit_proof", "reference_smt"]
 
@@ -42,8 +44,9 @@ def _fp(fmt):
 
 
 def reference_smt(module, unit, params):
-    """SMT-LIB text that asserts ``out`` differs from the reference; ``obs_<port>`` are the
-    port values (for a counterexample). ``module`` is the top in ``write_smt2``'s output."""
+    """SMT-LIB text that asserts ``out`` differs from the reference, and the ports it
+    observes: ``obs_<port>`` are their values (for a counterexample). ``module`` is the top
+    in ``write_smt2``'s output."""
     def port(p):
         return f"(|{module}_n {p}| s)"
     if unit == "int_mul" and params["w"] == 1:
@@ -75,16 +78,19 @@ def reference_smt(module, unit, params):
              *[f"(declare-const obs_{p} (_ BitVec {w}))\n(assert (= obs_{p} "
                f"{v if p == 'v' else port(p)}))" for p, w in ports.items()],
              "(assert (not ok))", ""]
-    return "\n".join(lines)
+    return "\n".join(lines), list(ports)
 
 
 def fp_unit_proof(unit, params, workdir, *, timeout=None, cls=None):
     """Prove one FP unit; returns ``(result, seconds, detail, None)``. ``cls``: a subclass of
-    the unit's class to emit instead (mutants in the tests)."""
-    import z3
+    the unit's class to emit instead (mutants in the tests). z3 runs as a program (the
+    ``z3-solver`` wheel's executable) in a session of its own, killed on a timeout."""
     from hw.fp.lanes import emit_unit
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    z3 = tool_paths("z3")["z3"]
+    if z3 is None:
+        return ERROR, 0.0, "missing z3 (pip install -e '.[formal]' installs z3-solver)", None
     res = emit_unit(unit, params, workdir / "emit", cls=cls)
     name = res["name"]
     (workdir / "design.v").write_text(Path(res["verilog"]).read_text())
@@ -94,21 +100,31 @@ def fp_unit_proof(unit, params, workdir, *, timeout=None, cls=None):
                   "write_smt2 design.smt2\n", workdir, outputs=("design.smt2",))
     except SynthesisError as e:
         return ERROR, time.monotonic() - t0, str(e), None
-    check = reference_smt(name, unit, params)
-    (workdir / "check.smt2").write_text(check)
-    solver = z3.Solver()
-    if timeout:
-        solver.set("timeout", int(timeout * 1000))
-    solver.from_string((workdir / "design.smt2").read_text() + check)
-    verdict = solver.check()
+    check, observed = reference_smt(name, unit, params)
+    (workdir / "proof.smt2").write_text(
+        (workdir / "design.smt2").read_text() + check
+        + f"(check-sat)\n(get-value ({' '.join('obs_' + p for p in observed)}))\n")
+    proc = subprocess.Popen([z3, "-smt2", "proof.smt2"], cwd=workdir, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_session(proc.pid)
+        proc.communicate()
+        return TIMEOUT, time.monotonic() - t0, f"z3 stopped after {timeout} s", None
+    except BaseException:
+        kill_session(proc.pid)
+        proc.communicate()
+        raise
     seconds = time.monotonic() - t0
-    if verdict == z3.unsat:
+    (workdir / "z3.out").write_text(out)
+    verdict = out.split("\n", 1)[0].strip()
+    if verdict == "unsat":
         return PROVED, seconds, "", None
-    if verdict == z3.sat:
-        model = solver.model()
-        values = {d.name(): model[d] for d in model.decls() if d.name().startswith("obs_")}
-        detail = "  " + " ".join(f"{k[4:]}={v.as_long():#x}" for k, v in sorted(values.items()))
+    if verdict == "sat":
+        values = re.findall(r"\(obs_(\w+) #([xb])([0-9a-fA-F]+)\)", out)
+        detail = "  " + " ".join(f"{port}={int(v, 16 if base == 'x' else 2):#x}"
+                                 for port, base, v in values)
         return FAILED, seconds, detail, None
-    if solver.reason_unknown() in ("timeout", "canceled"):
-        return TIMEOUT, seconds, f"z3 gave up after {timeout} s", None
-    return ERROR, seconds, f"z3: {solver.reason_unknown()}", None
+    return ERROR, seconds, f"z3 gave no verdict: {out.strip()[:300]}", None

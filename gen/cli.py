@@ -7,7 +7,8 @@ import re
 import sys
 
 from .config import (A_BITS_RANGE, ACCUMULATIONS, G_RANGE, K_MAX_RANGE, M_RANGE, N_RANGE,
-                     OUTPUT_BUFFERS, TABLES_PER_PE_RANGE, W_BITS_RANGE, LutConfig, WeightFormat)
+                     OUTPUT_BUFFERS, PIPELINE_RANGE, TABLES_PER_PE_RANGE, W_BITS_RANGE, LutConfig,
+                     WeightFormat)
 
 __all__ = ["DesignArgumentParser", "add_design_args", "config_from_args", "OPTION_OF",
            "prog_name", "parse_tile", "tile_label", "parse_gemm_shape", "arg_type"]
@@ -18,7 +19,7 @@ OPTION_OF = {"w_bits": "--w-bits", "a_bits": "--a-bits", "g": "--group", "m": "-
              "weight_formats": "--weight-format", "weight format": "--weight-format",
              "table_format": "--table-format", "precompute": "--precompute",
              "tables_per_pe": "--tables-per-pe", "accumulation": "--accumulation",
-             "output_buffer": "--output-buffer"}
+             "output_buffer": "--output-buffer", "pipeline": "--pipeline"}
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -87,6 +88,10 @@ def add_design_args(p):
     g.add_argument("--output-buffer", default=d.output_buffer, metavar="KIND",
                    help=f"{', '.join(OUTPUT_BUFFERS)}: per-PE output registers, one registered "
                         f"result row, or drain from the accumulators (default {d.output_buffer})")
+    g.add_argument("--pipeline", type=int, default=d.pipeline, metavar="P",
+                   help=f"register stages added for timing, {_r(PIPELINE_RANGE)}: 1 registers "
+                        "each PE's lookup output and the output stage, 2 also each step's "
+                        f"partial before the accumulator (default {d.pipeline})")
     return p
 
 
@@ -101,7 +106,8 @@ def config_from_args(parser, args):
                          n=args.n, k_max=args.k_max, symmetric=not args.no_symmetric,
                          weight_formats=formats, precompute=args.precompute,
                          tables_per_pe=args.tables_per_pe, accumulation=args.accumulation,
-                         output_buffer=args.output_buffer)
+                         output_buffer=args.output_buffer,
+                         pipeline=args.pipeline)
     except (TypeError, ValueError) as e:
         msg = str(e)
         for field in sorted(OPTION_OF, key=len, reverse=True):

@@ -21,7 +21,9 @@ class LutPE(wiring.Component):
     tree (``tree_width`` bits, its own signal so synthesis does not widen the tree to the
     accumulator's width); the sum enters the accumulator once. The tables come from the row
     (shared by its ``n`` PEs), the ``c*g``-bit index from the column (shared by its ``m`` PEs).
-    Control inputs are those of :class:`~hw.accumulator.BitSerialAccumulator`.
+    Control inputs are those of :class:`~hw.accumulator.BitSerialAccumulator`. With
+    ``pipeline`` >= 1 the adder-tree output and the controls are registered before the
+    accumulator (one cycle later).
     """
 
     def __init__(self, cfg: LutConfig):
@@ -59,9 +61,20 @@ class LutPE(wiring.Component):
         else:
             tree = Signal(signed(cfg.tree_width))
             m.d.comb += tree.eq(sum(entries))
+        controls = {name: getattr(self, name) for name in control_ports(cfg)}
+        if cfg.pipeline:
+            # the lookup (and adder-tree) output is registered with the controls that go with
+            # it: the accumulator sees them one cycle later, together; each PE has its own
+            # copy of the controls, so no control net fans out beyond the PE
+            entry = Signal(signed(cfg.tree_width), name="entry_d")
+            m.d.sync += entry.eq(tree)
+            tree = entry
+            for name, value in list(controls.items()):
+                controls[name] = Signal(len(value), name=f"{name}_d")
+                m.d.sync += controls[name].eq(value)
         m.d.comb += [
             acc.entry.eq(tree),
-            *(getattr(acc, name).eq(getattr(self, name)) for name in control_ports(cfg)),
+            *(getattr(acc, name).eq(value) for name, value in controls.items()),
             self.out.eq(acc.out),
         ]
         return m

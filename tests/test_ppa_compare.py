@@ -67,7 +67,7 @@ def test_fanout_trees_keep_function_and_bound_fanout(lib, tmp_path):
     # per module (a module's input port is a boundary: its pins count in the parent)
     before = sink_counts(tmp_path / "fo/bits/bits.v", lib)
     after = sink_counts(rep["netlist"], lib)
-    assert max(before.values()) == rep["largest_fanout"] > 2
+    assert rep["largest_fanout"] >= max(before.values()) > 2
     assert max(after.values()) <= 2
     p = simulate_power(flat["netlist"], top, tmp_path / "sim", lib, cfg, "array",
                        Stimulus("random", ops=2, k=8, fmt="binary"))

@@ -140,18 +140,40 @@ def buffer_fanout(netlist, top, workdir, lib, *, max_fanout=DEFAULT_MAX_FANOUT,
     report = {"cell": buf["cell"], "max_fanout": max_fanout, "modules": {}, "buffers": 0,
               "buffer_area": 0.0, "largest_fanout": 0}
     out_text = [text[:text.index("module")]] if "module" in text else []
-    for name, header, stmts in mods:
-        new_stmts, added, nets = _buffer_module(name, stmts, directions, lib, buf, max_fanout,
-                                                report)
+    # submodules first: a parent weighs each submodule pin by the load behind it (the sinks
+    # its net has inside the submodule, after that one's own trees)
+    loads, done = {}, {}
+    for name, header, stmts in _children_first(mods):
+        new_stmts, added, nets, loads[name] = _buffer_module(
+            name, stmts, directions, lib, buf, max_fanout, report, loads)
         if added:
             report["modules"][name.lstrip("\\")] = {"buffers": added, "nets": nets}
-        out_text.append(f"module {_sp(name)}({header});\n" + "".join(f"  {s} ;\n" for s in new_stmts)
-                        + "endmodule\n")
+        done[name] = (f"module {_sp(name)}({header});\n"
+                      + "".join(f"  {s} ;\n" for s in new_stmts) + "endmodule\n")
+    out_text += [done[name] for name, _, _ in mods]
     report["buffer_area"] = report["buffers"] * buf["area"]
     path = workdir / "netlist.v"
     path.write_text("\n".join(out_text))
     report["netlist"] = path
     return report
+
+
+def _children_first(mods):
+    by = {name: (name, header, stmts) for name, header, stmts in mods}
+    order, seen = [], set()
+
+    def visit(name):
+        if name in seen:
+            return
+        seen.add(name)
+        for s in by[name][2]:
+            head = s.split(None, 1)[0] if s.split() else ""
+            if head in by and head != name:
+                visit(head)
+        order.append(by[name])
+    for name in by:
+        visit(name)
+    return order
 
 
 def _directions(mods):
@@ -175,7 +197,11 @@ def sink_counts(netlist, lib):
             for net, sk in _module_sinks(name, stmts, directions, lib)[1].items()}
 
 
-def _module_sinks(name, stmts, directions, lib):
+def _module_sinks(name, stmts, directions, lib, loads=None):
+    """Instances and ``{net: [(instance, pin, bit position, load)]}``: one sink per bit a net
+    drives (a net on 5 bits of a port is 5 sinks), weighted by the load behind a submodule
+    port bit (``loads``: per module, sinks of each port bit's net inside it; 1 if unknown)."""
+    loads = loads or {}
     insts = []          # [index in stmts, cell, inst, [(pin, [tokens])]]
     widths = {}
     for s in stmts:
@@ -200,18 +226,34 @@ def _module_sinks(name, stmts, directions, lib):
         else:
             raise SynthesisError(f"{name}: instance of {cell!r}, neither a library cell nor a "
                                  "module of the netlist")
+        sub = loads.get(cell)
         for j, (pin, toks) in enumerate(pins):
             if dirs.get(pin) != "input":
                 continue
-            for t in set(toks):
+            for pos, t in enumerate(toks):
                 if "'" in t or t in ("clk", "\\clk"):
                     continue
-                sinks.setdefault(t, []).append((k, j))
+                w = 1
+                if sub is not None:
+                    bit = len(toks) - 1 - pos
+                    w = max(1, sub.get(f"{_sp(pin)}[{bit}]" if len(toks) > 1 else pin,
+                                       sub.get(pin, 1)))
+                sinks.setdefault(t, []).append((k, j, pos, w))
     return insts, sinks
 
 
-def _buffer_module(name, stmts, directions, lib, buf, max_fanout, report):
-    insts, sinks = _module_sinks(name, stmts, directions, lib)
+def _port_bits(stmts, widths):
+    """The one-bit names of a module's input ports, as they appear inside it."""
+    out = []
+    for s in stmts:
+        pm = _PORT_DECL_RE.match(s)
+        if pm and pm.group(1) == "input":
+            out += _bits(pm.group(2), widths)
+    return out
+
+
+def _buffer_module(name, stmts, directions, lib, buf, max_fanout, report, loads):
+    insts, sinks = _module_sinks(name, stmts, directions, lib, loads)
     extra_wires, extra_cells, added, nets = [], [], 0, 0
     counter = [0]
 
@@ -219,30 +261,42 @@ def _buffer_module(name, stmts, directions, lib, buf, max_fanout, report):
         counter[0] += 1
         return f"\\fo${counter[0]}${base.lstrip(chr(92))}"
 
+    root_load = {}
     for net, sk in sinks.items():
-        report["largest_fanout"] = max(report["largest_fanout"], len(sk))
-        if len(sk) <= max_fanout:
+        load = sum(w for *_, w in sk)
+        report["largest_fanout"] = max(report["largest_fanout"], load)
+        root_load[net] = load
+        if load <= max_fanout:
             continue
         nets += 1
-        level = [("sink", s) for s in sk]
-        while len(level) > max_fanout:
+        level = [("sink", s[:3], s[3]) for s in sk]
+        while sum(w for *_, w in level) > max_fanout:
+            groups, cur, cur_w = [], [], 0
+            for item in level:      # consecutive sinks, at most max_fanout of load per buffer
+                if cur and cur_w + item[2] > max_fanout:
+                    groups.append(cur)
+                    cur, cur_w = [], 0
+                cur.append(item)
+                cur_w += item[2]
+            groups.append(cur)
             nxt = []
-            for g in range(0, len(level), max_fanout):
+            for group in groups:
                 out = new_net(net)
                 extra_wires.append(out)
-                for kind, ref in level[g:g + max_fanout]:
+                for kind, ref, _ in group:
                     if kind == "sink":
-                        k, j = ref
+                        k, j, pos = ref
                         pin, toks = insts[k][3][j]
-                        insts[k][3][j] = (pin, [out if t == net else t for t in toks])
+                        insts[k][3][j] = (pin, toks[:pos] + [out] + toks[pos + 1:])
                     else:
                         ref[1] = out    # the buffer's input
                 cell = [f"\\fo_buf${counter[0]}", None]
                 extra_cells.append(cell)
                 added += 1
-                nxt.append(("buf", cell))
+                nxt.append(("buf", cell, 1))
             level = nxt
-        for kind, ref in level:
+        root_load[net] = sum(w for *_, w in level)
+        for kind, ref, _ in level:
             if kind == "buf":
                 ref[1] = net
         # each buffer is [instance name, input net]; its output was named when it was made
@@ -256,7 +310,14 @@ def _buffer_module(name, stmts, directions, lib, buf, max_fanout, report):
     for wire, (inst, src) in zip(extra_wires, extra_cells):
         cells_text.append(f"{buf['cell']} {_sp(inst)} (.{buf['in']}({_sp(src)}), "
                           f".{buf['out']}({_sp(wire)}))")
-    return [f"wire {_sp(w)}" for w in extra_wires] + out + cells_text, added, nets
+    widths = {}
+    for s in stmts:
+        d = _DECL_RE.match(s)
+        if d and d.group(2) is not None:
+            widths[d.group(4)] = (int(d.group(2)), int(d.group(3)))
+    port_loads = {b: root_load.get(b, 0) for b in _port_bits(stmts, widths)}
+    return ([f"wire {_sp(w)}" for w in extra_wires] + out + cells_text, added, nets,
+            port_loads)
 
 
 def _sp(token):

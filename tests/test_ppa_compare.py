@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gen.config import LutConfig
-from gen.ppa import gatesim, liberty
+from gen.ppa import liberty
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -104,7 +104,7 @@ class _Emitted:
 
 def _jobs(cfg: LutConfig, props, range_limit, stream_depth, engine_depth, solver):
     """(property, case, design point, engine, build) for each proof to run."""
-    jobs = []
+    jobs: list = []
     if "lookup" in props:
         def lookup(em, c=cfg):
             text, ev, _, pe = em(c)

@@ -21,10 +21,12 @@ from gen.model_layer import model_dir
 FORMATS = (("int", 4), ("int", 2), ("ternary", 2), ("uint", 3), ("binary", 1))
 
 
-def _case(rng, rows, k, n, fmt, w_bits, act, blocks):
-    # activations over many decades (FP16 subnormals and large values included)
-    x = rng.standard_normal((rows, k)) * np.exp(3 * rng.standard_normal((rows, k)))
+def _case(rng, rows, k, n, fmt, w_bits, act, blocks, finite=False):
+    # activations over many decades (FP16 subnormals, and Inf beyond its range, included)
+    x = rng.standard_normal((rows, k)) * np.exp(3.5 * rng.standard_normal((rows, k)))
     x *= 10.0 ** rng.uniform(-5, 2)
+    if finite:
+        x = np.clip(x, -6e4, 6e4)
     acts = to_act_bits(x, act)
     w = random_weights(rng, (k, n), fmt, w_bits)
     ws = to_act_bits(rng.uniform(1e-3, 2, (n, blocks)) * rng.choice([-1, 1], (n, blocks)), act)
@@ -85,21 +87,24 @@ def _fp_reference(acts, w, fmt, w_bits, act, wscales, g=4):
     r32 = lambda v: Fraction(float(np.uint32(fraction_to_fp(v, FP32)).view(np.float32)))  # noqa
     out = np.zeros((acts.shape[0], w.shape[1]), dtype=np.uint32)
     for r in range(acts.shape[0]):
+        ent = []                                  # ent[j][idx]: the group's table entries
+        for j in range(a.shape[1] // g):
+            row = []
+            for idx in range(1 << g):
+                t = np.float32(0)
+                for i in range(g):
+                    v = np.float32(a[r, j * g + i] if idx >> i & 1 else -a[r, j * g + i])
+                    t = v if i == 0 else np.float32(t + v)
+                bits = np.array([fraction_to_fp(Fraction(float(t)), act)], dtype=np.uint16)
+                row.append(Fraction(float(act_values(bits, act)[0])))
+            ent.append(row)
         for c in range(w.shape[1]):
             acc = s = Fraction(0)
             for j in range(a.shape[1] // g):
-                ent = {}
-                for idx in range(1 << g):
-                    t = np.float32(0)
-                    for i in range(g):
-                        v = np.float32(a[r, j * g + i] if idx >> i & 1 else -a[r, j * g + i])
-                        t = v if i == 0 else np.float32(t + v)
-                    bits = np.array([fraction_to_fp(Fraction(float(t)), act)], dtype=np.uint16)
-                    ent[idx] = Fraction(float(act_values(bits, act)[0]))
                 for p in range(w_bits - 1, -1, -1):
                     idx = sum(((int(codes[j * g + i, c]) >> p) & 1) << i for i in range(g))
-                    acc = r32(acc + ent[idx] * 2**p)
-                s = r32(s - ent[0])
+                    acc = r32(acc + ent[j][idx] * 2**p)
+                s = r32(s - ent[j][0])
             if fmt == "binary":
                 res = acc
             else:
@@ -113,8 +118,8 @@ def _fp_reference(acts, w, fmt, w_bits, act, wscales, g=4):
 @pytest.mark.parametrize("act", ["fp16", "bf16"])
 def test_fp_fast_equals_exact_reference(fmt, w_bits, act):
     rng = np.random.default_rng(zlib.crc32(f"fp{fmt}{w_bits}{act}".encode()))
-    cfg = LutConfig(act_format=act, table_format="fp", m=1, n=4, w_bits=4, k_max=64)
-    acts, w, ws = _case(rng, 2, 18, 4, fmt, w_bits, act, 1)
+    cfg = LutConfig(act_format=act, table_format="fp", m=1, n=8, w_bits=4, k_max=128)
+    acts, w, ws = _case(rng, 3, 90, 8, fmt, w_bits, act, 1, finite=True)
     fast = fp_mpgemm_fast(acts, w, fmt, w_bits, cfg, ws[:, 0])
     assert np.array_equal(fast, _fp_reference(acts, w, fmt, w_bits, act, ws[:, 0]))
     import gen.fp_lut as golden

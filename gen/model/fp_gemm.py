@@ -41,7 +41,7 @@ __all__ = ["act_values", "to_act_bits", "full_tables", "quantize_tables_fast", "
 #: the canonical FP32 NaN (docs/fp.md)
 FP32_QNAN = 0x7FC00000
 _LD = np.longdouble
-if np.finfo(_LD).nmant < 63:        # pragma: no cover - not an x86 extended long double
+if np.finfo(_LD).nmant != 63 or np.dtype(_LD).itemsize != 16:   # pragma: no cover
     raise ImportError("gen.model.fp_gemm needs an x87 extended long double (64-bit significand)")
 
 
@@ -120,8 +120,9 @@ def _corr_factor(fmt, w_bits):
 
 
 def q_r2(q, idx, fmt, w_bits, cfg):
-    """Twice the integer array's result per scale block: ``blocks x M x N`` float64 (exact
-    integers), from the quantized tables ``q`` (M x G x E) and plane indices ``idx``."""
+    """Twice the integer array's result of each scale block, one block at a time: yields
+    ``M x N`` float64 arrays (exact integers) from the quantized tables ``q`` (M x G x E) and
+    the plane indices ``idx``."""
     rows, groups, ent = q.shape
     b = cfg.scale_block
     n = idx.shape[2]
@@ -131,15 +132,13 @@ def q_r2(q, idx, fmt, w_bits, cfg):
         np.add.at(weff, (jj, idx[p], cc), float(1 << p))
     f = _corr_factor(fmt, w_bits)
     qf = q.astype(np.float64)
-    out = np.empty((groups // b, rows, n))
     for k in range(groups // b):
         sl = slice(k * b, (k + 1) * b)
         acc = qf[:, sl].reshape(rows, -1) @ weff[sl].reshape(-1, n)
         if f is None:
-            out[k] = 2 * acc
+            yield 2 * acc
         else:
-            out[k] = acc - f * qf[:, sl, 0].sum(axis=1)[:, None]    # S = -sum q[0]
-    return out
+            yield acc - f * qf[:, sl, 0].sum(axis=1)[:, None]     # S = -sum q[0]
 
 
 def round_sum_fp32(a, b):
@@ -150,10 +149,14 @@ def round_sum_fp32(a, b):
     s = a + b
     bb = s - a
     err = (a - (s - bb)) + (b - bb)
-    m, _ = np.frexp(s)
-    even = np.fmod(np.ldexp(m, 64), _LD(2)) == 0
-    fix = (err != 0) & even & np.isfinite(s)
-    s = np.where(fix, np.nextafter(s, np.where(err > 0, _LD(np.inf), _LD(-np.inf))), s)
+    # the 64-bit significand is the low 8 bytes of the 16-byte x87 value (little endian)
+    even = (s.reshape(-1).view(np.uint64)[::2] & np.uint64(1)) == 0
+    fix = ((err != 0) & np.isfinite(s)).reshape(-1) & even
+    if fix.any():
+        s = s.reshape(-1).copy()
+        e = err.reshape(-1)[fix]
+        s[fix] = np.nextafter(s[fix], np.where(e > 0, _LD(np.inf), _LD(-np.inf)))
+        s = s.reshape(err.shape)
     with np.errstate(over="ignore"):
         return s.astype(np.float32)
 
@@ -185,16 +188,15 @@ def q_mpgemm_fast(acts, w, fmt, w_bits, cfg: LutConfig, wscales):
     tables = full_tables(acts, cfg, pad)
     q, ts = quantize_tables_fast(tables, cfg)
     idx = _plane_indices(w, fmt, w_bits, cfg, tables.shape[1] * cfg.g)
-    r2 = q_r2(q, idx, fmt, w_bits, cfg)
     ws = act_values(np.asarray(wscales, dtype=np.uint16), cfg.act_format)       # N x blocks
-    if ws.shape != (w.shape[1], r2.shape[0]):
-        raise ValueError(f"wscales must be {w.shape[1]} x {r2.shape[0]} (N x blocks), "
+    if ws.shape != (w.shape[1], ts.shape[1]):
+        raise ValueError(f"wscales must be {w.shape[1]} x {ts.shape[1]} (N x blocks), "
                          f"not {ws.shape}")
-    acc = np.zeros(r2.shape[1:], dtype=np.float32)
+    acc = np.zeros((acts.shape[0], w.shape[1]), dtype=np.float32)
+    ts, ws = ts.astype(_LD), ws.astype(_LD) / 2                 # / 2: exact
     with np.errstate(invalid="ignore", over="ignore"):
-        for k in range(r2.shape[0]):
-            prod = r2[k].astype(_LD) * ts[:, k, None].astype(_LD) * ws[None, :, k].astype(_LD)
-            acc = round_sum_fp32(acc, prod / 2)
+        for k, r2 in enumerate(q_r2(q, idx, fmt, w_bits, cfg)):
+            acc = round_sum_fp32(acc, r2.astype(_LD) * ts[:, k, None] * ws[None, :, k])
     return _bits(acc)
 
 

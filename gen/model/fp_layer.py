@@ -11,6 +11,7 @@ group of 64 rows is 16 scale blocks of ``b`` = 1, or one of ``b`` = 16).
 
     python -m gen.model.fp_layer                      # the layer table (docs/model.md)
     python -m gen.model.fp_layer --encoder            # + the whole encoder, 32 sentences
+    python -m gen.model.fp_layer --rtl                # + the layer's GEMM on the FpLutArray RTL
 
 GEMMs run on the vectorized model ``gen.model.fp_gemm`` (bit-exact with the golden model
 ``gen.fp_lut``, checked by the tests), or with ``--golden`` on ``gen.fp_lut`` itself (slow).
@@ -32,7 +33,7 @@ from .fp_gemm import act_values, fp_mpgemm_fast, q_mpgemm_fast, to_act_bits
 from .quant import Scheme
 
 __all__ = ["FP_SCHEMES", "TableSpec", "SPECS", "fp_linear", "layer_table", "FpBackend",
-           "encoder_table", "quantize_layer", "markdown", "main"]
+           "encoder_table", "quantize_layer", "markdown", "rtl_layer", "main"]
 
 FP_SCHEMES = {s.name: s for s in (
     Scheme("w4g64", "int", 4, 64), Scheme("w4g128", "int", 4, 128),
@@ -79,7 +80,8 @@ def fp_linear(x_bits, q, s_bits, scheme, spec, act_format="fp16", k_max=1536, ge
     (groups x N, activation-format patterns). ``q`` tables: one operation over the whole K, the
     group's scale repeated over its scale blocks. ``fp`` tables (one weight scale per channel
     and operation): one operation per weight group, the FP32 results summed in float64 here.
-    ``gemm``: ``"golden"`` for ``gen.fp_lut``, else the vectorized ``gen.model.fp_gemm``."""
+    ``gemm``: ``"golden"`` for ``gen.fp_lut``, a ``tb.fast.fp_array.FpArrayEngine`` for the
+    emitted RTL (``q`` only), else the vectorized ``gen.model.fp_gemm``."""
     k = x_bits.shape[1]
     group = k // s_bits.shape[0]
     s_bits = s_bits.astype(np.uint16)
@@ -93,7 +95,12 @@ def fp_linear(x_bits, q, s_bits, scheme, spec, act_format="fp16", k_max=1536, ge
                              f"group of {group} rows")
         blocks = -(-k // bk)
         ws = s_bits[np.minimum(np.arange(blocks) * bk // group, s_bits.shape[0] - 1)].T
-        if gemm == "golden":
+        if hasattr(gemm, "gemm"):            # an emitted FpLutArray (tb.fast.fp_array)
+            if (gemm.cfg.table_bits, gemm.cfg.scale_block) != (spec.bits, b):
+                raise ValueError(f"the FP array is built for t = {gemm.cfg.table_bits}, "
+                                 f"b = {gemm.cfg.scale_block}, not {spec.label}")
+            out = gemm.gemm(x_bits, q, scheme.fmt, scheme.w_bits, ws)
+        elif gemm == "golden":
             from gen.fp_lut import lut_q_mpgemm
             out = lut_q_mpgemm(x_bits, q, scheme.fmt, scheme.w_bits, cfg, ws)
         else:
@@ -148,6 +155,38 @@ def layer_table(rows=64, weight="encoder.layer.0.attention.self.query.weight",
             st["seconds"] = time.perf_counter() - t0
             rec["specs"][spec.label] = st
         out["schemes"][name] = rec
+    return out
+
+
+def rtl_layer(rows, schemes, spec, build, act_format="fp16",
+              weight="encoder.layer.0.attention.self.query.weight"):
+    """The layer's GEMM through the emitted ``FpLutArray`` (``q`` tables; tb.fast.fp_array,
+    Verilator): every tile bit-exact with ``gen.fp_lut``, the whole ``M x N`` result with
+    ``gen.model.fp_gemm``; error, correlation, the array's cycles (command to last result row
+    of each operation, summed) and the ideal ``steps * w`` per operation."""
+    from gen.model_layer import load_layer
+    from tb.fast.fp_array import FpArrayEngine
+    x, w, bias = load_layer(rows, weight)
+    ref = x @ w + bias
+    xb = to_act_bits(x, act_format)
+    out, engines = {}, {}
+    for name in schemes:
+        sch = FP_SCHEMES[name]
+        b = spec.scale_block(sch)
+        if (spec.bits, b) not in engines:
+            cfg = LutConfig(act_format=act_format, table_format="q", table_bits=spec.bits,
+                            scale_block=b, m=min(2, b), n=64, w_bits=4, k_max=w.shape[0])
+            sub = f"fp_array_q{spec.bits}b{b}" + ("" if act_format == "fp16" else "_bf16")
+            engines[(spec.bits, b)] = FpArrayEngine(cfg, Path(build) / sub)
+        eng = engines[(spec.bits, b)]
+        c0, i0, s0, t0 = eng.op_cycles, eng.ideal, eng.sim_cycles, time.perf_counter()
+        q, s = quantize_layer(w, sch)
+        y = fp_linear(xb, q, s, sch, spec, act_format, gemm=eng)
+        st = _stats(y + bias, ref)
+        st.update(design=eng.name, build_s=eng.build_s, cycles=eng.op_cycles - c0,
+                  ideal=eng.ideal - i0, sim_cycles=eng.sim_cycles - s0,
+                  wall_s=time.perf_counter() - t0, block=b, label=spec.label)
+        out[name] = st
     return out
 
 
@@ -210,7 +249,7 @@ def encoder_table(schemes, specs, sentences=None, layers=6, act_format="fp16", g
     return out
 
 
-def markdown(layer, enc=None):
+def markdown(layer, enc=None, rtl=None):
     """The tables of docs/model.md's FP16 section."""
     specs = list(next(iter(layer["schemes"].values()))["specs"])
     m, k, n = layer["shape"]
@@ -231,6 +270,15 @@ def markdown(layer, enc=None):
         cells = [f"{100 * s['gemm_error']:.3f} %" + (f" (b={s['block']})" if s["block"] else "")
                  for s in rec["specs"].values()]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if rtl:
+        lines += ["", "Through the emitted `FpLutArray` under Verilator (every tile bit-exact "
+                  "with `gen.fp_lut`, the whole result with `gen.model.fp_gemm`):", "",
+                  "| weights | tables | design | error / correlation | array cycles | ideal "
+                  "(steps x w) | utilization |", "|---|---|---|---|---|---|---|"]
+        for name, r in rtl.items():
+            lines.append(f"| {name} | {r['label']} (b={r['block']}) | `{r['design']}` | "
+                         f"{100 * r['error']:.3f} % / {r['corr']:.5f} | {r['cycles']:,} | "
+                         f"{r['ideal']:,} | {100 * r['ideal'] / r['cycles']:.2f} % |")
     if enc:
         especs = list(next(iter(enc["schemes"].values())))
         lines += ["", f"Whole encoder, {enc['sentences']} sentences ({enc['tokens']} tokens), "
@@ -275,6 +323,10 @@ def main(argv=None):
     p.add_argument("--encoder-tables", default="fp,q8b1,q8bmax,q6bmax,q4bmax",
                    help="table specs of the encoder run")
     p.add_argument("--sentences", type=int, default=None, help="first N sentences (2..32)")
+    p.add_argument("--rtl", action="store_true",
+                   help="also run the layer's GEMM through the emitted FpLutArray (Verilator)")
+    p.add_argument("--rtl-tables", default="q8bmax", help="the q table spec of the RTL run")
+    p.add_argument("--build", default="build/fp_layer", help="FpLutArray build directory")
     p.add_argument("--golden", action="store_true",
                    help="run gen.fp_lut itself (slow) instead of the vectorized model")
     p.add_argument("--out", default="reports/fp_layer", help="report directory")
@@ -285,7 +337,10 @@ def main(argv=None):
     try:
         specs = _parse_specs(args.tables)
         especs = _parse_specs(args.encoder_tables)
-        for sp in specs + especs:
+        rspec = _parse_specs(args.rtl_tables)
+        if len(rspec) != 1 or rspec[0].table_format != "q":
+            raise ValueError(f"--rtl-tables takes one q spec, not {args.rtl_tables!r}")
+        for sp in specs + especs + rspec:
             if sp.table_format == "q":
                 for s in schemes:
                     b = sp.scale_block(FP_SCHEMES[s])
@@ -308,11 +363,14 @@ def main(argv=None):
     layer = layer_table(args.rows, schemes=schemes, specs=specs, act_format=args.act, gemm=gemm)
     enc = (encoder_table(schemes, especs, args.sentences, act_format=args.act, gemm=gemm)
            if args.encoder else None)
-    md = markdown(layer, enc)
+    rtl = (rtl_layer(args.rows, schemes, rspec[0], args.build, args.act) if args.rtl
+           else None)
+    md = markdown(layer, enc, rtl)
     from gen.tools import atomic_write
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "report.json", json.dumps({"layer": layer, "encoder": enc}, indent=2)
+    atomic_write(out / "report.json", json.dumps({"layer": layer, "encoder": enc, "rtl": rtl},
+                                                     indent=2)
                  + "\n")
     atomic_write(out / "report.md", md)
     print(md)

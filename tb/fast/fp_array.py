@@ -4,11 +4,11 @@ in the compiled Verilator harness of ``tb/fast``.
 The harness (``tb/fast/harness.py``) drives whatever input streams the manifest lists, so the
 FP array's four (``i_cmd``, ``i_table``, ``i_weight``, ``i_scale``) need no new C++: this
 module only packs their beats. A GEMM ``A (M x K, FP patterns) @ W (K x N)`` is cut into
-``m x n`` tiles; each tile is one array operation over the whole K, one harness job, its beats
-from the golden model ``gen.fp_lut.q_stream`` (command, ``q`` tables, weight planes, one scale
-beat per block, expected FP32 rows). Every result row is checked bit-exactly against the
-golden model, and the assembled ``M x N`` result against the vectorized layer model
-``gen.model.fp_gemm.q_mpgemm_fast``.
+``m x n`` tiles; each tile is one array operation over the whole K, and all of them stream
+back to back in one harness job. Each operation's beats come from the golden model
+``gen.fp_lut.q_stream`` (command, ``q`` tables, weight planes, one scale beat per block,
+expected FP32 rows); every result row is checked bit-exactly against it, and the assembled
+``M x N`` result against the vectorized layer model ``gen.model.fp_gemm.q_mpgemm_fast``.
 
     eng = FpArrayEngine(LutConfig(act_format="fp16", table_format="q", w_bits=4, m=2, n=64,
                                   scale_block=32, k_max=1536), "build/fp_array")
@@ -79,14 +79,18 @@ class FpArrayEngine(FastEngine):
                 yield (slice(r0, min(r0 + cfg.m, m_rows)), slice(c0, min(c0 + cfg.n, n_cols)),
                        q_stream(cfg, a, wt, fmt, w_bits, st))
 
-    def _job(self, op, pause_in, pause_out, seed):
-        cmd, tables, weights, scales, _ = op
-        data = {"i_cmd": [cmd], "i_table": tables, "i_weight": weights, "i_scale": scales}
-        steps = len(weights)
-        limit = (8 * steps + 20 * len(scales) + 10_000) / (1 - max(pause_in, pause_out)) ** 2
-        parts = [np.array([seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF,
-                           int(pause_in * 65536), int(pause_out * 65536),
-                           min(int(limit), 0xFFFFFFFF), self.cfg.m], dtype="<u4")]
+    def _job(self, ops, pause, seed):
+        """One harness job streaming every operation back to back: each input stream carries
+        the concatenation of the operations' beats (the array takes the next command while it
+        finishes the last), the sink expects ``m`` rows per operation."""
+        data = {"i_cmd": [op[0] for op in ops], "i_table": [b for op in ops for b in op[1]],
+                "i_weight": [b for op in ops for b in op[2]],
+                "i_scale": [b for op in ops for b in op[3]]}
+        limit = (8 * len(data["i_weight"]) + 20 * len(data["i_scale"]) + 200 * len(ops)
+                 + 10_000) / (1 - pause) ** 2
+        parts = [np.array([seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF, int(pause * 65536),
+                           int(pause * 65536), min(int(limit), 0xFFFFFFFF),
+                           self.cfg.m * len(ops)], dtype="<u4")]
         for name, width in self.inputs:
             beats = int_beats(data[name], width)
             parts += [np.array([len(beats), 1], dtype="<u4"), beats.ravel()]
@@ -101,9 +105,8 @@ class FpArrayEngine(FastEngine):
         w = np.asarray(w, dtype=np.int64)
         wscales = np.asarray(wscales, dtype=np.int64)
         tiles = list(self._tiles(acts, w, fmt, w_bits, wscales))
-        parts = [np.array([MAGIC, len(tiles)], dtype="<u4")]
-        for i, (_, _, op) in enumerate(tiles):
-            parts += self._job(op, pause, pause, seed + i)
+        parts = [np.array([MAGIC, 1], dtype="<u4")] + self._job([t[2] for t in tiles], pause,
+                                                                seed)
         jfile = self.workdir / f"fpjobs.{os.getpid()}.bin"
         rfile = self.workdir / f"fpresults.{os.getpid()}.bin"
         np.concatenate(parts).tofile(jfile)
@@ -113,25 +116,24 @@ class FpArrayEngine(FastEngine):
             raise RuntimeError(f"harness failed ({proc.returncode}): {proc.stderr.strip()}")
         self.last_sim_s = float(proc.stdout.split()[1])
         raw = np.fromfile(rfile, dtype="<u4")
-        if raw[0] != MAGIC or raw[1] != len(tiles):
+        if raw[0] != MAGIC or raw[1] != 1:
             raise RuntimeError("harness wrote a bad result file")
+        span, sim = int(raw[2]), int(raw[3])
+        ow = words(self.output[1])
+        pos = 4 + len(self.scalars)
+        rows_all = raw[pos: pos + len(tiles) * cfg.m * ow].reshape(len(tiles), cfg.m, ow)
         out = np.zeros((acts.shape[0], w.shape[1]), dtype=np.uint32)
-        pos, ow = 2, words(self.output[1])
         for i, (rs, cs, op) in enumerate(tiles):
-            span, sim = int(raw[pos]), int(raw[pos + 1])
-            pos += 2 + len(self.scalars)
-            beats = raw[pos: pos + cfg.m * ow].reshape(cfg.m, ow)
-            pos += cfg.m * ow
-            rows = beats[:, : cfg.n].astype(np.uint32)           # FP32 R[r, c] at [32 c +: 32]
+            rows = rows_all[i, :, : cfg.n].astype(np.uint32)      # FP32 R[r, c] at [32 c +: 32]
             want = np.asarray(op[4], dtype=np.uint32)
             if not np.array_equal(rows, want):
                 bad = np.argwhere(rows != want)
                 raise MismatchError(f"tile {i} (rows {rs.start}.., cols {cs.start}..): "
                                     f"{len(bad)} results differ from gen.fp_lut")
             out[rs, cs] = rows[: rs.stop - rs.start, : cs.stop - cs.start]
-            self.sim_cycles += sim
-            self.op_cycles += span
             self.ideal += len(op[2])             # one weight plane of one step per cycle
+        self.sim_cycles += sim
+        self.op_cycles += span
         if fast_check:
             from gen.model.fp_gemm import q_mpgemm_fast
             if not np.array_equal(out, q_mpgemm_fast(acts, w, fmt, w_bits, cfg, wscales)):

@@ -24,7 +24,7 @@ import numpy as np
 from gen.config import LutConfig
 
 from .harness import words
-from .runner import MAGIC, WARNINGS, FastEngine, MismatchError
+from .runner import MAGIC, FastEngine, MismatchError
 
 __all__ = ["FpArrayEngine", "int_beats"]
 
@@ -42,10 +42,6 @@ def int_beats(beats, width):
 
 class FpArrayEngine(FastEngine):
     """The emitted ``FpLutArray`` of a ``q`` config, compiled once with the generated harness."""
-
-    #: ASCRANGE: with one cycle per result row (``row_cycles = 1``) the scale stage's row
-    #: counter is a zero-width wire, which Amaranth writes as ``wire [-1:0]``; it is never read
-    warnings = WARNINGS + ("-Wno-ASCRANGE",)
 
     def __init__(self, cfg: LutConfig, workdir, opt="-O2"):
         if cfg.table_format != "q":

@@ -7,7 +7,8 @@ import re
 import sys
 
 from .config import (A_BITS_RANGE, ACCUMULATIONS, G_RANGE, K_MAX_RANGE, M_RANGE, N_RANGE,
-                     OUTPUT_BUFFERS, PRESETS, TABLES_PER_PE_RANGE, W_BITS_RANGE, LutConfig,
+                     OUTPUT_BUFFERS, PIPELINE_RANGE, PRESETS, TABLES_PER_PE_RANGE,
+                     W_BITS_RANGE, LutConfig,
                      WeightFormat)
 
 __all__ = ["DesignArgumentParser", "add_design_args", "config_from_args", "OPTION_OF",
@@ -20,7 +21,8 @@ OPTION_OF = {"w_bits": "--w-bits", "a_bits": "--a-bits", "g": "--group", "m": "-
              "table_format": "--table-format", "precompute": "--precompute",
              "tables_per_pe": "--tables-per-pe", "accumulation": "--accumulation",
              "output_buffer": "--output-buffer", "act_format": "--act",
-             "table_bits": "--table-bits", "scale_block": "--scale-block"}
+             "table_bits": "--table-bits", "scale_block": "--scale-block",
+             "pipeline": "--pipeline"}
 
 #: config field -> the argparse destination of its option (where they differ)
 _DEST_OF = {"g": "group"}
@@ -121,6 +123,10 @@ def add_design_args(p):
     g.add_argument("--output-buffer", default=d.output_buffer, metavar="KIND",
                    help=f"{', '.join(OUTPUT_BUFFERS)}: per-PE output registers, one registered "
                         f"result row, or drain from the accumulators (default {d.output_buffer})")
+    g.add_argument("--pipeline", type=int, default=d.pipeline, metavar="P",
+                   help=f"register stages added for timing, {_r(PIPELINE_RANGE)}: 1 registers "
+                        "each PE's lookup output and the output stage, 2 also each step's "
+                        f"partial before the accumulator (default {d.pipeline})")
     return p
 
 
@@ -136,7 +142,8 @@ def config_from_args(parser, args, **fields):
                          n=args.n, k_max=args.k_max, symmetric=not args.no_symmetric,
                          weight_formats=formats, precompute=args.precompute,
                          tables_per_pe=args.tables_per_pe, accumulation=args.accumulation,
-                         output_buffer=args.output_buffer, **fields)
+                         output_buffer=args.output_buffer, pipeline=args.pipeline,
+                         **fields)
     except (TypeError, ValueError) as e:
         msg = str(e)
         for field in sorted(OPTION_OF, key=len, reverse=True):

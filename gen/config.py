@@ -24,10 +24,19 @@ from .tile import (A_BITS_RANGE, ACCUMULATIONS, ACT_FORMATS, G_RANGE, K_MAX_RANG
                    TABLES_PER_PE_RANGE, W_BITS_RANGE, WeightFormat, _check_int, _TileConfig,
                    signed_width, unsigned_width)
 
+#: ``pipeline``: extra register stages for timing (docs/ppa.md, *Pipelining*). 0: none (the
+#: original RTL); 1: the PE registers its lookup (adder-tree) output with its control inputs,
+#: the drain keeps one row-select copy per column, the offset correction of each row is
+#: registered and the result row is registered before ``o_result``; 2: as 1, and the PE also
+#: registers each step's partial before adding it into the accumulator. Results are identical
+#: at every setting; only the latency from the last weight beat to the results grows.
+PIPELINE_RANGE = (0, 2)
+
 __all__ = ["WeightFormat", "LutConfig", "signed_width", "unsigned_width",
            "W_BITS_RANGE", "A_BITS_RANGE", "G_RANGE", "M_RANGE", "N_RANGE", "K_MAX_RANGE",
            "TABLES_PER_PE_RANGE", "ACCUMULATIONS", "OUTPUT_BUFFERS", "ACT_FORMATS",
-           "TABLE_FORMATS", "TABLE_BITS_RANGE", "SCALE_BLOCK_RANGE", "PRESETS"]
+           "TABLE_FORMATS", "TABLE_BITS_RANGE", "SCALE_BLOCK_RANGE", "PRESETS",
+           "PIPELINE_RANGE"]
 
 #: Named design points: ``LutConfig(**PRESETS[name], **other_fields)``; the design CLIs take
 #: them as ``--preset NAME`` (explicit options override). ``dense``: the densest point of the
@@ -89,6 +98,11 @@ class LutConfig(_TileConfig):
     output_buffer : str
         ``double`` (per-PE output registers), ``row`` (one registered result row) or
         ``none`` (drain from the accumulators); see :data:`OUTPUT_BUFFERS`.
+    pipeline : int
+        Register stages added for timing, 0..2 (:data:`PIPELINE_RANGE`; 0 = none). Needs
+        ``output_buffer`` ``double`` and integer tables; 2 needs ``partial`` accumulation.
+        Each stage adds one cycle between an operation's last weight beat and its first result
+        beat, and one more cycle before the result stream (stages 1 and 2 share it).
 
     Raises
     ------
@@ -113,6 +127,7 @@ class LutConfig(_TileConfig):
     act_format: str = "int"
     table_bits: int = 8
     scale_block: int = 16
+    pipeline: int = 0
 
     _DERIVED = ("step_k", "tree_width", "pe_table_width", "pe_index_width",
                 "table_bits_per_cycle", "entry_width", "table_entries", "index_width",
@@ -148,7 +163,18 @@ class LutConfig(_TileConfig):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, "
                                  f"not {getattr(self, name)!r}")
-        self._check_ints((("table_bits", TABLE_BITS_RANGE), ("scale_block", SCALE_BLOCK_RANGE)))
+        self._check_ints((("table_bits", TABLE_BITS_RANGE), ("scale_block", SCALE_BLOCK_RANGE),
+                          ("pipeline", PIPELINE_RANGE)))
+        if self.pipeline:
+            if self.output_buffer != "double":
+                raise ValueError(f"pipeline {self.pipeline} needs output_buffer 'double', not "
+                                 f"{self.output_buffer!r}")
+            if self.table_format != "int":
+                raise ValueError(f"pipeline {self.pipeline} needs table_format 'int', not "
+                                 f"{self.table_format!r}")
+            if self.pipeline == 2 and self.accumulation != "partial":
+                raise ValueError(f"pipeline 2 needs accumulation 'partial', not "
+                                 f"{self.accumulation!r}")
         if (self.act_format == "int") != (self.table_format == "int"):
             raise ValueError(f"table_format {self.table_format!r} needs act_format "
                              f"{'int' if self.table_format == 'int' else 'fp16 or bf16'}, "
@@ -219,8 +245,9 @@ class LutConfig(_TileConfig):
 
     @property
     def table_scale_width(self):
-        """Bits of the ``m`` FP32 table scales of one block."""
-        return self.m * self.fp_result_width
+        """Bits of the ``m`` FP32 table scales of one block (``q``); 0 for ``fp`` tables, which
+        have no table scale (their ``i_scale`` beat holds the ``n`` weight scales alone)."""
+        return self.m * self.fp_result_width if self._q else 0
 
     @property
     def weight_scale_width(self):
@@ -263,6 +290,19 @@ class LutConfig(_TileConfig):
         """Bits of one FP ``o_result`` beat: ``n`` FP32 results."""
         return self.n * self.fp_result_width
 
+    # -- pipelining ---------------------------------------------------------------------------
+    @property
+    def pe_stages(self):
+        """Cycles from a weight beat to the accumulator write it causes, beyond the first:
+        ``pipeline`` (the lookup register, then the partial register)."""
+        return self.pipeline
+
+    @property
+    def pipeline_latency(self):
+        """Cycles ``pipeline`` adds between an operation's last weight beat and each of its
+        result beats: the PE stages plus the result register (0 without pipelining)."""
+        return self.pipeline + 1 if self.pipeline else 0
+
     # -- tables -------------------------------------------------------------------------------
     @property
     def entry_width(self):
@@ -270,10 +310,12 @@ class LutConfig(_TileConfig):
 
         ``T[0] = -sum(a)`` reaches ``+g * 2**(a_bits-1)`` when every activation is at its
         minimum, so ``a_bits + ceil(log2 g)`` is one bit short at g = 2 and g = 4. ``q``
-        tables: ``table_bits``.
+        tables: ``table_bits``; ``fp`` tables: the activation format's width (16).
         """
         if self._q:
             return self.table_bits
+        if self.table_format == "fp":
+            return self.act_fp.width
         return self.a_bits + int(math.floor(math.log2(self.g))) + 1
 
     @property
@@ -432,7 +474,8 @@ class LutConfig(_TileConfig):
         a name, e.g. ``lut_array_w2a8_g4_m2n64_k4096_sym`` (``_full`` for non-symmetric tables,
         ``_fmt_<letters>`` for a restricted format set, ``_pre`` for hardware precompute,
         ``_c<c>`` for several tables per PE, ``_shifted`` for shifted accumulation,
-        ``_ob<row|none>`` for the output buffering; defaults add nothing)."""
+        ``_ob<row|none>`` for the output buffering, ``_p<stages>`` for pipelining; defaults add
+        nothing)."""
         sym = "sym" if self.symmetric else "full"
         name = f"lut_array_{self._name_fields()}_{sym}"
         if self._q:
@@ -445,6 +488,8 @@ class LutConfig(_TileConfig):
             name += f"_{self.accumulation}"
         if self.output_buffer != OUTPUT_BUFFERS[0]:
             name += f"_ob{self.output_buffer}"
+        if self.pipeline:
+            name += f"_p{self.pipeline}"
         return name + ("_pre" if self.precompute else "")
 
     def _name_fields(self):

@@ -24,7 +24,7 @@ __all__ = ["emit", "render", "write_build", "build_top", "port_list", "main"]
 #: what gen.emit can emit: the LUT array, or one of the multiply-accumulate baselines
 TOPS = ("array", "engine", "mac_dequant", "mac_direct")
 #: table formats the emit CLI builds (``--table-format``; docs/fp-lut.md)
-FP_TABLE_FORMATS = ("int", "q")
+FP_TABLE_FORMATS = ("int", "q", "fp")
 
 
 def default_name(cfg, top="array"):
@@ -51,6 +51,11 @@ def build_top(cfg: LutConfig, top="array", pe_module=None):
     if top == "array" and cfg.table_format == "q":
         from hw.fp_lut_array import FpLutArray
         return FpLutArray(cfg, pe_module=pe_module)
+    if getattr(cfg, "table_format", "int") == "fp":     # no engine around it yet
+        if top != "array":
+            raise ValueError(f"top must be array with table_format 'fp', not {top!r}")
+        from hw.fp_table_array import FpTableArray
+        return FpTableArray(cfg, pe_module=pe_module)
     if top == "array":
         from hw.lut_array import LutArray
         return LutArray(cfg, pe_module=pe_module)
@@ -92,8 +97,8 @@ def render(cfg: LutConfig, name=None, top="array", act="int"):
     the width of this top's ``i_cmd`` payload (``top_cmd_width``), the ports, the bit layout of
     every stream payload (``layouts``), the tool versions and the name of the Verilog top
     module (``name``). With FP activations through the LUT array (``cfg.act_format``,
-    ``cfg.table_format = "q"``, docs/fp-lut.md) the manifest also names the activation format
-    (``act``); ``act`` is then the config's.
+    ``cfg.table_format`` ``q`` or ``fp``, docs/fp-lut.md) the manifest also names the
+    activation format (``act``); ``act`` is then the config's.
     """
     act_fp = getattr(cfg, "act_fp", None)       # a MacConfig has integer activations only
     if act != "int" and act_fp is None:
@@ -231,13 +236,16 @@ def main(argv=None):
     o.add_argument("--act", default="int", choices=("int", "fp16", "bf16"),
                    help="activation format: signed integers of --a-bits (default), or "
                         "FP16/BF16 activations with FP32 results: for the MAC baselines "
-                        "(hw/fp_mac_array.py, docs/fp.md) or, with --table-format q, through "
+                        "(hw/fp_mac_array.py, docs/fp.md) or, with --table-format q or fp, "
+                        "through "
                         "the LUT array (hw/fp_lut_array.py, docs/fp-lut.md)")
     f = p.add_argument_group("FP activations through the LUT array (docs/fp-lut.md)")
     f.add_argument("--table-format", default="int", choices=FP_TABLE_FORMATS,
                    help="table entries: exact integer sums of integer activations (int, "
-                        "default) or FP tables quantized to --table-bits integers with one "
-                        "FP32 scale per scale block (q; needs --act fp16 or bf16)")
+                        "default), FP tables quantized to --table-bits integers with one "
+                        "FP32 scale per scale block (q), or FP tables kept in the --act "
+                        "format with an FP32 accumulator per PE (fp, hw/fp_table_array.py); "
+                        "q and fp need --act fp16 or bf16")
     f.add_argument("--table-bits", type=int, default=None, metavar="T",
                    help=f"bits of a quantized table entry (q only; default "
                         f"{LutConfig().table_bits})")
@@ -245,19 +253,22 @@ def main(argv=None):
                    help=f"groups sharing one table scale (q only; default "
                         f"{LutConfig().scale_block})")
     args = p.parse_args(argv)
-    if args.table_format == "int":
+    if args.table_format != "q":
         for opt in ("table_bits", "scale_block"):
             if getattr(args, opt) is not None:
                 p.error(f"--{opt.replace('_', '-')} applies to --table-format q only, "
-                        f"not --table-format int")
+                        f"not --table-format {args.table_format}")
+    if args.table_format == "int":
         cfg = config_from_args(p, args)
         if args.act != "int" and args.top not in ("mac_dequant", "mac_direct"):
             p.error(f"--act {args.act} applies to --top mac_dequant or mac_direct, or to "
-                    f"--top array with --table-format q, not --top {args.top}")
+                    f"--top array with --table-format q or fp, not --top {args.top}")
     else:
         if args.top not in ("array", "engine"):
             p.error(f"--table-format {args.table_format} applies to --top array or engine, "
                     f"not --top {args.top}")
+        if args.table_format == "fp" and args.top != "array":
+            p.error(f"--table-format fp applies to --top array, not --top {args.top}")
         if args.act == "int":
             p.error(f"--act must be fp16 or bf16 with --table-format {args.table_format}, "
                     f"not int")
@@ -265,6 +276,12 @@ def main(argv=None):
                   if getattr(args, k) is not None}
         cfg = config_from_args(p, args, act_format=args.act, table_format=args.table_format,
                                **fields)
+        if args.table_format == "fp":
+            from hw.fp_table_array import check_config
+            try:
+                check_config(cfg)            # the array's parameter checks, before any file
+            except ValueError as exc:
+                p.error(f"--table-format fp: {exc}")
     check_name(p, args.name)
     if cfg.precompute and args.top != "engine":
         p.error(f"--precompute needs --top engine (only the engine builds its tables in "

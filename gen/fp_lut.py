@@ -12,6 +12,8 @@ Step by step as docs/fp-lut.md defines it and the hardware runs it:
    FP32 (exact product, one rounding per block).
 
 :func:`lut_q_mpgemm` chains them; :func:`q_stream` packs one array operation's beats.
+The ``fp`` table format (FP tables, FP32 accumulation in every PE) has its golden model in
+:mod:`gen.fp_lut_fp`; :func:`lut_fp_mpgemm` and :func:`fp_stream` are re-exported here.
 Everything works on bit patterns; the vectorized steps use NumPy float32/float64 only where a
 single IEEE operation (or an exactly representable quotient) gives the exact answer, and
 ``tests/test_fp_lut_golden.py`` checks each against ``fractions``.
@@ -26,13 +28,14 @@ from hw.layouts import table_layout, weight_plane_layout
 
 from .config import LutConfig, WeightFormat
 from .fp import FP32, _term, decode, fp_format, from_float, fused_sum, round_pack, to_float
+from .fp_lut_fp import fp_stream, lut_fp_mpgemm
 from .golden import (_group_indices, _in_width, _packer, bit_planes, lookup, stored_tables,
                      weight_codes)
 
 __all__ = ["pad_activations", "fp_tables", "fraction_to_fp", "quantize_tables",
            "block_results", "scale_product_term", "scale_stage", "lut_q_mpgemm",
            "pack_fp_cmd", "pack_q_tables", "pack_scales", "q_stream", "block_k",
-           "q_gemm_streams", "pack_fp_engine_cmd"]
+           "q_gemm_streams", "pack_fp_engine_cmd", "lut_fp_mpgemm", "fp_stream"]
 
 
 def _check_fp_cfg(cfg, table_format="q"):

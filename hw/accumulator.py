@@ -34,6 +34,9 @@ class BitSerialAccumulator(wiring.Component):
 
         acc <= (0 if first_group and first_plane else acc) + (entry << plane)
 
+    ``pipeline`` 2 registers ``p_next`` (and ``first_group``, ``capture``) at the last plane
+    and adds it into ``acc`` (and ``out``) on the next edge.
+
     Output: with ``output_buffer = "double"``, ``capture`` (the last step of the operation)
     copies the final value into the register ``out`` so the next operation can start while
     ``out`` drains; otherwise ``out`` is ``acc`` itself and the array stalls the next
@@ -78,6 +81,10 @@ class BitSerialAccumulator(wiring.Component):
                 m.d.comb += p_next.eq(Mux(self.first_plane, 0, p << 1) + self.entry)
                 with m.If(self.step):
                     m.d.sync += p.eq(p_next)
+            if cfg.pipeline >= 2:
+                # the step's partial is registered and enters the accumulator one cycle later,
+                # so the partial's adder and the wide accumulator adder are separate paths
+                return self._split_add(m, acc, acc_next, p_next)
             m.d.comb += acc_next.eq(Mux(self.first_group, 0, acc) + p_next)
         with m.If(self.step):
             if cfg.accumulation == "shifted":
@@ -90,4 +97,21 @@ class BitSerialAccumulator(wiring.Component):
                     m.d.sync += self.out.eq(acc_next)
         if cfg.output_buffer != "double":
             m.d.comb += self.out.eq(acc)
+        return m
+
+    def _split_add(self, m, acc, acc_next, p_next):
+        """``pipeline`` 2: ``acc <= (0 if first_group else acc) + p_next`` one cycle after the
+        last plane's step, from registered copies of ``p_next`` and the controls it needs."""
+        partial = Signal(signed(self._cfg.partial_width), name="partial_done")
+        add = Signal(name="add_partial")
+        first_group = Signal(name="first_group_d")
+        capture = Signal(name="capture_d")
+        m.d.sync += [partial.eq(p_next), add.eq(self.step & self.last_plane),
+                     first_group.eq(self.first_group),
+                     capture.eq(self.step & self.last_plane & self.capture)]
+        m.d.comb += acc_next.eq(Mux(first_group, 0, acc) + partial)
+        with m.If(add):
+            m.d.sync += acc.eq(acc_next)
+        with m.If(capture):
+            m.d.sync += self.out.eq(acc_next)
         return m

@@ -57,12 +57,17 @@ class OutputDrain:
     has not left: the buffer is empty, or its last row leaves on this edge.
     """
 
-    def __init__(self, cfg, o_result):
+    def __init__(self, cfg, o_result, copies=0):
         self.cfg = cfg
         self.o_result = o_result
         self.valid = Signal(name="out_valid")
         self.row = Signal(cfg.row_index_width, name="out_row")
         self.free = Signal(name="out_free")
+        #: ``copies`` more registers that always equal ``row`` (``pipeline``: one per column, so
+        #: no row select fans out to a whole result row); each counts from its own value, so
+        #: synthesis sees ``copies`` different registers and keeps them apart
+        self.row_copies = [Signal(cfg.row_index_width, name=f"out_row_c{i}")
+                           for i in range(copies)]
 
     def elaborate(self, m, capture, latch):
         cfg = self.cfg
@@ -71,12 +76,13 @@ class OutputDrain:
             self.free.eq(~self.valid | (self.o_result.ready & last_row)),
             self.o_result.valid.eq(self.valid),
         ]
+        rows = [self.row, *self.row_copies]
         with m.If(self.o_result.valid & self.o_result.ready):
-            m.d.sync += self.row.eq(self.row + 1)
+            m.d.sync += [r.eq(r + 1) for r in rows]
             with m.If(last_row):
-                m.d.sync += [self.valid.eq(0), self.row.eq(0)]
+                m.d.sync += [self.valid.eq(0), *(r.eq(0) for r in rows)]
         with m.If(capture):
-            m.d.sync += [self.valid.eq(1), self.row.eq(0)]
+            m.d.sync += [self.valid.eq(1), *(r.eq(0) for r in rows)]
             m.d.sync += [reg.eq(value) for reg, value in latch]
 
 

@@ -7,7 +7,21 @@ from gen.config import LutConfig, WeightFormat
 
 from .layouts import acc_row_layout, result_row_layout
 
-__all__ = ["OffsetCorrection", "ColumnCorrection"]
+__all__ = ["OffsetCorrection", "ColumnCorrection", "correction_term"]
+
+
+def correction_term(m, cfg, s, format, w_bits):
+    """The row's correction term (combinational, ``correction_width`` bits): ``(S << w) - S``
+    for uint, ``-S`` for int and ternary, 0 for binary."""
+    corr = Signal(signed(cfg.correction_width))
+    with m.Switch(format):
+        with m.Case(WeightFormat.UINT):
+            m.d.comb += corr.eq((s << w_bits) - s)
+        with m.Case(WeightFormat.INT, WeightFormat.TERNARY):
+            m.d.comb += corr.eq(-s)
+        with m.Default():
+            m.d.comb += corr.eq(0)
+    return corr
 
 
 class ColumnCorrection(wiring.Component):
@@ -68,32 +82,32 @@ class OffsetCorrection(wiring.Component):
         (:func:`~hw.layouts.result_row_layout`).
     """
 
-    def __init__(self, cfg: LutConfig):
+    def __init__(self, cfg: LutConfig, *, precomputed=False):
         if not isinstance(cfg, LutConfig):
             raise TypeError(f"cfg must be a LutConfig, not {cfg!r}")
         self._cfg = cfg
-        super().__init__({
-            "acc": In(acc_row_layout(cfg).size),
-            "act_sum": In(signed(cfg.sum_width)),
-            "format": In(WeightFormat),
-            "w_bits": In(cfg.plane_width),
-            "result": Out(result_row_layout(cfg).size),
-        })
+        self._precomputed = bool(precomputed)
+        # precomputed (``pipeline``): the caller registers the row's correction term
+        # (:func:`correction_term`) and feeds it as ``corr`` instead of ``act_sum``/``w_bits``
+        ports = {"acc": In(acc_row_layout(cfg).size)}
+        if precomputed:
+            ports["corr"] = In(signed(cfg.correction_width))
+            ports["format"] = In(WeightFormat)
+        else:
+            ports["act_sum"] = In(signed(cfg.sum_width))
+            ports["format"] = In(WeightFormat)
+            ports["w_bits"] = In(cfg.plane_width)
+        super().__init__({**ports, "result": Out(result_row_layout(cfg).size)})
 
     def elaborate(self, platform):
         cfg = self._cfg
         m = Module()
         accs = data.View(acc_row_layout(cfg), self.acc)
         results = data.View(result_row_layout(cfg), self.result)
-        s = self.act_sum
-        corr = Signal(signed(cfg.correction_width))
-        with m.Switch(self.format):
-            with m.Case(WeightFormat.UINT):
-                m.d.comb += corr.eq((s << self.w_bits) - s)
-            with m.Case(WeightFormat.INT, WeightFormat.TERNARY):
-                m.d.comb += corr.eq(-s)
-            with m.Default():
-                m.d.comb += corr.eq(0)
+        if self._precomputed:
+            corr = self.corr
+        else:
+            corr = correction_term(m, cfg, self.act_sum, self.format, self.w_bits)
         binary = Signal()
         m.d.comb += binary.eq(self.format == WeightFormat.BINARY)
         for c in range(cfg.n):

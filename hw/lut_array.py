@@ -7,12 +7,21 @@ from gen.config import LutConfig, WeightFormat
 
 from .accumulator import control_ports
 from .control import DirectDrain, OperationControl, OutputDrain, add_pe
-from .correction import OffsetCorrection
+from .correction import OffsetCorrection, correction_term
 from .layouts import (cmd_layout, result_row_layout, stream_ports, table_layout,
                       weight_plane_layout)
 from .lut_pe import LutPE
 
 __all__ = ["LutArray"]
+
+
+class _Stream:
+    """valid / ready / payload between the drain and the result register (``pipeline``)."""
+
+    def __init__(self, width):
+        self.valid = Signal(name="drain_valid")
+        self.ready = Signal(name="drain_ready")
+        self.payload = Signal(width, name="drain_payload")
 
 
 class LutArray(wiring.Component):
@@ -95,7 +104,13 @@ class LutArray(wiring.Component):
 
         # -- output stage: double buffer, or a drain from the accumulators ---------------------
         double = cfg.output_buffer == "double"
-        if double:
+        stages = cfg.pe_stages
+        if stages:
+            # pipeline: the drain feeds a result register (inner stream -> o_result) and keeps
+            # one row-select copy per column
+            inner = _Stream(cfg.result_row_width)
+            drain = OutputDrain(cfg, inner, copies=cfg.n if cfg.m > 1 else 0)
+        elif double:
             drain = OutputDrain(cfg, self.o_result)
         else:
             drain = DirectDrain(cfg, self.o_result, registered=cfg.output_buffer == "row")
@@ -110,8 +125,18 @@ class LutArray(wiring.Component):
         capture = Signal()
         group_done = Signal()
         op_done = Signal()
+        # pipeline: the PEs write their output registers ``stages`` edges after ``capture``;
+        # the drain is told then, and the output buffer is not free while a capture is on
+        # its way (it would be overwritten before it drains)
+        captures = [capture]
+        for i in range(stages):
+            captures.append(Signal(name=f"capture_d{i + 1}"))
+            m.d.sync += captures[-1].eq(captures[-2])
+        in_flight = Cat(captures[1:]).any() if stages else C(0, 1)
+        result_held = Signal(name="result_held") if stages else C(0, 1)
+        out_free = drain.free & ~in_flight
         if double:
-            blocked = last_plane & last_group & ~drain.free
+            blocked = last_plane & last_group & ~out_free
         elif cfg.accumulation == "shifted":
             blocked = ~drain.free
         else:
@@ -123,7 +148,7 @@ class LutArray(wiring.Component):
             op_done.eq(group_done & last_group),
             capture.eq(op_done),
             self.i_table.ready.eq(~table_valid | group_done),
-            self.o_busy.eq(op.active | drain.valid),
+            self.o_busy.eq(op.active | drain.valid | in_flight | result_held),
         ]
 
         with m.If(group_done):
@@ -169,6 +194,9 @@ class LutArray(wiring.Component):
                     for c in range(cfg.n)] for r in range(cfg.m)]
 
         # -- output stage: drain one row per beat through the offset correction ---------------
+        if stages:
+            self._pipelined_output(m, drain, captures[-1], op, act_sums, pe_outs, result_held)
+            return m
         m.submodules.correction = corr = OffsetCorrection(cfg)
         row_accs = [Cat(pe_outs[r]) for r in range(cfg.m)]
         m.d.comb += [
@@ -184,3 +212,45 @@ class LutArray(wiring.Component):
         else:
             drain.elaborate(m, capture, latch, corr.result)
         return m
+
+    def _pipelined_output(self, m, drain, capture, op, act_sums, pe_outs, held):
+        """``pipeline`` >= 1: the output stage with three cuts in its paths.
+
+        * each column muxes its own accumulators with its own copy of the row select;
+        * each row's correction term ``corr(S, format, w)`` is formed from the captured sum
+          ``S`` and registered when the drain is loaded (``format`` and ``w`` of the finished
+          operation travel down a delay line as long as the PEs' pipeline), so the drain adds
+          only ``acc + corr``;
+        * the result row is registered before ``o_result`` (a one-entry stream register).
+        """
+        cfg = self._cfg
+        fmt, w = op.format, op.w_bits
+        for i in range(cfg.pe_stages):
+            fmt_d = Signal(WeightFormat, name=f"op_format_d{i + 1}")
+            w_d = Signal(cfg.plane_width, name=f"op_w_d{i + 1}")
+            m.d.sync += [fmt_d.eq(fmt), w_d.eq(w)]
+            fmt, w = fmt_d, w_d
+        out_format = Signal(WeightFormat)
+        corr_regs = [Signal(signed(cfg.correction_width), name=f"corr_{r}")
+                     for r in range(cfg.m)]
+        latch = [(out_format, fmt)]
+        latch += [(reg, correction_term(m, cfg, s, fmt, w))
+                  for reg, s in zip(corr_regs, act_sums)]
+        m.submodules.correction = corr = OffsetCorrection(cfg, precomputed=True)
+        selects = drain.row_copies or [drain.row] * cfg.n
+        m.d.comb += [
+            corr.acc.eq(Cat(Array(pe_outs[r][c] for r in range(cfg.m))[selects[c]]
+                            for c in range(cfg.n))),
+            corr.corr.eq(Array(corr_regs)[drain.row]),
+            corr.format.eq(out_format),
+            drain.o_result.payload.eq(corr.result),
+        ]
+        drain.elaborate(m, capture, latch)
+        # the result register: loads whenever it is empty or its beat leaves on this edge
+        inner = drain.o_result
+        m.d.comb += [inner.ready.eq(~held | self.o_result.ready),
+                     self.o_result.valid.eq(held)]
+        with m.If(self.o_result.valid & self.o_result.ready):
+            m.d.sync += held.eq(0)
+        with m.If(inner.valid & inner.ready):
+            m.d.sync += [self.o_result.payload.eq(inner.payload), held.eq(1)]

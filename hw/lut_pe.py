@@ -32,7 +32,9 @@ class LutPE(wiring.Component):
     ``-x = ~x + 1``, the lookup gives ``~x`` and a carry, the tree adds the ``c`` carries.
     The tables come from the row (shared by its ``n`` PEs), the ``c*g``-bit index from the
     column (shared by its ``m`` PEs).
-    Control inputs are those of :class:`~hw.accumulator.BitSerialAccumulator`.
+    Control inputs are those of :class:`~hw.accumulator.BitSerialAccumulator`. With
+    ``pipeline`` >= 1 the adder-tree output and the controls are registered before the
+    accumulator (one cycle later).
     """
 
     def __init__(self, cfg: LutConfig):
@@ -76,9 +78,20 @@ class LutPE(wiring.Component):
             # a few more 1-bit operands of the same carry-save tree, cheaper than c negators
             # (the true sum fits tree_width, so truncating the wider expression is exact)
             m.d.comb += tree.eq(sum(entries) + sum(carries))
+        controls = {name: getattr(self, name) for name in control_ports(cfg)}
+        if cfg.pipeline:
+            # the lookup (and adder-tree) output is registered with the controls that go with
+            # it: the accumulator sees them one cycle later, together; each PE has its own
+            # copy of the controls, so no control net fans out beyond the PE
+            entry = Signal(signed(cfg.tree_width), name="entry_d")
+            m.d.sync += entry.eq(tree)
+            tree = entry
+            for name, value in list(controls.items()):
+                controls[name] = Signal(len(value), name=f"{name}_d")
+                m.d.sync += controls[name].eq(value)
         m.d.comb += [
             acc.entry.eq(tree),
-            *(getattr(acc, name).eq(getattr(self, name)) for name in control_ports(cfg)),
+            *(getattr(acc, name).eq(value) for name, value in controls.items()),
             self.out.eq(acc.out),
         ]
         return m

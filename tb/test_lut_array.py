@@ -297,17 +297,21 @@ async def test_back_to_back(dut):
     Phase 1 (operations of at least m + 1 planes): every weight beat from the first to the
     last goes in on consecutive edges (one bit-plane per cycle), the next command is taken on
     the edge of the current operation's last plane, and row r of an operation leaves r + 1
-    edges after its last plane. Phase 2: operations shorter than the drain (down to one plane)
-    back to back, limited by the output buffer but still exact.
+    edges after its last plane (plus ``pipeline_latency`` when pipelined). Phase 2:
+    operations shorter than the drain (down to one plane) back to back, limited by the output
+    buffer but still exact.
     """
     env = await LutEnv(dut, "test_back_to_back").start()
     cfg, tb = env.cfg, env.tb
     tb.set_pauses(None, None)
+    # a pipelined build (LutConfig.pipeline) delivers each row this many edges later, and its
+    # output buffer is free again that much later: phase 1 needs that many more planes
+    extra = getattr(cfg, "pipeline_latency", 0)
     # phase 1
     plan = []
     for fmt, w in _shuffled_ops(env, 3 if env.full else 1):
         beats_per_group = 1 if env.mac else w
-        groups_min = -(-(cfg.m + 1) // beats_per_group)
+        groups_min = -(-(cfg.m + 1 + extra) // beats_per_group)
         if groups_min > cfg.groups_max:
             continue
         hi = min(cfg.groups_max, groups_min + 2)
@@ -331,7 +335,7 @@ async def test_back_to_back(dut):
         for i, op in enumerate(ops):
             lp = wcyc[last[i]]
             rows = op["exp"].cycles
-            want = [lp + 1 + r for r in range(cfg.m)]
+            want = [lp + 1 + extra + r for r in range(cfg.m)]
             assert rows == want, (f"op {i} ({op['label']}): rows at edges {rows}, "
                                   f"expected {want} (last plane at edge {lp}) [seed {env.seed}]")
             if i + 1 < len(ops):

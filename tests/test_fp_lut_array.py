@@ -209,8 +209,8 @@ def test_emit_cli_q(tmp_path):
      "--table-format q applies to --top array or engine, not --top mac_direct"),
     (["--scale-block", "8"], "--scale-block applies to --table-format q only, not "
                              "--table-format int"),
-    (["--act", "fp16", "--table-format", "fp"],
-     "argument --table-format: invalid choice: 'fp'"),      # argparse words the rest
+    (["--act", "fp16", "--table-format", "fp8"],
+     "argument --table-format: invalid choice: 'fp8'"),      # argparse words the rest
 ])
 def test_emit_cli_bad_q_options(args, message, tmp_path, capsys):
     from gen.emit import main

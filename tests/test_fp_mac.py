@@ -174,6 +174,6 @@ def test_emit_cli_act_option(tmp_path, capsys):
         main(["--top", "array", "--act", "fp16", "--out", str(tmp_path / "bad")])
     assert exc.value.code == 2
     assert "--act fp16 applies to --top mac_dequant or mac_direct, or to --top array with " \
-        "--table-format q, not --top array" in \
+        "--table-format q or fp, not --top array" in \
         capsys.readouterr().err
     assert not (tmp_path / "bad").exists()

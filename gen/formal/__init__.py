@@ -10,7 +10,9 @@ and measured times):
 ``pe_group``    one group of ``w`` planes through the PE: ``out = sum_b 2**b * entry_b``
 ``correction``  corrected result = integer dot product, every format and ``w``
 ``stream``      valid/ready rules and beat counts on every stream of the array (BMC)
+``engine_stream`` the same on every stream of the engine (BMC)
 ``acc_range``   no overflow of partial or accumulator over ``k_max`` activations
+``fp_units``    the FP units (hw/fp) equal SMT-LIB FloatingPoint arithmetic, RNE (z3)
 """
 from __future__ import annotations
 
@@ -22,15 +24,24 @@ from gen.config import LutConfig
 
 from . import harness as H
 from .emitted import EmittedVerilog
-from .engines import ERROR, FAILED, PROVED, TIMEOUT, sat_proof, sby_proof
+from .engines import ERROR, FAILED, PROVED, SBY_SOLVER, SOLVERS, TIMEOUT, sat_proof, sby_proof
+from .fp_units import fp_unit_cases, fp_unit_proof
 
 __all__ = ["PROPERTIES", "ProofResult", "run_proofs", "render_table", "point_label",
-           "PROVED", "FAILED", "TIMEOUT", "ERROR", "STREAM_DEPTH"]
+           "PROVED", "FAILED", "TIMEOUT", "ERROR", "STREAM_DEPTH", "ENGINE_DEPTH", "SOLVERS",
+           "SBY_SOLVER"]
 
-PROPERTIES = ("lookup", "pe_group", "correction", "stream", "acc_range")
+PROPERTIES = ("lookup", "pe_group", "correction", "stream", "engine_stream", "acc_range",
+              "fp_units")
 
-#: cycles the stream proof checks from reset
+#: cycles the stream proof of the array checks from reset
 STREAM_DEPTH = 20
+#: cycles the engine's stream proof checks from reset: each cycle about doubles its time
+#: (docs/formal.md); 12 cycles cover a GEMM of two row blocks and the start of the next
+ENGINE_DEPTH = 12
+#: seconds an FP unit proof gets unless ``timeout`` says otherwise: multiplier and adder
+#: equivalences can run for hours (docs/formal.md has what finished)
+FP_TIMEOUT = 600
 
 
 @dataclass
@@ -80,19 +91,20 @@ class _Emitted:
         self.out_dir = Path(out_dir)
         self.cache = {}
 
-    def __call__(self, cfg):
-        if cfg not in self.cache:
+    def __call__(self, cfg, top="array"):
+        if (cfg, top) not in self.cache:
             from gen.emit import emit
-            res = emit(cfg, self.out_dir / "emit")
+            res = emit(cfg, self.out_dir / "emit", top=top)
             manifest = json.loads(Path(res["manifest"]).read_text())
             text = Path(res["verilog"]).read_text()
-            self.cache[cfg] = (text, EmittedVerilog(text), res["name"], manifest["pe_module"])
-        return self.cache[cfg]
+            self.cache[cfg, top] = (text, EmittedVerilog(text), res["name"],
+                                    manifest["pe_module"])
+        return self.cache[cfg, top]
 
 
-def _jobs(cfg: LutConfig, props, range_limit, stream_depth):
+def _jobs(cfg: LutConfig, props, range_limit, stream_depth, engine_depth, solver):
     """(property, case, design point, engine, build) for each proof to run."""
-    jobs = []
+    jobs: list = []
     if "lookup" in props:
         def lookup(em, c=cfg):
             text, ev, _, pe = em(c)
@@ -120,8 +132,19 @@ def _jobs(cfg: LutConfig, props, range_limit, stream_depth):
 
         def stream(em, c=c):
             text, ev, name, _ = em(c)
-            return dict(kind="sby", design=text, harness=H.stream_harness(c, ev, name))
-        jobs.append(("stream", "array", c, f"sby smtbmc z3, {stream_depth} cycles", stream))
+            return dict(kind="sby", design=text, depth=stream_depth,
+                        harness=H.stream_harness(c, ev, name))
+        jobs.append(("stream", "array", c, f"sby smtbmc {solver}, {stream_depth} cycles",
+                     stream))
+    if "engine_stream" in props:
+        c = stream_point(cfg)
+
+        def engine_stream(em, c=c):
+            text, ev, name, _ = em(c, "engine")
+            return dict(kind="sby", design=text, depth=engine_depth,
+                        harness=H.engine_stream_harness(c, ev, name))
+        jobs.append(("engine_stream", "engine", c,
+                     f"sby smtbmc {solver}, {engine_depth} cycles", engine_stream))
     if "acc_range" in props:
         c = range_point(cfg, range_limit)
         steps = c.groups_max * c.w_bits
@@ -133,12 +156,18 @@ def _jobs(cfg: LutConfig, props, range_limit, stream_depth):
                         harness=H.pe_harness(c, ev, pe, c.groups_max, c.w_bits))
         jobs.append(("acc_range", f"K={c.k_max} w={c.w_bits}", c,
                      f"yosys sat -seq {steps + 2}", acc_range))
+    if "fp_units" in props:
+        for unit, params, label in fp_unit_cases(min(cfg.w_bits, 5)):
+            jobs.append(("fp_units", label, "FP unit", "yosys write_smt2, z3 FP",
+                         lambda em, u=unit, p=params: dict(kind="fp", unit=u, params=p)))
     return jobs
 
 
 def run_proofs(cfg: LutConfig, out_dir, props=PROPERTIES, *, timeout=None, range_limit=8,
-               stream_depth=STREAM_DEPTH, progress=None):
+               stream_depth=STREAM_DEPTH, engine_depth=ENGINE_DEPTH, solver=SBY_SOLVER,
+               progress=None):
     """Run the proofs ``props`` for ``cfg``; one directory per proof under ``out_dir``.
+    ``solver`` is the SMT solver of the bounded (SymbiYosys) proofs, one of :data:`SOLVERS`.
 
     Returns a list of :class:`ProofResult`; ``progress(result)`` is called after each.
     """
@@ -146,20 +175,26 @@ def run_proofs(cfg: LutConfig, out_dir, props=PROPERTIES, *, timeout=None, range
     if unknown:
         raise ValueError(f"properties must be among {', '.join(PROPERTIES)}, not "
                          f"{', '.join(unknown)}")
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, not {solver!r}")
     out_dir = Path(out_dir)
     em = _Emitted(out_dir)
     results = []
-    for n, (prop, case, point, engine, build) in enumerate(_jobs(cfg, props, range_limit,
-                                                                       stream_depth)):
+    jobs = _jobs(cfg, props, range_limit, stream_depth, engine_depth, solver)
+    for n, (prop, case, point, engine, build) in enumerate(jobs):
         workdir = out_dir / (f"{n:02d}_{prop}" + (f"_{_slug(case)}" if case else ""))
         job = build(em)
         if job["kind"] == "sat":
             res = sat_proof(job["design"], job["harness"], workdir, seq=job.get("seq"),
                             sets=job.get("sets", ()), timeout=timeout)
+        elif job["kind"] == "fp":
+            res = fp_unit_proof(job["unit"], job["params"], workdir,
+                                timeout=timeout or FP_TIMEOUT)
         else:
-            res = sby_proof(job["design"], job["harness"], workdir, depth=stream_depth,
-                            **({"timeout": timeout} if timeout else {}))
-        result = ProofResult(prop, point_label(point), engine, res[0], res[1], res[2], res[3],
+            res = sby_proof(job["design"], job["harness"], workdir, depth=job["depth"],
+                            solver=solver, **({"timeout": timeout} if timeout else {}))
+        label = point_label(point) if isinstance(point, LutConfig) else point
+        result = ProofResult(prop, label, engine, res[0], res[1], res[2], res[3],
                              workdir, case)
         results.append(result)
         if progress:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from gen.cli import DesignArgumentParser, add_design_args, config_from_args, prog_name
 
-from . import PROPERTIES, render_table, run_proofs
+from . import ENGINE_DEPTH, PROPERTIES, SBY_SOLVER, SOLVERS, render_table, run_proofs
 
 __all__ = ["main"]
 
@@ -21,8 +21,8 @@ def main(argv=None):
         prog=prog_name("gen.formal", "lutcore-formal"),
         description="Prove the emitted Verilog of a design point against the math with "
                     "Yosys' SAT solver and SymbiYosys (docs/formal.md): the lookup, one PE "
-                    "group, the offset correction, the stream protocol and the accumulator "
-                    "range.")
+                    "group, the offset correction, the stream protocol of the array and of the "
+                    "engine, and the accumulator range.")
     add_design_args(p)
     f = p.add_argument_group("proofs")
     f.add_argument("--only", action="append", metavar="PROP",
@@ -31,11 +31,17 @@ def main(argv=None):
     f.add_argument("--out", default="build/formal", metavar="DIR",
                    help="directory for the proofs' files, logs and VCDs (default build/formal)")
     f.add_argument("--timeout", type=int, default=None, metavar="S",
-                   help="give up a proof after S seconds (default: no limit)")
+                   help="give up a proof after S seconds (default: no limit, 600 for "
+                        "an FP unit)")
     f.add_argument("--range-k-max", type=int, default=8, metavar="K",
                    help="acc_range proves K <= min(--k-max, this) activations (default 8)")
     f.add_argument("--stream-depth", type=int, default=20, metavar="N",
-                   help="cycles from reset the stream proof checks (default 20)")
+                   help="cycles from reset the array's stream proof checks (default 20)")
+    f.add_argument("--engine-depth", type=int, default=ENGINE_DEPTH, metavar="N",
+                   help="cycles from reset the engine's stream proof checks (default "
+                        f"{ENGINE_DEPTH}; each cycle about doubles its time)")
+    f.add_argument("--solver", choices=sorted(SOLVERS), default=SBY_SOLVER,
+                   help=f"SMT solver of the stream proofs (default {SBY_SOLVER})")
     args = p.parse_args(argv)
     cfg = config_from_args(p, args)
     props = PROPERTIES
@@ -49,8 +55,10 @@ def main(argv=None):
         p.error(f"--timeout must be at least 1 second, not {args.timeout}")
     if args.range_k_max < 1:
         p.error(f"--range-k-max must be at least 1, not {args.range_k_max}")
-    if args.stream_depth < 2:
-        p.error(f"--stream-depth must be at least 2 cycles, not {args.stream_depth}")
+    for opt in ("stream_depth", "engine_depth"):
+        if getattr(args, opt) < 2:
+            p.error(f"--{opt.replace('_', '-')} must be at least 2 cycles, not "
+                    f"{getattr(args, opt)}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         p.error(f"--out must be a directory, not the file {args.out!r}")
@@ -65,7 +73,8 @@ def main(argv=None):
                 print(f"  waveform: {r.vcd}")
 
     results = run_proofs(cfg, out, props, timeout=args.timeout, range_limit=args.range_k_max,
-                         stream_depth=args.stream_depth, progress=progress)
+                         stream_depth=args.stream_depth, engine_depth=args.engine_depth,
+                         solver=args.solver, progress=progress)
     print()
     print(render_table(results))
     failed = [r for r in results if not r.ok]

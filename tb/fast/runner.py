@@ -142,6 +142,9 @@ class GemmResult:
 class FastEngine:
     """One emitted engine, compiled once with its generated harness."""
 
+    #: Verilator warnings waived for this top (a subclass may add its own)
+    warnings = WARNINGS
+
     def __init__(self, cfg: LutConfig, workdir, top="engine", opt="-O2"):
         from gen.emit import emit
         self.cfg = cfg
@@ -172,7 +175,7 @@ class FastEngine:
             return 0.0
         cpp.write_text(src)
         cmd = ["verilator", "--cc", "--exe", "--build", "-O3", "--x-assign", "fast",
-               "--x-initial", "fast", "--noassert", *WARNINGS, "--top-module", self.name,
+               "--x-initial", "fast", "--noassert", *self.warnings, "--top-module", self.name,
                "--prefix", "Vtop", "-Mdir", str(self.workdir / "obj"), "-o", "harness",
                "-CFLAGS", opt, "-MAKEFLAGS", f"OPT_FAST={opt} OPT_SLOW=-O0",
                str(self.verilog), str(cpp)]

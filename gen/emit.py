@@ -38,8 +38,9 @@ def default_name(cfg, top="array"):
     return mac.name.replace("mac_array", f"{top}_array", 1)
 
 
-def build_top(cfg: LutConfig, top="array", pe_module=None):
-    """The Amaranth component for ``top`` (``cfg``: a LutConfig; a MacConfig for MAC tops)."""
+def build_top(cfg: LutConfig, top="array", pe_module=None, column_module=None):
+    """The Amaranth component for ``top`` (``cfg``: a LutConfig; a MacConfig for MAC tops);
+    ``column_module``: the fp-table array's column stage module name."""
     if top in ("array", "engine") and not isinstance(cfg, LutConfig):
         raise TypeError(f"cfg must be a LutConfig for top {top!r}, not {cfg!r}")
     if getattr(cfg, "table_format", "int") != "int" and top not in ("array", "engine"):
@@ -55,7 +56,7 @@ def build_top(cfg: LutConfig, top="array", pe_module=None):
         if top != "array":
             raise ValueError(f"top must be array with table_format 'fp', not {top!r}")
         from hw.fp_table_array import FpTableArray
-        return FpTableArray(cfg, pe_module=pe_module)
+        return FpTableArray(cfg, pe_module=pe_module, column_module=column_module)
     if top == "array":
         from hw.lut_array import LutArray
         return LutArray(cfg, pe_module=pe_module)
@@ -112,14 +113,19 @@ def render(cfg: LutConfig, name=None, top="array", act="int"):
     # The PE is its own Verilog module, instantiated m*n times: Amaranth would otherwise write
     # one module per instance, and synthesis should see (and count) one PE.
     pe_name = f"{name}_pe"
-    component = build_top(cfg, top, pe_module=pe_name)
+    # the fp-table array's n column output stages are one module too (inlined, Yosys crawls)
+    col_name = f"{name}_col" if getattr(cfg, "table_format", "int") == "fp" else None
+    component = build_top(cfg, top, pe_module=pe_name, column_module=col_name)
     ports = port_list(component)
     text = (verilog.convert(component.make_pe(), name=pe_name, emit_src=False)
+            + ("\n" + verilog.convert(component.make_column(), name=col_name, emit_src=False)
+               if col_name else "")
             + "\n" + verilog.convert(component, name=name, emit_src=False))
     manifest = {
         "name": name,
         "top": top,
         "pe_module": pe_name,
+        **({"column_module": col_name} if col_name else {}),
         "params": cfg.params(),
         "derived": cfg.derived(),
         # which of derived.cmd_width / derived.engine_cmd_width this top's i_cmd carries

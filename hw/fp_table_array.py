@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 from amaranth import *
 from amaranth.lib import data
-from amaranth.lib.wiring import Out
+from amaranth.lib.wiring import In, Out
 
 from gen.config import LutConfig, WeightFormat
 from gen.fp import FP32, default_window, dot_window
@@ -22,7 +22,8 @@ from .fp.units import finish, product_term
 from .fp_table_pe import FpTablePE
 from .layouts import cmd_layout, stream_ports, table_layout, weight_plane_layout
 
-__all__ = ["FpTableArray", "check_config", "scale_layout", "fp_result_row_layout"]
+__all__ = ["FpTableArray", "FpTableColumn", "check_config", "scale_layout",
+           "fp_result_row_layout"]
 
 
 def check_config(cfg):
@@ -72,12 +73,14 @@ class FpTableArray(FPUnit):
         As :class:`~hw.lut_array.LutArray`: the PE's Verilog module name, emitted once.
     """
 
-    def __init__(self, cfg: LutConfig, *, pe_module=None):
+    def __init__(self, cfg: LutConfig, *, pe_module=None, column_module=None):
         check_config(cfg)
-        if pe_module is not None and not isinstance(pe_module, str):
-            raise TypeError(f"pe_module must be a module name or None, not {pe_module!r}")
+        for name, value in (("pe_module", pe_module), ("column_module", column_module)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{name} must be a module name or None, not {value!r}")
         self._cfg = cfg
         self._pe_module = pe_module
+        self._column_module = column_module
         self.payload_layouts = {
             "i_cmd": cmd_layout(cfg),
             "i_scale": scale_layout(cfg),
@@ -94,6 +97,11 @@ class FpTableArray(FPUnit):
     def make_pe(self):
         """The PE that ``pe_module`` names (gen.emit converts it once)."""
         return FpTablePE(self._cfg)
+
+    def make_column(self):
+        """The per-column output stage that ``column_module`` names (gen.emit converts it
+        once: its ``n`` copies inlined into the top made Yosys crawl at M2N64)."""
+        return FpTableColumn(self._cfg)
 
     def elaborate(self, platform):
         cfg, act = self._cfg, self._cfg.act_fp
@@ -171,12 +179,42 @@ class FpTableArray(FPUnit):
         row_sum = Signal(FP32.width, name="out_row_sum")
         m.d.comb += [row.eq(Array(Cat(*outs) for outs in pe_outs)[drain.row]),
                      row_sum.eq(Array(sums)[drain.row])]
-        cols = [self._column(m, row[c * 32:(c + 1) * 32], row_sum, out_format, out_w,
-                             out_scales[c * act.width:(c + 1) * act.width], ew, c)
-                for c in range(cfg.n)]
+        cols = []
+        for c in range(cfg.n):
+            ins = dict(acc=row[c * 32:(c + 1) * 32], s=row_sum, fmt=out_format, w=out_w,
+                       scale=out_scales[c * act.width:(c + 1) * act.width])
+            if self._column_module is None:
+                unit = self.make_column()
+                m.d.comb += [getattr(unit, k).eq(v) for k, v in ins.items()]
+                out = unit.out
+            else:
+                out = Signal(FP32.width, name=f"col_{c}_out")
+                unit = Instance(self._column_module, o_out=out,
+                                **{f"i_{k}": v for k, v in ins.items()})
+            m.submodules[f"col_{c}"] = unit
+            cols.append(out)
         m.d.comb += self.o_result.payload.eq(Cat(*cols))
         drain.elaborate(m, op_done, [(out_format, op.format), (out_w, op.w_bits),
                                      (out_scales, scales)])
+        return m
+
+
+class FpTableColumn(FPUnit):
+    """Column output stage of :class:`FpTableArray`: ``out = RNE_fp32(corr(acc, s) * scale)``
+    (:meth:`_column`), one module per column so synthesis sees (and counts) one."""
+
+    def __init__(self, cfg: LutConfig):
+        check_config(cfg)
+        self._cfg = cfg
+        super().__init__({"acc": In(FP32.width), "s": In(FP32.width), "fmt": In(WeightFormat),
+                          "w": In(cfg.plane_width), "scale": In(cfg.act_fp.width),
+                          "out": Out(FP32.width)}, False)
+
+    def elaborate(self, platform):
+        m = Module()
+        ew = exp_width(self._cfg.act_fp, FP32)
+        m.d.comb += self.out.eq(self._column(m, self.acc, self.s, self.fmt, self.w, self.scale,
+                                             ew, 0))
         return m
 
     def _column(self, m, acc, s, fmt, w, scale, ew, c):

@@ -176,9 +176,9 @@ def synthesize_designs(designs, out, w_bits, *, jobs=1, liberty=None, gates="gen
 
     A design's ``act`` (default ``int``) goes to :func:`gen.emit.emit`; its ``name`` is the one
     emit gives it (the PE module's name comes from the manifest, loaded as ``manifest``);
-    ``check(design)`` runs on each design as soon as it is emitted, before any synthesis. Returns ``(results, figures,
-    wall seconds, wasm warm-up seconds or None)``, keyed by design key. Raises
-    :class:`SynthesisError` when any run fails.
+    ``check(design)`` runs on each design as soon as it is emitted, before any synthesis.
+    Returns ``(results, figures, wall seconds, wasm warm-up seconds or None)``, keyed by design
+    key. Raises :class:`SynthesisError` when any run fails.
     """
     from ..emit import default_name, render, write_build
     out.mkdir(parents=True, exist_ok=True)

@@ -118,7 +118,8 @@ def _breakdown(result, name):
     for t in result["types"]:
         label = t["type"].replace(name, "top", 1) if t["type"].startswith(name) else t["type"]
         rows.append({"type": label, "instances": t["instances"],
-                     "ge_each": t["with_submodules"]["ge"], "ge_local_total": t["total_local"]["ge"],
+                     "ge_each": t["with_submodules"]["ge"],
+                     "ge_local_total": t["total_local"]["ge"],
                      "share": t["total_local"]["ge"] / tot if tot else None})
     return rows
 

@@ -77,10 +77,11 @@ def full_tables(acts, cfg: LutConfig, pad):
     a = np.pad(a, ((0, 0), (0, -(-k // pad) * pad - k)))
     a = a.reshape(rows, -1, cfg.g)
     idx = np.arange(1 << cfg.g)
-    t = None
-    for i in range(cfg.g):
-        term = np.where((idx >> i) & 1, a[:, :, i, None], -a[:, :, i, None])
-        t = term if t is None else t + term
+    def term(i):
+        return np.where((idx >> i) & 1, a[:, :, i, None], -a[:, :, i, None])
+    t = term(0)
+    for i in range(1, cfg.g):
+        t = t + term(i)
     return t.astype(np.float32)
 
 

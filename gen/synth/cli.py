@@ -169,16 +169,7 @@ def _main_compare(p, args, cfg, out, argv):
     paths = write_compare_report(res, rdir)
     print(f"LUT vs MAC at W{cfg.w_bits} x A{cfg.a_bits}: MACs/cycle LUT = c*m*n*g/w, "
           f"MAC = m*n*g; density = MACs/cycle per 1000 GE")
-    for d in res["designs"]:
-        print(f"  {d['key']:<17} {d['shape']:<8} {fmt_ge(d['ge']):>12} GE  "
-              f"{d['ff_bits']:>6} FF bits  depth {str(d['depth'] or '—'):>3}  "
-              f"{d['macs_per_cycle']:>6g} MACs/cycle  density {d['density']:8.2f}  "
-              f"synth {d['synth_wall_s']:.1f} s")
-    for ln in res["lines"]:
-        area_txt = (f"{ln['area_ratio_mac_over_lut']:6.2f}"
-                    if ln["area_ratio_mac_over_lut"] is not None else "     —")
-        print(f"  density LUT/MAC {ln['density_ratio']:6.2f}  area MAC/LUT {area_txt}  "
-              f"{ln['mac']:<17} {ln['line']}")
+    _print_designs(res, lambda ln: f"{ln['mac']:<17} {ln['line']}")
     s = res["symmetrization"]
     print(f"  symmetrization: table bits {s['table_bits_symmetric']} vs {s['table_bits_full']}, "
           f"array GE saved {fmt_ge(s['ge_saved'])} ({100 * s['ge_saved_fraction']:.1f} %)")
@@ -253,6 +244,15 @@ def _main_compare_fp(p, args, cfg, out, argv):
     paths = write_fp_compare_report(res, rdir)
     print(f"LUT vs FP MAC at W{cfg.w_bits} x A_{args.act.upper()}: MACs/cycle LUT = c*m*n*g/w, "
           f"MAC = m*n*g; density = MACs/cycle per 1000 GE")
+    _print_designs(res, lambda ln: f"{ln['lut']:<7} {ln['mac']:<17} {ln['line']}")
+    print(area.weights_text())
+    print(f"wrote {paths['markdown']} and {paths['json']} "
+          f"({res['timing']['total_wall_s']:.0f} s)")
+    return 0
+
+
+def _print_designs(res, label):
+    """One line per synthesized design, then one per LUT/MAC ratio (``label(line)`` names it)."""
     for d in res["designs"]:
         print(f"  {d['key']:<17} {d['shape']:<8} {fmt_ge(d['ge']):>12} GE  "
               f"{d['ff_bits']:>6} FF bits  depth {str(d['depth'] or '—'):>3}  "
@@ -262,8 +262,4 @@ def _main_compare_fp(p, args, cfg, out, argv):
         area_txt = (f"{ln['area_ratio_mac_over_lut']:6.2f}"
                     if ln["area_ratio_mac_over_lut"] is not None else "     —")
         print(f"  density LUT/MAC {ln['density_ratio']:6.2f}  area MAC/LUT {area_txt}  "
-              f"{ln['lut']:<7} {ln['mac']:<17} {ln['line']}")
-    print(area.weights_text())
-    print(f"wrote {paths['markdown']} and {paths['json']} "
-          f"({res['timing']['total_wall_s']:.0f} s)")
-    return 0
+              f"{label(ln)}")

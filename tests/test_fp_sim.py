@@ -1,8 +1,9 @@
 """cocotb runs of the emitted FP units (Icarus and Verilator) against gen.fp.
 
-The quick tests (default suite) drive every special class and 10^4 random operations per unit
-on both simulators; the ``slow`` test drives 10^6 random operations per unit under Verilator
-and prints the operations per second through cocotb.
+The quick tests (default suite) drive every special class and 10^4 random operations through two
+units, the FP32 adder on Icarus and the FP16 g = 4 dot product on Verilator; the ``slow`` tests
+run every unit on both simulators, and 10^6 random operations per unit under Verilator with the
+operations per second through cocotb.
 """
 import json
 import os

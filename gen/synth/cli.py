@@ -147,17 +147,7 @@ def _main_compare(p, args, cfg, out, argv):
     if args.jobs < 1:
         p.error(f"--jobs must be at least 1, not {args.jobs}")
     lut_shape = (cfg.m, cfg.n, cfg.g)
-    mac_shape = QUICK_MAC_SHAPE if args.quick else MAC_SHAPE
-    if args.mac_shape is not None:
-        try:
-            mac_shape = parse_tile(args.mac_shape)
-            mac_config(cfg, mac_shape)
-        except (TypeError, ValueError) as e:
-            p.error(f"--mac-shape: {e}")
-    name = args.name or f"compare_w{cfg.w_bits}a{cfg.a_bits}" + ("_quick" if args.quick else "")
-    rdir = out / name
-    remove_reports(rdir)
-    command = "python -m gen.synth " + shlex.join(argv)
+    mac_shape, rdir, command = _compare_setup(p, args, cfg, out, argv, f"a{cfg.a_bits}")
     try:
         res = compare(cfg, rdir, lut_shape=lut_shape, mac_shape=mac_shape, jobs=args.jobs,
                       liberty=args.liberty, gates=args.gates, dedup=not args.no_dedup,
@@ -193,10 +183,10 @@ def _add_fp_args(p, group):
                             "tables; none: the FP MAC baselines alone)")
     group.add_argument("--table-bits", dest="fp_table_bits", type=int, default=None,
                        metavar="T", help="with --act fp16/bf16: bits of a q table entry "
-                                         "(default 8)")
+                                         f"(default {LutConfig().table_bits})")
     group.add_argument("--scale-block", dest="fp_scale_block", type=int, default=None,
                        metavar="B", help="with --act fp16/bf16: groups per FP32 table scale "
-                                         "of the q tables (default 16)")
+                                         f"of the q tables (default {LutConfig().scale_block})")
 
 
 def _main_compare_fp(p, args, cfg, out, argv):
@@ -209,8 +199,9 @@ def _main_compare_fp(p, args, cfg, out, argv):
         p.error(f"--jobs must be at least 1, not {args.jobs}")
     tables = {"both": ("q", "fp"), "q": ("q",), "fp": ("fp",), "none": ()}[
         args.lut_tables or "both"]
-    table_bits = 8 if args.fp_table_bits is None else args.fp_table_bits
-    scale_block = 16 if args.fp_scale_block is None else args.fp_scale_block
+    default = LutConfig()
+    table_bits = default.table_bits if args.fp_table_bits is None else args.fp_table_bits
+    scale_block = default.scale_block if args.fp_scale_block is None else args.fp_scale_block
     lut_shape = (cfg.m, cfg.n, cfg.g)
     try:                                  # validates --table-bits and --scale-block
         fp_lut_config(cfg, args.act, "q", lut_shape, table_bits=table_bits,
@@ -218,17 +209,7 @@ def _main_compare_fp(p, args, cfg, out, argv):
     except (TypeError, ValueError) as e:
         flag = "--table-bits" if "table_bits" in str(e) else "--scale-block"
         p.error(f"{flag}: {e}")
-    mac_shape = QUICK_MAC_SHAPE if args.quick else MAC_SHAPE
-    if args.mac_shape is not None:
-        try:
-            mac_shape = parse_tile(args.mac_shape)
-            mac_config(cfg, mac_shape)
-        except (TypeError, ValueError) as e:
-            p.error(f"--mac-shape: {e}")
-    name = args.name or f"compare_w{cfg.w_bits}{args.act}" + ("_quick" if args.quick else "")
-    rdir = out / name
-    remove_reports(rdir)
-    command = "python -m gen.synth " + shlex.join(argv)
+    mac_shape, rdir, command = _compare_setup(p, args, cfg, out, argv, args.act)
     try:
         res = compare_fp(cfg, rdir, args.act, lut_shape=lut_shape, mac_shape=mac_shape,
                          tables=tables, table_bits=table_bits, scale_block=scale_block,
@@ -263,3 +244,19 @@ def _print_designs(res, label):
                     if ln["area_ratio_mac_over_lut"] is not None else "     —")
         print(f"  density LUT/MAC {ln['density_ratio']:6.2f}  area MAC/LUT {area_txt}  "
               f"{label(ln)}")
+
+
+def _compare_setup(p, args, cfg, out, argv, act_label):
+    """What the integer and FP comparisons share: the MAC shape (``--mac-shape``, checked),
+    the report directory (emptied) and the command line recorded in the report."""
+    mac_shape = QUICK_MAC_SHAPE if args.quick else MAC_SHAPE
+    if args.mac_shape is not None:
+        try:
+            mac_shape = parse_tile(args.mac_shape)
+            mac_config(cfg, mac_shape)
+        except (TypeError, ValueError) as e:
+            p.error(f"--mac-shape: {e}")
+    name = args.name or f"compare_w{cfg.w_bits}{act_label}" + ("_quick" if args.quick else "")
+    rdir = out / name
+    remove_reports(rdir)
+    return mac_shape, rdir, "python -m gen.synth " + shlex.join(argv)

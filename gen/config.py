@@ -237,7 +237,7 @@ class LutConfig(_TileConfig):
     @property
     def fp_engine_cmd_width(self):
         """Bits of the FP engine's ``i_cmd``: the FP array's command, then the row-tile and
-        column-tile counts (``hw.fp_engine.fp_engine_cmd_fields``)."""
+        column-tile counts (``hw.fp_engine.fp_engine_cmd_layout``)."""
         return self.fp_cmd_width + 2 * self.tile_count_width
 
     #: bits of one FP32 value (table scales, results)

@@ -24,13 +24,15 @@ from fractions import Fraction
 
 import numpy as np
 
-from hw.layouts import table_layout, weight_plane_layout
+from hw.fp_engine import fp_engine_cmd_layout
+from hw.fp_lut_array import fp_cmd_layout
+from hw.layouts import pack, table_layout, weight_plane_layout
 
 from .config import LutConfig, WeightFormat
 from .fp import FP32, _term, decode, fp_format, from_float, fused_sum, round_pack, to_float
 from .fp_lut_fp import fp_stream, lut_fp_mpgemm
-from .golden import (_group_indices, _in_width, _packer, bit_planes, lookup, stored_tables,
-                     weight_codes)
+from .golden import (_group_indices, _in_width, _packer, _tile_counts, bit_planes, lookup,
+                     stored_tables, weight_codes)
 
 __all__ = ["pad_activations", "fp_tables", "fraction_to_fp", "quantize_tables",
            "block_results", "scale_product_term", "scale_stage", "lut_q_mpgemm",
@@ -272,11 +274,16 @@ def lut_q_mpgemm(acts, w, fmt, w_bits, cfg: LutConfig, wscales, trace=None):
 # -- stream beats (docs/fp-lut.md, "Ports") -------------------------------------------------
 
 def pack_fp_cmd(cfg: LutConfig, fmt, w_bits, blocks):
-    """One FP ``i_cmd`` beat: ``format`` [1:0], ``w`` (``plane_width`` bits), ``blocks``."""
+    """One FP ``i_cmd`` beat (:func:`hw.fp_lut_array.fp_cmd_layout`): ``format`` [1:0], ``w``
+    (``plane_width`` bits), ``blocks``."""
+    return pack(fp_cmd_layout(cfg), _fp_cmd_fields(cfg, fmt, w_bits, blocks))
+
+
+def _fp_cmd_fields(cfg, fmt, w_bits, blocks):
     fmt = cfg.check_op(fmt, w_bits)
     if not 1 <= blocks <= cfg.blocks_max:
         raise ValueError(f"blocks must be in 1..{cfg.blocks_max}, not {blocks}")
-    return fmt.value | (w_bits << 2) | (blocks << (2 + cfg.plane_width))
+    return {"format": fmt, "w_bits": w_bits, "blocks": blocks}
 
 
 def pack_q_tables(cfg: LutConfig, q):
@@ -328,14 +335,10 @@ def q_stream(cfg: LutConfig, acts, w, fmt, w_bits, wscales):
 
 
 def pack_fp_engine_cmd(cfg: LutConfig, fmt, w_bits, blocks, m_tiles, n_tiles):
-    """One FP engine ``i_cmd`` beat (:func:`hw.fp_engine.fp_engine_cmd_fields`): the FP array's
+    """One FP engine ``i_cmd`` beat (:func:`hw.fp_engine.fp_engine_cmd_layout`): the FP array's
     command, then ``m_tiles`` and ``n_tiles``."""
-    tw = cfg.tile_count_width
-    for name, v in (("m_tiles", m_tiles), ("n_tiles", n_tiles)):
-        if not 1 <= v < (1 << tw):
-            raise ValueError(f"{name} must be in 1..{(1 << tw) - 1}, not {v}")
-    return (pack_fp_cmd(cfg, fmt, w_bits, blocks) | m_tiles << cfg.fp_cmd_width
-            | n_tiles << (cfg.fp_cmd_width + tw))
+    return pack(fp_engine_cmd_layout(cfg), {"cmd": _fp_cmd_fields(cfg, fmt, w_bits, blocks),
+                                            **_tile_counts(cfg, m_tiles, n_tiles)})
 
 
 def q_gemm_streams(cfg: LutConfig, acts, w, fmt, w_bits, wscales):

@@ -327,12 +327,17 @@ def mac_stream(cfg: LutConfig, a_tile, w_tile, fmt, w_bits):
 def pack_engine_cmd(cfg: LutConfig, fmt, w_bits, groups, m_tiles, n_tiles):
     """One engine ``i_cmd`` beat (:func:`hw.layouts.engine_cmd_layout`): the array's command,
     then row tiles and column tiles."""
-    tw = cfg.tile_count_width
-    for name, v in (("m_tiles", m_tiles), ("n_tiles", n_tiles)):
-        if not 1 <= v < (1 << tw):
-            raise ValueError(f"{name} must be in 1..{(1 << tw) - 1}, not {v}")
     return pack(engine_cmd_layout(cfg), {"cmd": _cmd_fields(cfg, fmt, w_bits, groups),
-                                         "m_tiles": m_tiles, "n_tiles": n_tiles})
+                                         **_tile_counts(cfg, m_tiles, n_tiles)})
+
+
+def _tile_counts(cfg, m_tiles, n_tiles):
+    """The engine command's ``m_tiles`` and ``n_tiles`` fields, checked against their width."""
+    top = (1 << cfg.tile_count_width) - 1
+    for name, v in (("m_tiles", m_tiles), ("n_tiles", n_tiles)):
+        if not 1 <= v <= top:
+            raise ValueError(f"{name} must be in 1..{top}, not {v}")
+    return {"m_tiles": m_tiles, "n_tiles": n_tiles}
 
 
 def gemm_streams(cfg: LutConfig, a, w, fmt, w_bits):

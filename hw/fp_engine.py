@@ -9,9 +9,10 @@ from gen.config import LutConfig
 from gen.tile import unsigned_width
 
 from .fp_lut_array import FpLutArray, fp_cmd_layout, fp_result_row_layout
+from .fp_scale_stage import scale_layout
 from .layouts import stream_ports, table_layout, weight_plane_layout
 
-__all__ = ["FpLutEngine", "fp_engine_cmd_layout", "fp_engine_cmd_fields"]
+__all__ = ["FpLutEngine", "fp_engine_cmd_layout"]
 
 
 def fp_engine_cmd_layout(cfg: LutConfig):
@@ -19,13 +20,6 @@ def fp_engine_cmd_layout(cfg: LutConfig):
     then ``m_tiles`` and ``n_tiles`` (``tile_count_width`` bits each)."""
     return data.StructLayout({"cmd": fp_cmd_layout(cfg), "m_tiles": cfg.tile_count_width,
                               "n_tiles": cfg.tile_count_width})
-
-
-def fp_engine_cmd_fields(cfg: LutConfig):
-    """``[(name, width)]`` of the engine's ``i_cmd``, LSB first."""
-    tw = cfg.tile_count_width
-    return [("format", 2), ("w_bits", cfg.plane_width), ("blocks", cfg.blocks_width),
-            ("m_tiles", tw), ("n_tiles", tw)]
 
 
 class _BankedStore:
@@ -94,7 +88,7 @@ class FpLutEngine(wiring.Component):
 
     Attributes
     ----------
-    i_cmd : stream, in, ``fp_engine_cmd_width`` bits (:func:`fp_engine_cmd_fields`)
+    i_cmd : stream, in, ``fp_engine_cmd_width`` bits (:func:`fp_engine_cmd_layout`)
     i_table : stream, in, ``table_width`` bits: per row block, per step
     i_tscale : stream, in, ``table_scale_width`` bits: per row block, per scale block
     i_weight : stream, in, ``weight_width`` bits: per row block, per column block, per step,
@@ -117,9 +111,9 @@ class FpLutEngine(wiring.Component):
         self.payload_layouts = {
             "i_cmd": fp_engine_cmd_layout(cfg),
             "i_table": table_layout(cfg),
-            "i_tscale": data.ArrayLayout(cfg.fp_result_width, cfg.m),
+            "i_tscale": scale_layout(cfg).members["ts"],
             "i_weight": weight_plane_layout(cfg),
-            "i_wscale": data.ArrayLayout(cfg.act_fp.width, cfg.n),
+            "i_wscale": scale_layout(cfg).members["ws"],
             "o_result": fp_result_row_layout(cfg),
         }
         assert fp_engine_cmd_layout(cfg).size == cfg.fp_engine_cmd_width
@@ -136,17 +130,12 @@ class FpLutEngine(wiring.Component):
         steps_per_block = cfg.scale_block // cfg.tables_per_pe
 
         # -- the GEMM in flight ---------------------------------------------------------------
-        fields = {}
-        op = Signal(len(self.i_cmd.payload))
-        lo = 0
-        for name, width in fp_engine_cmd_fields(cfg):
-            fields[name] = op[lo:lo + width]
-            lo += width
+        op = Signal(fp_engine_cmd_layout(cfg))
         active = Signal()
         m.d.comb += self.i_cmd.ready.eq(~active)
         with m.If(self.i_cmd.valid & self.i_cmd.ready):
             m.d.sync += [op.eq(self.i_cmd.payload), active.eq(1)]
-        m_tiles, n_tiles, blocks = fields["m_tiles"], fields["n_tiles"], fields["blocks"]
+        m_tiles, n_tiles, blocks = op.m_tiles, op.n_tiles, op.cmd.blocks
         steps = Signal(unsigned_width(cfg.blocks_max * steps_per_block))
         m.d.comb += steps.eq(blocks * steps_per_block)
 
@@ -174,7 +163,7 @@ class FpLutEngine(wiring.Component):
         tiles_issued = Signal(cfg.tiles_width)
         m.d.comb += [
             tiles.eq(m_tiles * n_tiles),
-            array.i_cmd.payload.eq(Cat(fields["format"], fields["w_bits"], blocks)),
+            array.i_cmd.payload.eq(op.cmd),
             array.i_cmd.valid.eq(active & (tiles_issued < tiles)),
         ]
         with m.If(array.i_cmd.valid & array.i_cmd.ready):

@@ -87,7 +87,8 @@ class LutConfig(_TileConfig):
         operation; an FP32 stage applies the scales and accumulates across blocks.
     precompute : bool
         Engine only: build the tables in hardware from activations (``i_act``) instead of
-        taking tables precomputed by software (``i_table``, the paper's fused precompute).
+        taking tables precomputed by software (``i_table``, the paper's fused precompute);
+        with ``q`` tables also their scales (``hw.fp_precompute``). Not with ``fp`` tables.
     tables_per_pe : int
         ``c``, tables per PE (1..16): a PE holds ``c`` consecutive groups of its row, looks up
         ``c`` entries per cycle, sums them in a narrow adder tree (``tree_width``) and adds the
@@ -179,8 +180,8 @@ class LutConfig(_TileConfig):
             raise ValueError(f"table_format {self.table_format!r} needs act_format "
                              f"{'int' if self.table_format == 'int' else 'fp16 or bf16'}, "
                              f"not {self.act_format!r}")
-        if self.act_format != "int" and self.precompute:
-            raise ValueError("precompute must be False with FP activations (act_format "
+        if self.table_format == "fp" and self.precompute:
+            raise ValueError("precompute must be False with table_format 'fp' (act_format "
                              f"{self.act_format!r}): FP tables are precomputed by software")
         if self.table_format == "q":
             if self.scale_block % self.tables_per_pe:
@@ -223,6 +224,17 @@ class LutConfig(_TileConfig):
         if self._q:
             return -(-self.k_max // (self.scale_block * self.g))
         return self.groups_max
+
+    @property
+    def precompute_div_steps(self):
+        """Quotient bits per cycle of the FP precompute's scale dividers (``q``,
+        ``hw.fp_precompute.ScaleDivider``): the ``24 + t + 1`` bits of ``amax``'s significand
+        times ``2**(t+1)`` over the cycles a block's division may take without delaying the
+        quantizer, ``scale_block * (m - 1) - 1`` (the quantizer spends ``m`` cycles on each of
+        the previous block's ``scale_block`` groups, the activations 1 cycle per group), at
+        least 1."""
+        bits = 24 + self.table_bits + 1
+        return -(-bits // max(1, self.scale_block * (self.m - 1) - 1))
 
     @property
     def blocks_width(self):

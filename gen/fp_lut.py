@@ -26,7 +26,8 @@ import numpy as np
 
 from hw.fp_engine import fp_engine_cmd_layout
 from hw.fp_lut_array import fp_cmd_layout
-from hw.layouts import pack, table_layout, weight_plane_layout
+from hw.fp_precompute import fp_act_layout
+from hw.layouts import ArrayPacker, pack, table_layout, weight_plane_layout
 
 from .config import LutConfig, WeightFormat
 from .fp import FP32, _term, decode, fp_format, from_float, fused_sum, round_pack, to_float
@@ -37,7 +38,7 @@ from .golden import (_group_indices, _in_width, _packer, _tile_counts, bit_plane
 __all__ = ["pad_activations", "fp_tables", "fraction_to_fp", "quantize_tables",
            "block_results", "scale_product_term", "scale_stage", "lut_q_mpgemm",
            "pack_fp_cmd", "pack_q_tables", "pack_scales", "q_stream", "block_k",
-           "q_gemm_streams", "pack_fp_engine_cmd", "lut_fp_mpgemm", "fp_stream"]
+           "q_gemm_streams", "pack_fp_engine_cmd", "pack_fp_acts", "lut_fp_mpgemm", "fp_stream"]
 
 
 def _check_fp_cfg(cfg, table_format="q"):
@@ -298,6 +299,17 @@ def pack_q_tables(cfg: LutConfig, q):
     return [packer.pack(stored[:, j]) for j in range(stored.shape[1])]
 
 
+def pack_fp_acts(cfg: LutConfig, acts):
+    """``i_act`` beats of the FP precompute (:func:`hw.fp_precompute.fp_act_layout`) for
+    ``m x K`` activation patterns: one per group, K padded with +0 to whole scale blocks."""
+    acts = pad_activations(_patterns(acts, cfg.act_fp), block_k(cfg))
+    if acts.shape[0] != cfg.m:
+        raise ValueError(f"an activation tile must have m = {cfg.m} rows, not {acts.shape[0]}")
+    packer = ArrayPacker(fp_act_layout(cfg))
+    g = cfg.g
+    return [packer.pack(acts[:, j * g:(j + 1) * g]) for j in range(acts.shape[1] // g)]
+
+
 def _pack_weight_codes(cfg, codes, w_bits):
     idx = _group_indices(bit_planes(codes, w_bits), cfg.step_k)
     packer = _packer(cfg, weight_plane_layout)
@@ -351,7 +363,9 @@ def q_gemm_streams(cfg: LutConfig, acts, w, fmt, w_bits, wscales):
     ``tscales``: per row block, per scale block, the ``m`` FP32 table scales (``m x 32`` bits,
     row ``r`` at ``[32 r +: 32]``); ``weights``: per row block, per column block, per step,
     ``w`` planes MSB first; ``wscales``: per row block, per column block, per scale block, the
-    ``n`` weight scales (``ws[c]`` at ``[c * act.width +: act.width]``); ``expected``: the
+    ``n`` weight scales (``ws[c]`` at ``[c * act.width +: act.width]``); with
+    ``cfg.precompute`` also ``acts``: per row block, per group, the ``m x g`` activation
+    patterns (:func:`pack_fp_acts`, the precompute engine's ``i_act``); ``expected``: the
     padded ``M' x N'`` FP32 patterns; ``rows``: result beats in engine order; ``shape``.
     """
     act, fmt, acts, codes = _prepare(acts, w, fmt, w_bits, cfg)
@@ -370,10 +384,13 @@ def q_gemm_streams(cfg: LutConfig, acts, w, fmt, w_bits, wscales):
                  "fields": {"format": fmt, "w_bits": w_bits, "blocks": blocks,
                             "m_tiles": m_tiles, "n_tiles": n_tiles},
                  "tables": [], "tscales": [], "weights": [], "wscales": [], "rows": [],
+                 "acts": [],
                  "expected": expected, "shape": (rows, cols)}
     for mi in range(m_tiles):
         rs = slice(mi * cfg.m, (mi + 1) * cfg.m)
         out["tables"] += pack_q_tables(cfg, q[rs])
+        if cfg.precompute:
+            out["acts"] += pack_fp_acts(cfg, acts[rs])
         out["tscales"] += [sum(int(tscales[rs][r, k]) << (32 * r) for r in range(cfg.m))
                            for k in range(blocks)]
         for ni in range(n_tiles):

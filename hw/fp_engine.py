@@ -9,6 +9,7 @@ from gen.config import LutConfig
 from gen.tile import unsigned_width
 
 from .fp_lut_array import FpLutArray, fp_cmd_layout, fp_result_row_layout
+from .fp_precompute import FpTablePrecompute, fp_act_layout
 from .fp_scale_stage import scale_layout
 from .layouts import stream_ports, table_layout, weight_plane_layout
 
@@ -89,8 +90,12 @@ class FpLutEngine(wiring.Component):
     Attributes
     ----------
     i_cmd : stream, in, ``fp_engine_cmd_width`` bits (:func:`fp_engine_cmd_layout`)
-    i_table : stream, in, ``table_width`` bits: per row block, per step
+    i_table : stream, in, ``table_width`` bits: per row block, per step (``precompute=False``)
     i_tscale : stream, in, ``table_scale_width`` bits: per row block, per scale block
+        (``precompute=False``)
+    i_act : stream, in, ``act_width`` bits: per row block, per group, ``m x g`` activation
+        patterns (``precompute=True``, :func:`hw.fp_precompute.fp_act_layout`); the tables
+        and their scales are built by :class:`hw.fp_precompute.FpTablePrecompute`
     i_weight : stream, in, ``weight_width`` bits: per row block, per column block, per step,
         ``w`` planes MSB first
     i_wscale : stream, in, ``weight_scale_width`` bits: per row block, per column block, per
@@ -107,11 +112,15 @@ class FpLutEngine(wiring.Component):
                              f"not {cfg.table_format!r}")
         self._cfg = cfg
         self._array = FpLutArray(cfg, pe_module=pe_module)
+        self._precompute = FpTablePrecompute(cfg) if cfg.precompute else None
         #: the layout of every stream payload, by port (gen.emit writes them into the manifest)
+        if cfg.precompute:
+            sources = {"i_act": fp_act_layout(cfg)}
+        else:
+            sources = {"i_table": table_layout(cfg), "i_tscale": scale_layout(cfg).members["ts"]}
         self.payload_layouts = {
             "i_cmd": fp_engine_cmd_layout(cfg),
-            "i_table": table_layout(cfg),
-            "i_tscale": scale_layout(cfg).members["ts"],
+            **sources,
             "i_weight": weight_plane_layout(cfg),
             "i_wscale": scale_layout(cfg).members["ws"],
             "o_result": fp_result_row_layout(cfg),
@@ -144,7 +153,17 @@ class FpLutEngine(wiring.Component):
                               cfg, active, m_tiles, n_tiles, steps)
         tscales = _BankedStore(m, "tscales", cfg.table_scale_width, cfg.blocks_max, cfg,
                                active, m_tiles, n_tiles, blocks)
-        for store, src in ((tables, self.i_table), (tscales, self.i_tscale)):
+        if cfg.precompute:
+            # the precompute takes activations only during a GEMM, and its table and scale
+            # beats go into the stores exactly as software-precomputed ones would
+            m.submodules.precompute = pre = self._precompute
+            m.d.comb += [pre.i_act.payload.eq(self.i_act.payload),
+                         pre.i_act.valid.eq(self.i_act.valid & active),
+                         self.i_act.ready.eq(pre.i_act.ready & active)]
+            table_src, tscale_src = pre.o_table, pre.o_tscale
+        else:
+            table_src, tscale_src = self.i_table, self.i_tscale
+        for store, src in ((tables, table_src), (tscales, tscale_src)):
             m.d.comb += [src.ready.eq(store.can_write), store.wdata.eq(src.payload),
                          store.write.eq(src.valid & src.ready)]
         m.d.comb += [

@@ -41,10 +41,14 @@ def run_fp_engine(cfg, rows, k, cols, fmt, w_bits, seed=0, gap=0.0, acts=None):
         cycles.append(ctx.get(dut.o_cycles))
         assert ctx.get(dut.o_busy) == 0
 
+    if cfg.precompute:
+        sources = [put(dut.i_act, st["acts"])]
+    else:
+        sources = [put(dut.i_table, st["tables"]), put(dut.i_tscale, st["tscales"])]
     sim = Simulator(dut)
     sim.add_clock(1e-8)
-    for tb in (put(dut.i_cmd, [st["cmd"]]), put(dut.i_table, st["tables"]),
-               put(dut.i_tscale, st["tscales"]), put(dut.i_weight, st["weights"]),
+    for tb in (put(dut.i_cmd, [st["cmd"]]), *sources,
+               put(dut.i_weight, st["weights"]),
                put(dut.i_wscale, st["wscales"]), get):
         sim.add_testbench(tb)
     sim.run()

@@ -1,0 +1,420 @@
+"""Hardware table precompute for FP activations (``q`` tables): the quantized tables and the
+table scales of docs/fp-lut.md sections 1-2, built from a stream of FP16/BF16 activations,
+bit-exactly as ``gen.fp_lut.fp_tables`` and ``gen.fp_lut.quantize_tables`` define them.
+
+Three steps per scale block of ``b`` groups (docs/fp-lut-q-hw.md, "Hardware precompute"):
+
+* **amax** as the activations arrive: per row and group the sum of magnitudes
+  ``P = (((|a_0| + |a_1|) + |a_2|) + ...)`` in FP32, left to right, RNE. It is the largest
+  ``|T[idx]|`` of the group bit for bit: it is ``T`` of the index whose signs match the
+  activations', and every other ``|T[idx]|`` is at most it (RNE is monotone and sign-symmetric,
+  so ``|fl(x + y)| = fl(|x + y|) <= fl(|x| + |y|)`` at every step). A block is non-finite
+  exactly when some ``P`` is (a NaN or Inf activation, or an overflowing sum).
+* **scale** ``s = RNE_fp32(amax / Qmax)``: one restoring divider per row by the constant
+  ``Qmax``, ``precompute_div_steps`` quotient bits per cycle.
+* **quantize**, one row of one group per cycle: the ``2**(g-1)`` sums ``T[idx]`` with index
+  MSB 0 (the stored half; the other half is their negation, exact) from a tree of FP32 adders
+  that keeps the golden order, then ``q = clip(RNE(T / s), +-Qmax)`` for each by a restoring
+  divider of the significands with a round bit and a sticky remainder.
+"""
+from __future__ import annotations
+
+from amaranth import *
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+
+from gen.config import LutConfig
+from gen.fp import FP32, default_window
+
+from .fp.common import FPUnit, Term, exp_width
+from .layouts import stream_ports, table_layout
+
+__all__ = ["FpTablePrecompute", "ScaleDivider", "EntryQuantizer", "fp_act_layout"]
+
+
+def fp_act_layout(cfg: LutConfig):
+    """FP engine ``i_act`` beat: ``m`` rows of ``g`` activation-format patterns, activation
+    ``i`` of row ``r`` at ``[(r*g + i) * 16 +: 16]``."""
+    return data.ArrayLayout(data.ArrayLayout(cfg.act_fp.width, cfg.g), cfg.m)
+
+
+def _check_cfg(cfg):
+    if not isinstance(cfg, LutConfig):
+        raise TypeError(f"cfg must be a LutConfig, not {cfg!r}")
+    if cfg.table_format != "q":
+        raise ValueError(f"table_format must be 'q' for the FP precompute, "
+                         f"not {cfg.table_format!r}")
+    if cfg.tables_per_pe != 1:
+        raise ValueError(f"tables_per_pe must be 1 for the FP precompute, "
+                         f"not {cfg.tables_per_pe}")
+
+
+def _negate(t: Term):
+    return Term(nan=t.nan, inf=t.inf, zero=t.zero, sign=~t.sign, sig=t.sig, e_lsb=t.e_lsb,
+                width=t.width)
+
+
+def _abs(t: Term):
+    return Term(nan=t.nan, inf=t.inf, zero=t.zero, sign=C(0, 1), sig=t.sig, e_lsb=t.e_lsb,
+                width=t.width)
+
+
+def _add(unit, m, x, y, ew, name):
+    """FP32 ``x + y`` of two terms, correctly rounded (the FP32 adder, ``gen.fp.fp_add``),
+    and the result as a term."""
+    out = unit.fused_sum(m, [x, y], FP32, default_window(FP32), ew, name)
+    return unit.unpack(m, out, FP32, ew, f"{name}_u"), out
+
+
+def abs_sum(unit, m, acts, fmt, ew, name):
+    """FP32 bits of ``((|a_0| + |a_1|) + ...)``: the largest ``|T|`` of the group."""
+    acc = _abs(unit.unpack(m, acts[0], fmt, ew, f"{name}_a0"))
+    out = None
+    for i in range(1, len(acts)):
+        acc, out = _add(unit, m, acc, _abs(unit.unpack(m, acts[i], fmt, ew, f"{name}_a{i}")),
+                        ew, f"{name}_s{i}")
+    return out
+
+
+def half_table_sums(unit, m, acts, fmt, ew, name):
+    """FP32 bits of ``T[idx]`` for ``idx < 2**(g-1)`` (``a_{g-1}`` subtracted), in the golden
+    order ``((±a_0 ± a_1) ± a_2) ...``. A prefix sum and its negation differ only in sign
+    (RNE is sign-symmetric; an exact zero is +0 both ways, which no quotient sees), so each
+    level adds only the prefixes with ``+a_0``: ``2**g - 2`` adders in all at ``g = 4``."""
+    g = len(acts)
+    terms = [unit.unpack(m, a, fmt, ew, f"{name}_a{i}") for i, a in enumerate(acts)]
+    # prefix[p] for patterns p of bits 0..j with bit 0 set: the term of sum_i ±a_i
+    prefix = {1: terms[0]}
+    for j in range(1, g - 1):
+        nxt = {}
+        for p, t in prefix.items():
+            for bit in (0, 1):
+                a = terms[j] if bit else _negate(terms[j])
+                nxt[p | bit << j], _ = _add(unit, m, t, a, ew, f"{name}_p{j}_{p | bit << j}")
+        prefix = nxt
+    out = []
+    for idx in range(1 << (g - 1)):
+        low = idx & ((1 << (g - 1)) - 1)
+        if low & 1:
+            base = prefix[low]
+            _, bits = _add(unit, m, base, _negate(terms[g - 1]), ew, f"{name}_t{idx}")
+        else:          # T[idx] = -(P(~low) + a_{g-1}): the value with every sign flipped
+            base = prefix[~low & ((1 << (g - 1)) - 1)]
+            _, bits = _add(unit, m, base, terms[g - 1], ew, f"{name}_t{idx}")
+            flipped = Signal(32, name=f"{name}_t{idx}_neg")
+            m.d.comb += flipped.eq(bits ^ (1 << 31))
+            bits = flipped
+        out.append(bits)
+    return out
+
+
+def _normalize(m, sig, width, name):
+    """``sig`` shifted left until bit ``width - 1`` is set, and the shift (``sig`` != 0)."""
+    lz = Signal(range(width), name=f"{name}_lz")
+    for i in range(width):                        # later (higher) set bits win
+        with m.If(sig[i]):
+            m.d.comb += lz.eq(width - 1 - i)
+    norm = Signal(width, name=f"{name}_norm")
+    m.d.comb += norm.eq(sig << lz)
+    return norm, lz
+
+
+class ScaleDivider(FPUnit):
+    """``s = RNE_fp32(amax / Qmax)`` by restoring division (golden:
+    ``gen.fp_lut.quantize_tables``'s scale).
+
+    ``amax = M * 2**e`` (FP32, non-negative): the quotient ``Q`` of ``M * 2**(t+1)`` by the
+    constant ``Qmax = 2**(t-1) - 1`` and its remainder give the exact value
+    ``(Q + rem / Qmax) * 2**(e-t-1)``; ``Q`` has >= 26 bits for a normal ``amax`` (and reaches
+    below the subnormal grid for a subnormal one), so ``Q`` with the sticky bit ``rem != 0``
+    rounds once (``round_pack``) exactly as the exact quotient does. ``steps`` quotient bits
+    per cycle, ``cycles = ceil((24 + t + 1) / steps)`` cycles from ``start`` to ``done``.
+    ``amax = 0`` gives +0, ``amax`` Inf or NaN the canonical NaN.
+
+    Attributes
+    ----------
+    start : Signal(1), in     load ``amax`` (ignored while busy)
+    amax : Signal(32), in
+    busy, done : Signal(1), out   ``done`` stays high with ``out`` until the next ``start``
+    out : Signal(32), out
+    """
+
+    def __init__(self, table_bits, steps):
+        for name, v, lo, hi in (("table_bits", table_bits, 4, 16), ("steps", steps, 1, 64)):
+            if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+                raise ValueError(f"{name} must be in {lo}..{hi}, not {v!r}")
+        self.t = table_bits
+        self.qmax = (1 << (table_bits - 1)) - 1
+        self.n_bits = FP32.sig_bits + table_bits + 1
+        self.steps = steps
+        self.cycles = -(-self.n_bits // steps)
+        super().__init__({"start": wiring.In(1), "amax": wiring.In(32), "busy": wiring.Out(1),
+                          "done": wiring.Out(1), "out": wiring.Out(32)}, False)
+
+    def elaborate(self, platform):
+        m = Module()
+        ew = exp_width(FP32)
+        nb, qmax = self.n_bits, self.qmax
+        held = Signal(32)
+        p = self.unpack(m, held, FP32, ew, "amax")
+        num = Signal(nb)                  # the dividend's bits still to bring down, MSB first
+        quot = Signal(self.cycles * self.steps)   # Q of the dividend times 2**extra
+        rem = Signal(self.t)
+        left = Signal(range(self.cycles + 1))
+        m.d.comb += [self.busy.eq(left != 0)]
+
+        # ``steps`` restoring steps: bring down one bit, subtract Qmax if it fits
+        r, n, q = rem, num, quot
+        for i in range(self.steps):
+            trial = Signal(self.t + 1, name=f"trial{i}")
+            m.d.comb += trial.eq(Cat(n[-1], r))
+            fits = trial >= qmax
+            r2 = Signal(self.t, name=f"rem{i}")
+            m.d.comb += r2.eq(Mux(fits, trial - qmax, trial))
+            r, n, q = r2, (n << 1)[:nb], Cat(fits, q)
+        with m.If(self.start & ~self.busy):
+            m.d.sync += [held.eq(self.amax), num.eq(self.unpack(m, self.amax, FP32, ew, "in")
+                                                    .sig << (self.t + 1)),
+                         quot.eq(0), rem.eq(0), left.eq(self.cycles), self.done.eq(0)]
+        with m.Elif(self.busy):
+            m.d.sync += [rem.eq(r), num.eq(n[:nb]), quot.eq(q[:len(quot)]), left.eq(left - 1)]
+            with m.If(left == 1):
+                m.d.sync += self.done.eq(1)
+
+        # steps past the dividend's last bit shift zeros in: Q then holds extra low bits
+        extra = self.cycles * self.steps - nb
+        mag = Cat(rem.any(), quot)
+        e_lsb = Signal(signed(ew))
+        m.d.comb += e_lsb.eq(p.e_lsb - (self.t + 1) - extra - 1)
+        rounded = self.round_pack(m, C(0, 1), mag, e_lsb, FP32, ew, "s")
+        with m.If(p.nan | p.inf):
+            m.d.comb += self.out.eq(FP32.qnan)
+        with m.Elif(p.zero):
+            m.d.comb += self.out.eq(0)
+        with m.Else():
+            m.d.comb += self.out.eq(rounded)
+        return m
+
+
+class EntryQuantizer(FPUnit):
+    """``q_i = clip(RNE(T_i / s), -Qmax, Qmax)`` for ``lanes`` FP32 entries sharing one FP32
+    scale (golden: ``gen.fp_lut.quantize_tables``); combinational.
+
+    Both significands normalized to 24 bits (``MT``, ``Ms``), ``T / s = (MT / Ms) * 2**d``
+    with ``MT / Ms`` in (1/2, 2): ``d >= t`` clips, ``d <= -2`` gives 0, otherwise a restoring
+    divider forms ``X = floor(MT * 2**(t+1) / Ms)`` (``t + 2`` quotient bits) and the
+    remainder; ``X >> (t + 1 - d)`` is the integer part, the next bit the round bit, the rest
+    of ``X`` and the remainder the sticky bit. ``s`` zero, NaN or Inf, or ``T`` zero, gives 0.
+
+    Attributes
+    ----------
+    entries : Signal(32 * lanes), in     entry ``i`` at ``[32 i +: 32]``
+    scale : Signal(32), in
+    q : Signal(table_bits * lanes), out  two's complement, entry ``i`` at ``[t i +: t]``
+    """
+
+    def __init__(self, table_bits, lanes=1):
+        for name, v, lo, hi in (("table_bits", table_bits, 4, 16), ("lanes", lanes, 1, 64)):
+            if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+                raise ValueError(f"{name} must be in {lo}..{hi}, not {v!r}")
+        self.t = table_bits
+        self.lanes = lanes
+        super().__init__({"entries": wiring.In(32 * lanes), "scale": wiring.In(32),
+                          "q": wiring.Out(table_bits * lanes)}, False)
+
+    def _q_round_up(self, lsb, round_bit, sticky):
+        """RNE to an integer (the decision a rounding mutant changes)."""
+        return self._round_up(lsb, round_bit, sticky)
+
+    def elaborate(self, platform):
+        m = Module()
+        t, sw = self.t, FP32.sig_bits
+        qmax = (1 << (t - 1)) - 1
+        ew = exp_width(FP32)
+        ps = self.unpack(m, self.scale, FP32, ew, "s")
+        ms, ls = _normalize(m, ps.sig, sw, "s")
+        s_dead = ps.zero | ps.nan | ps.inf
+        for i in range(self.lanes):
+            pt = self.unpack(m, self.entries[32 * i:32 * (i + 1)], FP32, ew, f"t{i}")
+            mt, lt = _normalize(m, pt.sig, sw, f"t{i}")
+            d = Signal(signed(ew + 1), name=f"d{i}")
+            m.d.comb += d.eq((pt.e_lsb - lt) - (ps.e_lsb - ls))
+            # restoring division, MSB first: remainder < 2 Ms fits sw + 1 bits
+            r = Signal(sw + 1, name=f"r{i}_0")
+            m.d.comb += r.eq(mt)
+            xbits = []
+            for k in range(t + 2):
+                fits = r >= ms
+                diff = Signal(sw + 1, name=f"r{i}_{k}_d")
+                m.d.comb += diff.eq(Mux(fits, r - ms, r))
+                xbits.append(fits)
+                if k < t + 1:
+                    nr = Signal(sw + 1, name=f"r{i}_{k + 1}")
+                    m.d.comb += nr.eq(diff << 1)
+                    r = nr
+                else:
+                    r = diff
+            x = Signal(t + 2, name=f"x{i}")
+            m.d.comb += x.eq(Cat(*reversed(xbits)))
+            sh = Signal(range(t + 3), name=f"sh{i}")
+            m.d.comb += sh.eq(t + 1 - d)                # in 2..t+2 where it is used
+            ext = Signal(2 * (t + 2), name=f"ext{i}")
+            m.d.comb += ext.eq(Cat(C(0, t + 2), x) >> sh)
+            whole = ext[t + 2:]
+            round_bit = ext[t + 1]
+            sticky = ext[:t + 1].any() | r.any()
+            mag = Signal(t + 3, name=f"mag{i}")
+            m.d.comb += mag.eq(whole + self._q_round_up(whole[0], round_bit, sticky))
+            clipped = Signal(t, name=f"qabs{i}")
+            with m.If(s_dead | pt.zero | (d <= -2)):
+                m.d.comb += clipped.eq(0)
+            with m.Elif((d >= t) | (mag > qmax)):
+                m.d.comb += clipped.eq(qmax)
+            with m.Else():
+                m.d.comb += clipped.eq(mag)
+            m.d.comb += self.q[t * i:t * (i + 1)].eq(Mux(pt.sign, -clipped, clipped))
+        return m
+
+
+class FpTablePrecompute(FPUnit):
+    """The ``q`` tables (``o_table``, one beat per group) and the table scales (``o_tscale``,
+    one beat per scale block) of a stream of FP activations (``i_act``, one beat per group:
+    ``m x g`` patterns), every ``scale_block`` beats one block.
+
+    Blocks flow through three stages that overlap across blocks: the activations go into one
+    of two banks of a block memory while their amax is taken; the row dividers form the block's
+    scales; the quantizer reads the bank back one row of one group per cycle (``m`` cycles per
+    table beat). Timing and ports: docs/fp-lut-q-hw.md, "Hardware precompute".
+    """
+
+    def __init__(self, cfg: LutConfig, *, quantizer=EntryQuantizer, divider=ScaleDivider):
+        _check_cfg(cfg)
+        self._cfg = cfg
+        self._quantizer, self._divider = quantizer, divider
+        self.payload_layouts = {"i_act": fp_act_layout(cfg), "o_table": table_layout(cfg),
+                                "o_tscale": data.ArrayLayout(32, cfg.m)}
+        super().__init__(stream_ports(self.payload_layouts), False)
+
+    def elaborate(self, platform):
+        cfg = self._cfg
+        m = Module()
+        b, rows, g, t = cfg.scale_block, cfg.m, cfg.g, cfg.table_bits
+        half = 1 << (g - 1)
+        fmt = cfg.act_fp
+        ew = exp_width(fmt, FP32)
+        unit = self                        # the FP steps (unpack, fused_sum) of FPUnit
+
+        mem = Memory(shape=cfg.act_width, depth=2 * b, init=[])
+        m.submodules.acts = mem
+        wport = mem.write_port()
+        rport = mem.read_port(domain="comb")
+
+        # -- stage 1: take activations, running amax per row --------------------------------
+        acts_in = data.View(fp_act_layout(cfg), self.i_act.payload)
+        a_grp = Signal(range(b))
+        a_bank = Signal()
+        full = Signal(range(3))            # blocks in the memory, not yet quantized
+        amax = [Signal(32, name=f"amax{r}") for r in range(rows)]
+        new_max = []
+        for r in range(rows):
+            p = abs_sum(unit, m, [acts_in[r][i] for i in range(g)], fmt, ew, f"pabs{r}")
+            nm = Signal(32, name=f"amax{r}_next")
+            # non-negative FP32 patterns order as integers; the canonical NaN is above Inf
+            m.d.comb += nm.eq(Mux((a_grp == 0) | (p > amax[r]), p, amax[r]))
+            new_max.append(nm)
+
+        divs = []
+        for r in range(rows):
+            d = self._divider(t, cfg.precompute_div_steps)
+            m.submodules[f"div{r}"] = d
+            divs.append(d)
+        div_idle = Signal()
+        div_done = divs[0].done & ~divs[0].busy
+        last_in = a_grp == b - 1
+        m.d.comb += [
+            self.i_act.ready.eq((full < 2) & (~last_in | div_idle)),
+            wport.addr.eq(Mux(a_bank, b, 0) + a_grp),
+            wport.data.eq(self.i_act.payload),
+            wport.en.eq(self.i_act.valid & self.i_act.ready),
+        ]
+        take_in = self.i_act.valid & self.i_act.ready
+        with m.If(take_in):
+            m.d.sync += [amax[r].eq(new_max[r]) for r in range(rows)]
+            m.d.sync += a_grp.eq(Mux(last_in, 0, a_grp + 1))
+            with m.If(last_in):
+                m.d.sync += a_bank.eq(~a_bank)
+        for r, d in enumerate(divs):
+            m.d.comb += [d.amax.eq(new_max[r]), d.start.eq(take_in & last_in)]
+
+        # -- stage 2: scales; a finished division moves into the block's scale register ------
+        holding = Signal()                 # the dividers hold a result not yet moved
+        scale = [Signal(32, name=f"scale{r}") for r in range(rows)]
+        s_full = Signal()
+        s_release = Signal()
+        m.d.comb += div_idle.eq(~divs[0].busy & ~holding)
+        with m.If(take_in & last_in):
+            m.d.sync += holding.eq(1)
+        move = Signal()
+        m.d.comb += move.eq(holding & div_done & (~s_full | s_release))
+        ts_sent = Signal()
+        with m.If(move):
+            m.d.sync += [holding.eq(0), s_full.eq(1), ts_sent.eq(0)]
+            m.d.sync += [scale[r].eq(divs[r].out) for r in range(rows)]
+        with m.Elif(s_release):
+            m.d.sync += s_full.eq(0)
+        m.d.comb += [self.o_tscale.payload.eq(Cat(*scale)),
+                     self.o_tscale.valid.eq(s_full & ~ts_sent)]
+        with m.If(self.o_tscale.valid & self.o_tscale.ready & ~move):
+            m.d.sync += ts_sent.eq(1)
+
+        # -- stage 3: quantize one row of one group per cycle --------------------------------
+        b_grp = Signal(range(b))
+        b_row = Signal(range(rows))
+        b_bank = Signal()
+        b_finished = Signal()              # the block's last row is quantized
+        beat = Signal(cfg.table_width)
+        beat_view = data.View(table_layout(cfg), beat)
+        m.d.comb += self.o_table.payload.eq(beat)
+        acts_rd = data.View(fp_act_layout(cfg), rport.data)
+        m.d.comb += rport.addr.eq(Mux(b_bank, b, 0) + b_grp)
+        row_acts = Signal(g * fmt.width)
+        m.d.comb += row_acts.eq(acts_rd.as_value().word_select(b_row, g * fmt.width))
+        sums = half_table_sums(unit, m, [row_acts[i * fmt.width:(i + 1) * fmt.width]
+                                         for i in range(g)], fmt, ew, "tab")
+        m.submodules.quant = quant = self._quantizer(t, half)
+        row_scale = Signal(32)
+        m.d.comb += [row_scale.eq(Cat(*scale).word_select(b_row, 32)),
+                     quant.scale.eq(row_scale), quant.entries.eq(Cat(*sums))]
+        q_row = Signal(cfg.table_row_width)
+        qs = [quant.q[t * e:t * (e + 1)] for e in range(half)]
+        if cfg.symmetric:
+            m.d.comb += q_row.eq(Cat(*qs))
+        else:                              # q[idx] = -q[~idx] for the index-MSB-1 half
+            mask = (1 << g) - 1
+            m.d.comb += q_row.eq(Cat(*(qs[e] if e < half else (-qs[~e & mask].as_signed())[:t]
+                                       for e in range(1 << g))))
+        advance = Signal()
+        m.d.comb += advance.eq(s_full & ~b_finished & (~self.o_table.valid | self.o_table.ready))
+        with m.If(self.o_table.valid & self.o_table.ready):
+            m.d.sync += self.o_table.valid.eq(0)
+        with m.If(advance):
+            for r in range(rows):
+                with m.If(b_row == r):
+                    m.d.sync += beat_view[r].as_value().eq(q_row)
+            with m.If(b_row == rows - 1):
+                m.d.sync += [self.o_table.valid.eq(1), b_row.eq(0)]
+                with m.If(b_grp == b - 1):
+                    m.d.sync += [b_grp.eq(0), b_bank.eq(~b_bank), b_finished.eq(1)]
+                with m.Else():
+                    m.d.sync += b_grp.eq(b_grp + 1)
+            with m.Else():
+                m.d.sync += b_row.eq(b_row + 1)
+        m.d.comb += s_release.eq(b_finished & (ts_sent | (self.o_tscale.valid
+                                                           & self.o_tscale.ready)))
+        with m.If(s_release):
+            m.d.sync += b_finished.eq(0)
+        block_done = advance & (b_row == rows - 1) & (b_grp == b - 1)
+        block_in = take_in & last_in
+        m.d.sync += full.eq(full + block_in - block_done)
+        return m
+

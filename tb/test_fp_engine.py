@@ -51,18 +51,24 @@ if cocotb is not None:
 
     ROLES = {"cmd": "i_cmd", "table": "i_table", "tscale": "i_tscale", "weight": "i_weight",
              "wscale": "i_wscale", "result": "o_result"}
+    #: a precompute engine (``--precompute``) takes activations instead of tables and scales
+    PRE_ROLES = {"cmd": "i_cmd", "act": "i_act", "weight": "i_weight", "wscale": "i_wscale",
+                 "result": "o_result"}
 
     async def run_gemms(dut, gemms, pauses=None):
         manifest, cfg, _ = load()
-        tb = TB(dut, stream_ports(manifest["ports"]), roles=ROLES)
+        roles = PRE_ROLES if cfg.precompute else ROLES
+        tb = TB(dut, stream_ports(manifest["ports"]), roles=roles)
         if pauses is not None:
             tb.set_pauses(sources=pauses, sinks=pauses())
         await tb.reset()
         want = 0
+        inputs = ("act", "weight", "wscale") if cfg.precompute else (
+            "table", "tscale", "weight", "wscale")
         for st in gemms:
             tb.cmd.send_nowait(st["cmd"])
-            for role in ("table", "tscale", "weight", "wscale"):
-                tb[ROLES[role]].send_nowait([int(b) for b in st[role + "s"]])
+            for role in inputs:
+                tb[roles[role]].send_nowait([int(b) for b in st[role + "s"]])
             want += len(st["rows"])
         budget = 400 + 8 * sum(len(st["weights"]) + 4 * len(st["rows"]) for st in gemms)
         while len(tb.result.transfers) < want and budget:

@@ -97,3 +97,14 @@ def test_fp_engine_utilization():
 def test_fp_engine_rejects_other_tables():
     with pytest.raises(ValueError, match="table_format must be 'q' for the FP engine"):
         FpLutEngine(LutConfig())
+
+
+def test_fp_engine_precompute_matches_golden():
+    """``precompute=True``: activations in (``i_act``), tables and scales built in hardware
+    (hw/fp_precompute.py), the same results bit for bit; g = 2 keeps amaranth.sim quick (g = 4:
+    the cocotb run of tests/test_fp_engine_sim.py)."""
+    cfg = CFG.replace(g=2, n=2, scale_block=2, precompute=True)
+    got, want, _, _ = run_fp_engine(cfg, 3, 20, 3, "int", 2, seed=11, gap=0.3)
+    assert got == want
+    with pytest.raises(ValueError, match="tables_per_pe must be 1 for the FP precompute"):
+        FpLutEngine(cfg.replace(tables_per_pe=2, scale_block=4))

@@ -23,6 +23,13 @@ def test_fp_engine_icarus(tmp_path):
     _check_cycles(run_fp_engine_sim(SMALL, "icarus", tmp_path, seed=2718))
 
 
+def test_fp_engine_precompute_icarus(tmp_path):
+    """The engine with the hardware precompute (``--precompute``): activations in, the same
+    results bit for bit, and still a constant overhead per GEMM at w = 2 = m."""
+    _check_cycles(run_fp_engine_sim(SMALL.replace(precompute=True), "icarus", tmp_path,
+                                    seed=2720))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("act", ["fp16", "bf16"])
 def test_fp_engine_verilator(act, tmp_path):

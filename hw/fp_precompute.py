@@ -409,11 +409,13 @@ class FpTablePrecompute(FPUnit):
                     m.d.sync += b_grp.eq(b_grp + 1)
             with m.Else():
                 m.d.sync += b_row.eq(b_row + 1)
-        m.d.comb += s_release.eq(b_finished & (ts_sent | (self.o_tscale.valid
-                                                           & self.o_tscale.ready)))
+        # the scale register frees on the edge the block's last row is quantized (and its
+        # beat of scales has gone out), so the next block's scales move in without a gap
+        block_done = advance & (b_row == rows - 1) & (b_grp == b - 1)
+        m.d.comb += s_release.eq((b_finished | block_done) & (
+            ts_sent | (self.o_tscale.valid & self.o_tscale.ready)))
         with m.If(s_release):
             m.d.sync += b_finished.eq(0)
-        block_done = advance & (b_row == rows - 1) & (b_grp == b - 1)
         block_in = take_in & last_in
         m.d.sync += full.eq(full + block_in - block_done)
         return m

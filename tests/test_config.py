@@ -346,8 +346,8 @@ BAD = [
     ({"act_format": "fp16", "table_format": "q", "tables_per_pe": 4, "scale_block": 10},
      ValueError, "scale_block must be a multiple of tables_per_pe = 4, not 10"),
     ({"act_format": "fp16", "table_format": "fp", "precompute": True},
-     ValueError, "precompute must be False with table_format 'fp' (act_format 'fp16'): FP tables are "
-     "precomputed by software"),
+     ValueError, "precompute must be False with table_format 'fp' (act_format 'fp16'): FP "
+     "tables are precomputed by software"),
 ]
 
 

@@ -265,3 +265,43 @@ def test_precompute_rejects_other_configs():
         ScaleDivider(8, 0)
     with pytest.raises(ValueError, match="table_bits must be in 4..16, not 3"):
         EntryQuantizer(3)
+
+
+@pytest.mark.slow
+def test_emit_cli_precompute_engine(tmp_path):
+    """``--precompute`` with ``--table-format q --top engine``: ``i_act`` replaces ``i_table``
+    and ``i_tscale`` (manifest ports and layouts). Slow (the engine's Verilog); the default
+    suite emits the same engine through ``gen.emit.emit`` in tests/test_fp_engine_sim.py."""
+    from gen.emit import main
+    out = tmp_path / "ok"
+    assert main(["--act", "bf16", "--table-format", "q", "--top", "engine", "--precompute",
+                 "--group", "2", "--scale-block", "2", "--m", "2", "--n", "2", "--k-max", "64",
+                 "--out", str(out)]) == 0
+    cfg = q_cfg(g=2, b=2, act="bf16").replace(k_max=64, precompute=True)
+    name = cfg.name.replace("lut_array", "lut_engine", 1)
+    assert name.endswith("_pre")
+    manifest = __import__("json").loads((out / f"{name}.json").read_text())
+    assert LutConfig.from_dict(manifest) == cfg
+    ports = {p["name"]: (p["direction"], p["width"]) for p in manifest["ports"]}
+    assert ports["i_act__payload"] == ("input", cfg.act_width) == ("input", 2 * 2 * 16)
+    assert "i_table__payload" not in ports and "i_tscale__payload" not in ports
+    assert manifest["layouts"]["i_act__payload"]["element"]["length"] == cfg.g
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--act", "fp16", "--table-format", "q", "--precompute"],
+     "--precompute needs --top engine"),
+    (["--act", "fp16", "--table-format", "fp", "--precompute"],
+     "precompute must be False with table_format 'fp'"),
+    (["--act", "fp16", "--table-format", "q", "--top", "engine", "--precompute",
+      "--tables-per-pe", "2", "--scale-block", "4"],
+     "--tables-per-pe: the precompute engine takes one table per PE, not 2"),
+])
+def test_emit_cli_bad_precompute(args, message, tmp_path, capsys):
+    from gen.emit import main
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--out", str(tmp_path / "bad")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "bad").exists()

@@ -108,6 +108,28 @@ def half_table_sums(unit, m, acts, fmt, ew, name):
     return out
 
 
+class _GroupSums(FPUnit):
+    """One row's group in its own module (so synthesis sees one adder tree at a time):
+    ``kind = "abs"``: ``out`` = :func:`abs_sum` (32 bits); ``"half"``: ``out`` = the
+    ``2**(g-1)`` sums of :func:`half_table_sums`, entry ``e`` at ``[32 e +: 32]``."""
+
+    def __init__(self, fmt, g, kind):
+        self.fmt, self.g, self.kind = fmt, g, kind
+        width = 32 if kind == "abs" else 32 << (g - 1)
+        super().__init__({"acts": wiring.In(g * fmt.width), "out": wiring.Out(width)}, False)
+
+    def elaborate(self, platform):
+        m = Module()
+        w = self.fmt.width
+        acts = [self.acts[i * w:(i + 1) * w] for i in range(self.g)]
+        ew = exp_width(self.fmt, FP32)
+        if self.kind == "abs":
+            m.d.comb += self.out.eq(abs_sum(self, m, acts, self.fmt, ew, "pabs"))
+        else:
+            m.d.comb += self.out.eq(Cat(*half_table_sums(self, m, acts, self.fmt, ew, "tab")))
+        return m
+
+
 def _normalize(m, sig, width, name):
     """``sig`` shifted left until bit ``width - 1`` is set, and the shift (``sig`` != 0)."""
     lz = Signal(range(width), name=f"{name}_lz")
@@ -276,7 +298,7 @@ class EntryQuantizer(FPUnit):
         return m
 
 
-class FpTablePrecompute(FPUnit):
+class FpTablePrecompute(wiring.Component):
     """The ``q`` tables (``o_table``, one beat per group) and the table scales (``o_tscale``,
     one beat per scale block) of a stream of FP activations (``i_act``, one beat per group:
     ``m x g`` patterns), every ``scale_block`` beats one block.
@@ -293,7 +315,7 @@ class FpTablePrecompute(FPUnit):
         self._quantizer, self._divider = quantizer, divider
         self.payload_layouts = {"i_act": fp_act_layout(cfg), "o_table": table_layout(cfg),
                                 "o_tscale": data.ArrayLayout(32, cfg.m)}
-        super().__init__(stream_ports(self.payload_layouts), False)
+        super().__init__(stream_ports(self.payload_layouts))
 
     def elaborate(self, platform):
         cfg = self._cfg
@@ -301,8 +323,6 @@ class FpTablePrecompute(FPUnit):
         b, rows, g, t = cfg.scale_block, cfg.m, cfg.g, cfg.table_bits
         half = 1 << (g - 1)
         fmt = cfg.act_fp
-        ew = exp_width(fmt, FP32)
-        unit = self                        # the FP steps (unpack, fused_sum) of FPUnit
 
         mem = Memory(shape=cfg.act_width, depth=2 * b, init=[])
         m.submodules.acts = mem
@@ -317,7 +337,9 @@ class FpTablePrecompute(FPUnit):
         amax = [Signal(32, name=f"amax{r}") for r in range(rows)]
         new_max = []
         for r in range(rows):
-            p = abs_sum(unit, m, [acts_in[r][i] for i in range(g)], fmt, ew, f"pabs{r}")
+            m.submodules[f"amax_sum{r}"] = absum = _GroupSums(fmt, g, "abs")
+            m.d.comb += absum.acts.eq(acts_in[r].as_value())
+            p = absum.out
             nm = Signal(32, name=f"amax{r}_next")
             # non-negative FP32 patterns order as integers; the canonical NaN is above Inf
             m.d.comb += nm.eq(Mux((a_grp == 0) | (p > amax[r]), p, amax[r]))
@@ -379,8 +401,9 @@ class FpTablePrecompute(FPUnit):
         m.d.comb += rport.addr.eq(Mux(b_bank, b, 0) + b_grp)
         row_acts = Signal(g * fmt.width)
         m.d.comb += row_acts.eq(acts_rd.as_value().word_select(b_row, g * fmt.width))
-        sums = half_table_sums(unit, m, [row_acts[i * fmt.width:(i + 1) * fmt.width]
-                                         for i in range(g)], fmt, ew, "tab")
+        m.submodules.table_sums = tsum = _GroupSums(fmt, g, "half")
+        m.d.comb += tsum.acts.eq(row_acts)
+        sums = [tsum.out[32 * e:32 * (e + 1)] for e in range(half)]
         m.submodules.quant = quant = self._quantizer(t, half)
         row_scale = Signal(32)
         m.d.comb += [row_scale.eq(Cat(*scale).word_select(b_row, 32)),

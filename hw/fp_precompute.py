@@ -26,10 +26,10 @@ from amaranth.lib.memory import Memory
 from gen.config import LutConfig
 from gen.fp import FP32, default_window
 
-from .fp.common import FPUnit, Term, exp_width
+from .fp.common import FPUnit, exp_width
 from .layouts import stream_ports, table_layout
 
-__all__ = ["FpTablePrecompute", "ScaleDivider", "EntryQuantizer", "fp_act_layout"]
+__all__ = ["FpTablePrecompute", "ScaleDivider", "EntryQuantizer", "FpAdd", "fp_act_layout"]
 
 
 def fp_act_layout(cfg: LutConfig):
@@ -49,66 +49,79 @@ def _check_cfg(cfg):
                          f"not {cfg.tables_per_pe}")
 
 
-def _negate(t: Term):
-    return Term(nan=t.nan, inf=t.inf, zero=t.zero, sign=~t.sign, sig=t.sig, e_lsb=t.e_lsb,
-                width=t.width)
+class FpAdd(FPUnit):
+    """``out = a + b`` rounded once (RNE) into FP32, ``a`` a pattern of ``fmt_a``, ``b`` of
+    ``fmt_b`` (FP16/BF16/FP32; the activation formats are exact in FP32): the FP32 adder's
+    circuit (``hw.fp.units.FPAdder``, golden ``gen.fp.fp_add``) on unpacked operands of either
+    width, so an activation needs no widening first. Its own module: the identical adders of
+    the precompute synthesize once."""
+
+    def __init__(self, fmt_a, fmt_b):
+        self.fmt_a, self.fmt_b = fmt_a, fmt_b
+        super().__init__({"a": wiring.In(fmt_a.width), "b": wiring.In(fmt_b.width),
+                          "out": wiring.Out(32)}, False)
+
+    def elaborate(self, platform):
+        m = Module()
+        ew = exp_width(self.fmt_a, self.fmt_b, FP32)
+        terms = [self.unpack(m, self.a, self.fmt_a, ew, "a"),
+                 self.unpack(m, self.b, self.fmt_b, ew, "b")]
+        m.d.comb += self.out.eq(self.fused_sum(m, terms, FP32, default_window(FP32), ew))
+        return m
 
 
-def _abs(t: Term):
-    return Term(nan=t.nan, inf=t.inf, zero=t.zero, sign=C(0, 1), sig=t.sig, e_lsb=t.e_lsb,
-                width=t.width)
+def _add(m, a, fmt_a, b, fmt_b, name):
+    """FP32 bits of ``a + b`` from an :class:`FpAdd` submodule ``name``."""
+    m.submodules[name] = unit = FpAdd(fmt_a, fmt_b)
+    m.d.comb += [unit.a.eq(a), unit.b.eq(b)]
+    return unit.out
 
 
-def _add(unit, m, x, y, ew, name):
-    """FP32 ``x + y`` of two terms, correctly rounded (the FP32 adder, ``gen.fp.fp_add``),
-    and the result as a term."""
-    out = unit.fused_sum(m, [x, y], FP32, default_window(FP32), ew, name)
-    return unit.unpack(m, out, FP32, ew, f"{name}_u"), out
+def _neg(bits):
+    """The pattern with its sign flipped: exact negation (a NaN stays a NaN)."""
+    return Cat(bits[:-1], ~bits[-1])
 
 
-def abs_sum(unit, m, acts, fmt, ew, name):
+def _abs(bits):
+    return Cat(bits[:-1], C(0, 1))
+
+
+def abs_sum(m, acts, fmt, name):
     """FP32 bits of ``((|a_0| + |a_1|) + ...)``: the largest ``|T|`` of the group."""
-    acc = _abs(unit.unpack(m, acts[0], fmt, ew, f"{name}_a0"))
-    out = None
+    acc, fmt_acc = _abs(acts[0]), fmt
     for i in range(1, len(acts)):
-        acc, out = _add(unit, m, acc, _abs(unit.unpack(m, acts[i], fmt, ew, f"{name}_a{i}")),
-                        ew, f"{name}_s{i}")
-    return out
+        acc, fmt_acc = _add(m, acc, fmt_acc, _abs(acts[i]), fmt, f"{name}_s{i}"), FP32
+    return acc
 
 
-def half_table_sums(unit, m, acts, fmt, ew, name):
+def half_table_sums(m, acts, fmt, name):
     """FP32 bits of ``T[idx]`` for ``idx < 2**(g-1)`` (``a_{g-1}`` subtracted), in the golden
     order ``((±a_0 ± a_1) ± a_2) ...``. A prefix sum and its negation differ only in sign
     (RNE is sign-symmetric; an exact zero is +0 both ways, which no quotient sees), so each
-    level adds only the prefixes with ``+a_0``: ``2**g - 2`` adders in all at ``g = 4``."""
+    level adds only the prefixes with ``+a_0``: ``2**g - 2`` adders in all (14 at g = 4)."""
     g = len(acts)
-    terms = [unit.unpack(m, a, fmt, ew, f"{name}_a{i}") for i, a in enumerate(acts)]
-    # prefix[p] for patterns p of bits 0..j with bit 0 set: the term of sum_i ±a_i
-    prefix = {1: terms[0]}
+    # prefix[p] for patterns p of bits 0..j with bit 0 set: the bits of sum_i ±a_i, its format
+    prefix = {1: (acts[0], fmt)}
     for j in range(1, g - 1):
         nxt = {}
-        for p, t in prefix.items():
+        for p, (v, f) in prefix.items():
             for bit in (0, 1):
-                a = terms[j] if bit else _negate(terms[j])
-                nxt[p | bit << j], _ = _add(unit, m, t, a, ew, f"{name}_p{j}_{p | bit << j}")
+                key = p | bit << j
+                nxt[key] = (_add(m, v, f, acts[j] if bit else _neg(acts[j]), fmt,
+                                 f"{name}_p{j}_{key}"), FP32)
         prefix = nxt
     out = []
     for idx in range(1 << (g - 1)):
-        low = idx & ((1 << (g - 1)) - 1)
-        if low & 1:
-            base = prefix[low]
-            _, bits = _add(unit, m, base, _negate(terms[g - 1]), ew, f"{name}_t{idx}")
-        else:          # T[idx] = -(P(~low) + a_{g-1}): the value with every sign flipped
-            base = prefix[~low & ((1 << (g - 1)) - 1)]
-            _, bits = _add(unit, m, base, terms[g - 1], ew, f"{name}_t{idx}")
-            flipped = Signal(32, name=f"{name}_t{idx}_neg")
-            m.d.comb += flipped.eq(bits ^ (1 << 31))
-            bits = flipped
-        out.append(bits)
+        if idx & 1:
+            v, f = prefix[idx]
+            out.append(_add(m, v, f, _neg(acts[g - 1]), fmt, f"{name}_t{idx}"))
+        else:          # T[idx] = -(P(~idx) + a_{g-1}): the value with every sign flipped
+            v, f = prefix[~idx & ((1 << (g - 1)) - 1)]
+            out.append(_neg(_add(m, v, f, acts[g - 1], fmt, f"{name}_t{idx}")))
     return out
 
 
-class _GroupSums(FPUnit):
+class _GroupSums(wiring.Component):
     """One row's group in its own module (so synthesis sees one adder tree at a time):
     ``kind = "abs"``: ``out`` = :func:`abs_sum` (32 bits); ``"half"``: ``out`` = the
     ``2**(g-1)`` sums of :func:`half_table_sums`, entry ``e`` at ``[32 e +: 32]``."""
@@ -116,17 +129,16 @@ class _GroupSums(FPUnit):
     def __init__(self, fmt, g, kind):
         self.fmt, self.g, self.kind = fmt, g, kind
         width = 32 if kind == "abs" else 32 << (g - 1)
-        super().__init__({"acts": wiring.In(g * fmt.width), "out": wiring.Out(width)}, False)
+        super().__init__({"acts": wiring.In(g * fmt.width), "out": wiring.Out(width)})
 
     def elaborate(self, platform):
         m = Module()
         w = self.fmt.width
         acts = [self.acts[i * w:(i + 1) * w] for i in range(self.g)]
-        ew = exp_width(self.fmt, FP32)
         if self.kind == "abs":
-            m.d.comb += self.out.eq(abs_sum(self, m, acts, self.fmt, ew, "pabs"))
+            m.d.comb += self.out.eq(abs_sum(m, acts, self.fmt, "pabs"))
         else:
-            m.d.comb += self.out.eq(Cat(*half_table_sums(self, m, acts, self.fmt, ew, "tab")))
+            m.d.comb += self.out.eq(Cat(*half_table_sums(m, acts, self.fmt, "tab")))
         return m
 
 

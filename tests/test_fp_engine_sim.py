@@ -53,3 +53,13 @@ def test_fp_engine_precompute_icarus(tmp_path):
 def test_fp_engine_verilator(act, tmp_path):
     cfg = SMALL.replace(act_format=act, w_bits=4, scale_block=8)
     _check_cycles(run_fp_engine_sim(cfg, "verilator", tmp_path, seed=2719, effort="full"))
+
+
+@pytest.mark.slow
+def test_fp_engine_precompute_bf16_full_tables_icarus(tmp_path):
+    """The precompute engine with BF16 activations, full (non-symmetric) tables, w up to 4 and
+    scale_block 8 (the dividers then take 5 bits per cycle), every shape of ``full`` effort."""
+    cfg = SMALL.replace(act_format="bf16", w_bits=4, scale_block=8, symmetric=False,
+                        precompute=True)
+    _check_cycles(run_fp_engine_sim(cfg, "icarus", tmp_path, seed=2721, effort="full"),
+                  precompute_overhead(cfg))

@@ -53,8 +53,9 @@ class FpAdd(FPUnit):
     """``out = a + b`` rounded once (RNE) into FP32, ``a`` a pattern of ``fmt_a``, ``b`` of
     ``fmt_b`` (FP16/BF16/FP32; the activation formats are exact in FP32): the FP32 adder's
     circuit (``hw.fp.units.FPAdder``, golden ``gen.fp.fp_add``) on unpacked operands of either
-    width, so an activation needs no widening first. Its own module: the identical adders of
-    the precompute synthesize once."""
+    width, so an activation needs no widening first. Its own module: Yosys then optimizes one
+    adder at a time (with the whole tree in one module its resource-sharing pass ran for over
+    20 minutes without finishing)."""
 
     def __init__(self, fmt_a, fmt_b):
         self.fmt_a, self.fmt_b = fmt_a, fmt_b

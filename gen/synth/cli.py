@@ -194,7 +194,7 @@ def _main_compare_fp(p, args, cfg, out, argv):
     if args.no_symmetric:
         p.error("--no-symmetric: --compare --act compares symmetric LUT arrays")
     if args.precompute:
-        p.error("--precompute: FP tables are precomputed by software (docs/fp-lut.md)")
+        p.error("--precompute: applies to the engine; --compare synthesizes arrays")
     if args.jobs < 1:
         p.error(f"--jobs must be at least 1, not {args.jobs}")
     tables = {"both": ("q", "fp"), "q": ("q",), "fp": ("fp",), "none": ()}[

@@ -85,6 +85,12 @@ class LutConfig(_TileConfig):
         ``b``, groups of a row that share one table scale (1..256, a multiple of
         ``tables_per_pe``; ``q`` tables only). The integer array runs one scale block per
         operation; an FP32 stage applies the scales and accumulates across blocks.
+    scale_stage_w : int
+        The smallest run-time weight width ``w`` at which the integer array never waits for
+        the FP scale stage (1..``w_bits``; ``q`` tables only; default 1). A block of ``w``-bit
+        weights takes ``w * scale_block / tables_per_pe`` cycles, so the stage may spend
+        ``scale_stage_w`` times as many cycles per row (``row_cycles``) with that many times
+        fewer lanes; operations of smaller ``w`` then run at the ``scale_stage_w`` rate.
     precompute : bool
         Engine only: build the tables in hardware from activations (``i_act``) instead of
         taking tables precomputed by software (``i_table``, the paper's fused precompute).
@@ -128,6 +134,7 @@ class LutConfig(_TileConfig):
     table_bits: int = 8
     scale_block: int = 16
     pipeline: int = 0
+    scale_stage_w: int = 1
 
     _DERIVED = ("step_k", "tree_width", "pe_table_width", "pe_index_width",
                 "table_bits_per_cycle", "entry_width", "table_entries", "index_width",
@@ -182,6 +189,11 @@ class LutConfig(_TileConfig):
         if self.act_format != "int" and self.precompute:
             raise ValueError("precompute must be False with FP activations (act_format "
                              f"{self.act_format!r}): FP tables are precomputed by software")
+        object.__setattr__(self, "scale_stage_w",
+                           _check_int("scale_stage_w", self.scale_stage_w, 1, self.w_bits))
+        if self.scale_stage_w != 1 and self.table_format != "q":
+            raise ValueError(f"scale_stage_w applies to q tables only: it must be 1 with "
+                             f"table_format {self.table_format!r}, not {self.scale_stage_w}")
         if self.table_format == "q":
             if self.scale_block % self.tables_per_pe:
                 raise ValueError(f"scale_block must be a multiple of tables_per_pe = "
@@ -262,9 +274,10 @@ class LutConfig(_TileConfig):
     @property
     def row_cycles(self):
         """Cycles the FP stage may spend on one result row so that a block's ``m`` rows are
-        done before the next block's (``scale_block / tables_per_pe`` steps of at least one
-        cycle): ``(scale_block / tables_per_pe) // m``."""
-        return max(1, (self.scale_block // self.tables_per_pe) // self.m) if self._q else 1
+        done before the next block's (``scale_block / tables_per_pe`` steps of at least
+        ``scale_stage_w`` cycles): ``scale_stage_w * (scale_block / tables_per_pe) // m``."""
+        return (max(1, self.scale_stage_w * (self.scale_block // self.tables_per_pe) // self.m)
+                if self._q else 1)
 
     @property
     def scale_lanes(self):
@@ -480,6 +493,8 @@ class LutConfig(_TileConfig):
         name = f"lut_array_{self._name_fields()}_{sym}"
         if self._q:
             name += f"_tq{self.table_bits}b{self.scale_block}"
+            if self.scale_stage_w != 1:
+                name += f"s{self.scale_stage_w}"
         elif self.table_format != TABLE_FORMATS[0]:
             name += f"_t{self.table_format}"
         if self.tables_per_pe != 1:

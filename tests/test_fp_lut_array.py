@@ -26,9 +26,10 @@ from tests.test_fp_scale_stage import random_block, reference
 SEED = 1515
 
 
-def cfg_of(act="fp16", m=2, n=3, scale_block=2, w_bits=2, table_bits=6):
+def cfg_of(act="fp16", m=2, n=3, scale_block=2, w_bits=2, table_bits=6, scale_stage_w=1):
     return LutConfig(w_bits=w_bits, g=4, m=m, n=n, k_max=256, act_format=act,
-                     table_format="q", table_bits=table_bits, scale_block=scale_block)
+                     table_format="q", table_bits=table_bits, scale_block=scale_block,
+                     scale_stage_w=scale_stage_w)
 
 
 def random_op(rng, cfg, fmt, w, blocks, scales=True):
@@ -159,6 +160,27 @@ def test_array_never_waits(scale_block, ws):
         assert utilization(cfg, "uint", w, 256) >= 0.99
 
 
+def test_stage_sized_for_the_largest_w():
+    """``scale_stage_w = w_bits``: half the lanes at w_bits = 2; operations of w = 2 still
+    never wait, those of w = 1 wait for the stage (they run at the w = 2 rate), both exact."""
+    cfg = cfg_of(m=2, n=4, scale_block=2, w_bits=2, scale_stage_w=2)
+    assert (cfg.scale_lanes, cfg.row_cycles) == (2, 2)
+    assert cfg_of(m=2, n=4, scale_block=2, w_bits=2).scale_lanes == 4
+    assert cfg.name.endswith("_tq6b2s2")
+    assert utilization(cfg, "int", 2, 256) >= 0.99
+    assert 0.45 <= utilization(cfg, "uint", 1, 256) < 0.6
+
+
+@pytest.mark.parametrize("kw,message", [
+    ({"scale_stage_w": 3}, "scale_stage_w must be in 1..2, not 3"),
+    ({"scale_stage_w": 0}, "scale_stage_w must be in 1..2, not 0"),
+    ({"scale_stage_w": 2, "table_format": "fp"}, "scale_stage_w applies to q tables only"),
+])
+def test_scale_stage_w_checked(kw, message):
+    with pytest.raises(ValueError, match=message):
+        LutConfig(**{"w_bits": 2, "act_format": "fp16", "table_format": "q", **kw})
+
+
 def test_utilization_sees_a_waiting_array():
     """The measure can fail: an output ready only half the time makes the array wait (the
     stage holds a row it cannot emit, so the next blocks back up into the array)."""
@@ -209,6 +231,10 @@ def test_emit_cli_q(tmp_path):
      "--table-format q applies to --top array or engine, not --top mac_direct"),
     (["--scale-block", "8"], "--scale-block applies to --table-format q only, not "
                              "--table-format int"),
+    (["--act", "fp16", "--table-format", "q", "--scale-stage-w", "3"],
+     "--scale-stage-w: scale_stage_w must be in 1..2, not 3"),
+    (["--scale-stage-w", "2"], "--scale-stage-w applies to --table-format q only, not "
+                               "--table-format int"),
     (["--act", "fp16", "--table-format", "fp8"],
      "argument --table-format: invalid choice: 'fp8'"),      # argparse words the rest
 ])

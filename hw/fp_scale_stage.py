@@ -136,6 +136,21 @@ class FpScaleStage(FPUnit):
         """Exponent of the product's LSB: the two scales', minus one for the 1/2 of ``r2``."""
         return ts_e_lsb + ws_e_lsb - 1
 
+    def _round_scale(self, m, ts):
+        """``ts`` rounded (RNE) to ``scale_sig_bits`` significant bits as a pattern operation
+        (golden ``gen.fp_lut.round_scale``): NaN and Inf unchanged, else the magnitude's low
+        ``24 - p`` bits dropped with a rounding increment whose carry may reach the exponent.
+        One rounder per stage: every lane takes the row's rounded ``ts``."""
+        k = 24 - self._cfg.scale_sig_bits
+        if k == 0:
+            return ts
+        keep, low = ts[k:31], ts[:k]
+        up = (low[k - 1] & (low[:k - 1].any() | keep[0])) if k > 1 else (low[0] & keep[0])
+        special = ts[23:31].all()
+        out = Signal(32, name="ts_rounded")
+        m.d.comb += out.eq(Mux(special, ts, Cat(Const(0, k), (keep + up)[:31 - k], ts[31])))
+        return out
+
     # -- one lane -----------------------------------------------------------------------------
     def product_term(self, m, r2, ts, ws, ew, name):
         """``r2 * ts * ws / 2`` as an exact term (docs/fp-lut.md, section 4: NaN scale or an
@@ -144,6 +159,8 @@ class FpScaleStage(FPUnit):
         ``r2 = 0`` counting as positive: golden ``gen.fp_lut.scale_product_term``)."""
         cfg, act = self._cfg, self._cfg.act_fp
         pt = self.unpack(m, ts, FP32, ew, f"{name}_ts")
+        k = 24 - cfg.scale_sig_bits               # ts arrives rounded: its low k bits are 0
+        ts_sig, ts_e_lsb = pt.sig[k:], pt.e_lsb + k
         pw = self.unpack(m, ws, act, ew, f"{name}_ws")
         r2s = r2.as_signed()
         neg = Signal(name=f"{name}_r2_neg")
@@ -152,8 +169,8 @@ class FpScaleStage(FPUnit):
         r2_zero = ~r2.any()
         sig = Signal(cfg.scale_product_width, name=f"{name}_sig")
         e_lsb = Signal(signed(ew), name=f"{name}_e_lsb")
-        m.d.comb += [sig.eq(mag * pt.sig * pw.sig),
-                     e_lsb.eq(self._scale_exponent(pt.e_lsb, pw.e_lsb))]
+        m.d.comb += [sig.eq(mag * ts_sig * pw.sig),
+                     e_lsb.eq(self._scale_exponent(ts_e_lsb, pw.e_lsb))]
         nan = (pt.nan | pw.nan | (pt.inf & (pw.zero | r2_zero))
                | (pw.inf & (pt.zero | r2_zero)))
         return Term(nan=nan, inf=(pt.inf | pw.inf) & ~nan,
@@ -218,8 +235,9 @@ class FpScaleStage(FPUnit):
         # -- the lanes ------------------------------------------------------------------------
         r2s = data.View(data.ArrayLayout(cfg.result_width, cfg.n), self.i_row.payload)
         outs = data.View(data.ArrayLayout(cfg.fp_result_width, cfg.n), out_row)
-        ts = Signal(cfg.fp_result_width, name="ts_row")
-        m.d.comb += ts.eq(scales.ts[row])
+        ts_row = Signal(cfg.fp_result_width, name="ts_row")
+        m.d.comb += ts_row.eq(scales.ts[row])
+        ts = self._round_scale(m, ts_row)
         for lane in range(lanes):
             cols = lane_columns(cfg, lane)
             active = cyc < len(cols) if len(cols) < cycles else C(1)

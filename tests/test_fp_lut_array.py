@@ -175,6 +175,8 @@ def test_stage_sized_for_the_largest_w():
     ({"scale_stage_w": 3}, "scale_stage_w must be in 1..2, not 3"),
     ({"scale_stage_w": 0}, "scale_stage_w must be in 1..2, not 0"),
     ({"scale_stage_w": 2, "table_format": "fp"}, "scale_stage_w applies to q tables only"),
+    ({"scale_sig_bits": 7}, "scale_sig_bits must be in 8..24, not 7"),
+    ({"scale_sig_bits": 11, "table_format": "fp"}, "scale_sig_bits applies to q tables only"),
 ])
 def test_scale_stage_w_checked(kw, message):
     with pytest.raises(ValueError, match=message):
@@ -235,6 +237,8 @@ def test_emit_cli_q(tmp_path):
      "--scale-stage-w: scale_stage_w must be in 1..2, not 3"),
     (["--scale-stage-w", "2"], "--scale-stage-w applies to --table-format q only, not "
                                "--table-format int"),
+    (["--act", "fp16", "--table-format", "q", "--scale-sig-bits", "25"],
+     "--scale-sig-bits: scale_sig_bits must be in 8..24, not 25"),
     (["--act", "fp16", "--table-format", "fp8"],
      "argument --table-format: invalid choice: 'fp8'"),      # argparse words the rest
 ])

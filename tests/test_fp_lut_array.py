@@ -8,6 +8,7 @@ stage with the section-4 reference of tests/test_fp_scale_stage.py; the array's 
 always ready. The emitted Verilog runs against the golden model in tests/test_fp_lut_sim.py.
 """
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -191,6 +192,25 @@ def test_utilization_sees_a_waiting_array():
 
 
 # -- gen.emit ---------------------------------------------------------------------------------
+
+def test_lanes_merge_into_one_module(tmp_path):
+    """Every lane of the scale stage is the same Verilog module apart from its name, so the
+    synthesis flow's merge keeps one lane definition instantiated ``scale_lanes`` times."""
+    import re
+
+    from gen.emit import emit
+    from gen.synth.netlist import dedup_modules, yosys_id
+    cfg = cfg_of(m=2, n=8, scale_block=2, scale_stage_w=2).replace(k_max=64)
+    assert cfg.scale_lanes == 4
+    r = emit(cfg, tmp_path)
+    text = Path(r["verilog"]).read_text()
+    lanes = re.findall(r"^module (\\\S*stage\.lane\d+)", text, re.M)
+    assert len(lanes) == cfg.scale_lanes
+    merged_text, merged = dedup_modules(text, yosys_id(r["name"]))
+    kept = [n for n in lanes if n not in merged]
+    assert len(kept) == 1 and all(merged[n] == kept[0] for n in lanes if n != kept[0])
+    assert len(re.findall(r"^\s*" + re.escape(kept[0]) + r"\s", merged_text, re.M)) == 4
+
 
 def test_emit_cli_q(tmp_path):
     from gen.emit import main

@@ -22,7 +22,8 @@ OPTION_OF = {"w_bits": "--w-bits", "a_bits": "--a-bits", "g": "--group", "m": "-
              "tables_per_pe": "--tables-per-pe", "accumulation": "--accumulation",
              "output_buffer": "--output-buffer", "act_format": "--act",
              "table_bits": "--table-bits", "scale_block": "--scale-block",
-             "pipeline": "--pipeline"}
+             "pipeline": "--pipeline", "scale_stage_w": "--scale-stage-w",
+             "scale_sig_bits": "--scale-sig-bits"}
 
 #: config field -> the argparse destination of its option (where they differ)
 _DEST_OF = {"g": "group"}

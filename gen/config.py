@@ -32,10 +32,15 @@ from .tile import (A_BITS_RANGE, ACCUMULATIONS, ACT_FORMATS, G_RANGE, K_MAX_RANG
 #: at every setting; only the latency from the last weight beat to the results grows.
 PIPELINE_RANGE = (0, 2)
 
+#: ``scale_sig_bits``: significant bits of a ``q`` table scale (docs/fp-lut.md, section 2); 24
+#: is FP32's own precision (no rounding), 8 BF16's
+SCALE_SIG_BITS_RANGE = (8, 24)
+
 __all__ = ["WeightFormat", "LutConfig", "signed_width", "unsigned_width",
            "W_BITS_RANGE", "A_BITS_RANGE", "G_RANGE", "M_RANGE", "N_RANGE", "K_MAX_RANGE",
            "TABLES_PER_PE_RANGE", "ACCUMULATIONS", "OUTPUT_BUFFERS", "ACT_FORMATS",
-           "TABLE_FORMATS", "TABLE_BITS_RANGE", "SCALE_BLOCK_RANGE", "PRESETS",
+           "TABLE_FORMATS", "TABLE_BITS_RANGE", "SCALE_BLOCK_RANGE", "SCALE_SIG_BITS_RANGE",
+           "PRESETS",
            "PIPELINE_RANGE"]
 
 #: Named design points: ``LutConfig(**PRESETS[name], **other_fields)``; the design CLIs take
@@ -85,6 +90,18 @@ class LutConfig(_TileConfig):
         ``b``, groups of a row that share one table scale (1..256, a multiple of
         ``tables_per_pe``; ``q`` tables only). The integer array runs one scale block per
         operation; an FP32 stage applies the scales and accumulates across blocks.
+    scale_stage_w : int
+        The smallest run-time weight width ``w`` at which the integer array never waits for
+        the FP scale stage (1..``w_bits``; ``q`` tables only; default 1). A block of ``w``-bit
+        weights takes ``w * scale_block / tables_per_pe`` cycles, so the stage may spend
+        ``scale_stage_w`` times as many cycles per row (``row_cycles``) with that many times
+        fewer lanes; operations of smaller ``w`` then run at the ``scale_stage_w`` rate.
+    scale_sig_bits : int
+        ``p``, significant bits of a table scale (8..24, :data:`SCALE_SIG_BITS_RANGE`; ``q``
+        tables only; default 24 = FP32). Below 24 the scale is an FP32 value rounded (RNE) to
+        ``p`` bits: software quantizes with such scales and the FP stage rounds every ``ts`` it
+        takes to ``p`` bits, so its exact product is ``24 - p`` bits narrower
+        (docs/fp-lut.md, section 2).
     precompute : bool
         Engine only: build the tables in hardware from activations (``i_act``) instead of
         taking tables precomputed by software (``i_table``, the paper's fused precompute);
@@ -129,6 +146,8 @@ class LutConfig(_TileConfig):
     table_bits: int = 8
     scale_block: int = 16
     pipeline: int = 0
+    scale_stage_w: int = 1
+    scale_sig_bits: int = 24
 
     _DERIVED = ("step_k", "tree_width", "pe_table_width", "pe_index_width",
                 "table_bits_per_cycle", "entry_width", "table_entries", "index_width",
@@ -183,6 +202,15 @@ class LutConfig(_TileConfig):
         if self.table_format == "fp" and self.precompute:
             raise ValueError("precompute must be False with table_format 'fp' (act_format "
                              f"{self.act_format!r}): FP tables are precomputed by software")
+        object.__setattr__(self, "scale_stage_w",
+                           _check_int("scale_stage_w", self.scale_stage_w, 1, self.w_bits))
+        self._check_ints((("scale_sig_bits", SCALE_SIG_BITS_RANGE),))
+        if self.scale_sig_bits != 24 and self.table_format != "q":
+            raise ValueError(f"scale_sig_bits applies to q tables only: it must be 24 with "
+                             f"table_format {self.table_format!r}, not {self.scale_sig_bits}")
+        if self.scale_stage_w != 1 and self.table_format != "q":
+            raise ValueError(f"scale_stage_w applies to q tables only: it must be 1 with "
+                             f"table_format {self.table_format!r}, not {self.scale_stage_w}")
         if self.table_format == "q":
             if self.scale_block % self.tables_per_pe:
                 raise ValueError(f"scale_block must be a multiple of tables_per_pe = "
@@ -274,9 +302,10 @@ class LutConfig(_TileConfig):
     @property
     def row_cycles(self):
         """Cycles the FP stage may spend on one result row so that a block's ``m`` rows are
-        done before the next block's (``scale_block / tables_per_pe`` steps of at least one
-        cycle): ``(scale_block / tables_per_pe) // m``."""
-        return max(1, (self.scale_block // self.tables_per_pe) // self.m) if self._q else 1
+        done before the next block's (``scale_block / tables_per_pe`` steps of at least
+        ``scale_stage_w`` cycles): ``scale_stage_w * (scale_block / tables_per_pe) // m``."""
+        return (max(1, self.scale_stage_w * (self.scale_block // self.tables_per_pe) // self.m)
+                if self._q else 1)
 
     @property
     def scale_lanes(self):
@@ -287,8 +316,8 @@ class LutConfig(_TileConfig):
     def scale_product_width(self):
         """Bits of the FP stage's exact product ``|r2| * sig(ts) * sig(ws)`` (``q``):
         ``result_width`` (the magnitude of a ``result_width``-bit signed integer) plus the
-        significands of FP32 and of the activation format."""
-        return self.result_width + 24 + self.act_fp.sig_bits
+        significands of the table scale (``scale_sig_bits``) and of the activation format."""
+        return self.result_width + self.scale_sig_bits + self.act_fp.sig_bits
 
     @property
     def scale_window(self):
@@ -492,6 +521,10 @@ class LutConfig(_TileConfig):
         name = f"lut_array_{self._name_fields()}_{sym}"
         if self._q:
             name += f"_tq{self.table_bits}b{self.scale_block}"
+            if self.scale_stage_w != 1:
+                name += f"s{self.scale_stage_w}"
+            if self.scale_sig_bits != 24:
+                name += f"p{self.scale_sig_bits}"
         elif self.table_format != TABLE_FORMATS[0]:
             name += f"_t{self.table_format}"
         if self.tables_per_pe != 1:

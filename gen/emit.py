@@ -258,9 +258,17 @@ def main(argv=None):
     f.add_argument("--scale-block", type=int, default=None, metavar="B",
                    help=f"groups sharing one table scale (q only; default "
                         f"{LutConfig().scale_block})")
+    f.add_argument("--scale-stage-w", type=int, default=None, metavar="S",
+                   help="smallest run-time w at which the array never waits for the FP "
+                        "scale stage: S times fewer stage lanes (q only, 1..--w-bits; "
+                        f"default {LutConfig().scale_stage_w})")
+    f.add_argument("--scale-sig-bits", type=int, default=None, metavar="P",
+                   help="significant bits of a table scale: FP32 scales rounded to P bits, "
+                        f"a narrower FP stage product (q only; default "
+                        f"{LutConfig().scale_sig_bits})")
     args = p.parse_args(argv)
     if args.table_format != "q":
-        for opt in ("table_bits", "scale_block"):
+        for opt in ("table_bits", "scale_block", "scale_stage_w", "scale_sig_bits"):
             if getattr(args, opt) is not None:
                 p.error(f"--{opt.replace('_', '-')} applies to --table-format q only, "
                         f"not --table-format {args.table_format}")
@@ -278,7 +286,8 @@ def main(argv=None):
         if args.act == "int":
             p.error(f"--act must be fp16 or bf16 with --table-format {args.table_format}, "
                     f"not int")
-        fields = {k: getattr(args, k) for k in ("table_bits", "scale_block")
+        fields = {k: getattr(args, k) for k in ("table_bits", "scale_block", "scale_stage_w",
+                                                 "scale_sig_bits")
                   if getattr(args, k) is not None}
         cfg = config_from_args(p, args, act_format=args.act, table_format=args.table_format,
                                **fields)

@@ -36,7 +36,7 @@ from .golden import (_group_indices, _in_width, _packer, _tile_counts, bit_plane
                      stored_tables, weight_codes)
 
 __all__ = ["pad_activations", "fp_tables", "fraction_to_fp", "quantize_tables",
-           "block_results", "scale_product_term", "scale_stage", "lut_q_mpgemm",
+           "block_results", "round_scale", "scale_product_term", "scale_stage", "lut_q_mpgemm",
            "pack_fp_cmd", "pack_q_tables", "pack_scales", "q_stream", "block_k",
            "q_gemm_streams", "pack_fp_engine_cmd", "pack_fp_acts", "lut_fp_mpgemm", "fp_stream"]
 
@@ -107,11 +107,27 @@ def fraction_to_fp(value: Fraction, fmt=FP32):
     return round_pack(sign, (q << 1) | int(rest != 0), e - 1, fmt)
 
 
+def round_scale(bits, p):
+    """An FP32 pattern rounded (RNE) to ``p`` significant bits at its own exponent: the top
+    ``p`` bits of its 24-bit significand field (hidden bit included) are kept; a carry moves
+    into the exponent (the largest finite values round to Inf); NaN and Inf are unchanged.
+    ``p = 24`` returns ``bits``. As a pattern operation this is the same for normal and
+    subnormal values, and the hardware's table-scale rounding (``hw.fp_scale_stage``)."""
+    bits = int(bits)
+    k = 24 - p
+    if k == 0 or (bits >> 23) & 0xFF == 0xFF:
+        return bits
+    sign, mag = bits & FP32.sign_bit, bits & ~FP32.sign_bit
+    keep, low, half = mag >> k, mag & ((1 << k) - 1), 1 << (k - 1)
+    return sign | (keep + int(low > half or (low == half and keep & 1))) << k
+
+
 def quantize_tables(tables, cfg: LutConfig):
     """``(q, scales)``: ``q`` int64 ``M x G x 2**g`` and the FP32 ``scales`` (uint32
     ``M x blocks``) of FP32 ``tables`` (``M x G x 2**g``, G a multiple of ``scale_block``).
 
-    Per row and block: ``s = RNE_fp32(amax / Qmax)`` (exact quotient, one rounding),
+    Per row and block: ``s = RNE_fp32(amax / Qmax)`` (exact quotient, one rounding), then
+    rounded to ``scale_sig_bits`` bits (:func:`round_scale`; nothing at 24),
     ``q = clip(RNE(T / s), -Qmax, Qmax)``; ``amax = 0`` gives ``s = +0, q = 0``; a block with
     an Inf or NaN entry gets the canonical NaN scale and ``q = 0``.
     """
@@ -131,7 +147,8 @@ def quantize_tables(tables, cfg: LutConfig):
                 scales[r, k] = FP32.qnan
                 continue
             amax = float(np.max(np.abs(block)))
-            s_bits = fraction_to_fp(Fraction(amax) / qmax, FP32)
+            s_bits = round_scale(fraction_to_fp(Fraction(amax) / qmax, FP32),
+                                 cfg.scale_sig_bits)
             scales[r, k] = s_bits
             s = float(np.uint32(s_bits).view(np.float32))
             if s == 0.0:
@@ -193,9 +210,13 @@ def block_results(q, codes, fmt, w_bits, cfg: LutConfig):
 
 def scale_product_term(r2, ts, ws, cfg: LutConfig):
     """The exact term ``r2 * ts * ws / 2`` of the FP stage as ``gen.fp.fused_sum`` takes it:
-    ``(kind, sign, sig, e_lsb, scale_product_width)``."""
+    ``(kind, sign, sig, e_lsb, scale_product_width)``, ``ts`` first rounded to
+    ``scale_sig_bits`` bits (:func:`round_scale`) and taken as a ``scale_sig_bits``-bit
+    significand."""
     act = cfg.act_fp
-    kt, st, mt, et = decode(int(ts), FP32)
+    k = 24 - cfg.scale_sig_bits
+    kt, st, mt, et = decode(round_scale(ts, cfg.scale_sig_bits), FP32)
+    mt, et = mt >> k, et + k                      # exact: the low k bits are zero
     kw, sw, mw, ew = decode(int(ws), act)
     r2 = int(r2)
     sign = st ^ sw ^ int(r2 < 0)

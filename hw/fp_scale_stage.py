@@ -14,7 +14,7 @@ bits (one sticky bit per term) and rounded once (RNE) into FP32: ``gen.fp.fused_
 from __future__ import annotations
 
 from amaranth import *
-from amaranth.lib import data, stream
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from gen.config import LutConfig
@@ -22,7 +22,7 @@ from gen.fp import FP32
 
 from .fp.common import FPUnit, Term, exp_width
 
-__all__ = ["FpScaleStage", "scale_layout", "block_layout", "lane_columns"]
+__all__ = ["FpScaleStage", "FpScaleLane", "scale_layout", "block_layout", "lane_columns"]
 
 
 def scale_layout(cfg):
@@ -45,6 +45,36 @@ def lane_columns(cfg, lane):
     for ``j < row_cycles``, those below ``n``."""
     return [j * cfg.scale_lanes + lane for j in range(cfg.row_cycles)
             if j * cfg.scale_lanes + lane < cfg.n]
+
+
+class FpScaleLane(wiring.Component):
+    """One lane of :class:`FpScaleStage`, a module of its own: ``o_acc = fused(start + r2 *
+    ts * ws / 2)`` with ``start = +0`` when ``i_first``, else ``i_acc`` (combinational).
+
+    Every lane is the same module (the stage's column multiplexers stay outside), so a
+    synthesis that merges identical modules maps one lane and counts it per instance. The
+    arithmetic is the stage's own steps (``stage.lane``, ``stage._start``): a test that
+    overrides a step of the stage changes every lane.
+    """
+
+    def __init__(self, stage):
+        if not isinstance(stage, FpScaleStage):
+            raise TypeError(f"stage must be an FpScaleStage, not {stage!r}")
+        cfg = stage._cfg
+        self._stage = stage
+        super().__init__({
+            "i_r2": In(cfg.result_width), "i_ts": In(cfg.fp_result_width),
+            "i_ws": In(cfg.act_fp.width), "i_acc": In(cfg.fp_result_width), "i_first": In(1),
+            "o_acc": Out(cfg.fp_result_width),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        st = self._stage
+        ew = exp_width(st._cfg.act_fp, FP32)
+        m.d.comb += self.o_acc.eq(st.lane(m, self.i_r2, self.i_ts, self.i_ws,
+                                          st._start(self.i_first, self.i_acc), ew, "lane"))
+        return m
 
 
 class FpScaleStage(FPUnit):
@@ -106,6 +136,21 @@ class FpScaleStage(FPUnit):
         """Exponent of the product's LSB: the two scales', minus one for the 1/2 of ``r2``."""
         return ts_e_lsb + ws_e_lsb - 1
 
+    def _round_scale(self, m, ts):
+        """``ts`` rounded (RNE) to ``scale_sig_bits`` significant bits as a pattern operation
+        (golden ``gen.fp_lut.round_scale``): NaN and Inf unchanged, else the magnitude's low
+        ``24 - p`` bits dropped with a rounding increment whose carry may reach the exponent.
+        One rounder per stage: every lane takes the row's rounded ``ts``."""
+        k = 24 - self._cfg.scale_sig_bits
+        if k == 0:
+            return ts
+        keep, low = ts[k:31], ts[:k]
+        up = (low[k - 1] & (low[:k - 1].any() | keep[0])) if k > 1 else (low[0] & keep[0])
+        special = ts[23:31].all()
+        out = Signal(32, name="ts_rounded")
+        m.d.comb += out.eq(Mux(special, ts, Cat(Const(0, k), (keep + up)[:31 - k], ts[31])))
+        return out
+
     # -- one lane -----------------------------------------------------------------------------
     def product_term(self, m, r2, ts, ws, ew, name):
         """``r2 * ts * ws / 2`` as an exact term (docs/fp-lut.md, section 4: NaN scale or an
@@ -114,6 +159,8 @@ class FpScaleStage(FPUnit):
         ``r2 = 0`` counting as positive: golden ``gen.fp_lut.scale_product_term``)."""
         cfg, act = self._cfg, self._cfg.act_fp
         pt = self.unpack(m, ts, FP32, ew, f"{name}_ts")
+        k = 24 - cfg.scale_sig_bits               # ts arrives rounded: its low k bits are 0
+        ts_sig, ts_e_lsb = pt.sig[k:], pt.e_lsb + k
         pw = self.unpack(m, ws, act, ew, f"{name}_ws")
         r2s = r2.as_signed()
         neg = Signal(name=f"{name}_r2_neg")
@@ -122,8 +169,8 @@ class FpScaleStage(FPUnit):
         r2_zero = ~r2.any()
         sig = Signal(cfg.scale_product_width, name=f"{name}_sig")
         e_lsb = Signal(signed(ew), name=f"{name}_e_lsb")
-        m.d.comb += [sig.eq(mag * pt.sig * pw.sig),
-                     e_lsb.eq(self._scale_exponent(pt.e_lsb, pw.e_lsb))]
+        m.d.comb += [sig.eq(mag * ts_sig * pw.sig),
+                     e_lsb.eq(self._scale_exponent(ts_e_lsb, pw.e_lsb))]
         nan = (pt.nan | pw.nan | (pt.inf & (pw.zero | r2_zero))
                | (pw.inf & (pt.zero | r2_zero)))
         return Term(nan=nan, inf=(pt.inf | pw.inf) & ~nan,
@@ -132,16 +179,16 @@ class FpScaleStage(FPUnit):
                     width=cfg.scale_product_width)
 
     def lane(self, m, r2, ts, ws, acc, ew, name):
-        """FP32 bits of ``fused(acc + r2 * ts * ws / 2)``."""
-        terms = [self.product_term(m, r2, ts, ws, ew, name),
-                 self.unpack(m, acc, FP32, ew, f"{name}_acc")]
-        return self.fused_sum(m, terms, FP32, self._cfg.scale_window, ew, name)
+        """FP32 bits of ``fused(acc + r2 * ts * ws / 2)``: the two-term fused add
+        (``FPUnit.fused_pair``, the bits of ``fused_sum`` with one alignment shifter)."""
+        return self.fused_pair(m, self.product_term(m, r2, ts, ws, ew, name),
+                               self.unpack(m, acc, FP32, ew, f"{name}_acc"), FP32,
+                               self._cfg.scale_window, ew, name)
 
     def elaborate(self, platform):
         cfg = self._cfg
         m = Module()
         lanes, cycles = cfg.scale_lanes, cfg.row_cycles
-        ew = exp_width(cfg.act_fp, FP32)
 
         # -- the scales of the current block, and its flags -----------------------------------
         scales = Signal(scale_layout(cfg), name="scales")
@@ -188,8 +235,9 @@ class FpScaleStage(FPUnit):
         # -- the lanes ------------------------------------------------------------------------
         r2s = data.View(data.ArrayLayout(cfg.result_width, cfg.n), self.i_row.payload)
         outs = data.View(data.ArrayLayout(cfg.fp_result_width, cfg.n), out_row)
-        ts = Signal(cfg.fp_result_width, name="ts_row")
-        m.d.comb += ts.eq(scales.ts[row])
+        ts_row = Signal(cfg.fp_result_width, name="ts_row")
+        m.d.comb += ts_row.eq(scales.ts[row])
+        ts = self._round_scale(m, ts_row)
         for lane in range(lanes):
             cols = lane_columns(cfg, lane)
             active = cyc < len(cols) if len(cols) < cycles else C(1)
@@ -204,7 +252,12 @@ class FpScaleStage(FPUnit):
                             m.d.comb += [r2.eq(r2s[c]), ws.eq(scales.ws[c])]
             ring = [Signal(cfg.fp_result_width, name=f"lane{lane}_acc{i}")
                     for i in range(cfg.m * len(cols))]
-            new = self.lane(m, r2, ts, ws, self._start(flags.first, ring[0]), ew, f"lane{lane}")
+            unit = FpScaleLane(self)
+            m.submodules[f"lane{lane}"] = unit
+            new = Signal(cfg.fp_result_width, name=f"lane{lane}_new")
+            m.d.comb += [unit.i_r2.eq(r2), unit.i_ts.eq(ts), unit.i_ws.eq(ws),
+                         unit.i_acc.eq(ring[0]), unit.i_first.eq(flags.first),
+                         new.eq(unit.o_acc)]
             with m.If(fire & active):
                 m.d.sync += [a.eq(b) for a, b in zip(ring, ring[1:] + [new])]
                 with m.If(flags.last):

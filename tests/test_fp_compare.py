@@ -38,6 +38,11 @@ def test_fp_compare_designs():
     q = compare_fp_designs(LutConfig(), "bf16", tables=("q",), table_bits=6, scale_block=4)
     assert (q[0]["cfg"].act_format, q[0]["cfg"].table_bits, q[0]["cfg"].scale_block) == (
         "bf16", 6, 4)
+    q4 = compare_fp_designs(LutConfig(w_bits=4), "fp16", scale_stage_w=4)
+    assert (q4[0]["cfg"].scale_stage_w, q4[0]["cfg"].scale_lanes) == (4, 2)
+    assert q4[1]["cfg"].scale_stage_w == 1                  # fp tables have no scale stage
+    p11 = compare_fp_designs(LutConfig(), "fp16", scale_sig_bits=11)
+    assert (p11[0]["cfg"].scale_sig_bits, p11[1]["cfg"].scale_sig_bits) == (11, 24)
     with pytest.raises(ValueError, match="act must be one of fp16, bf16, not 'int'"):
         compare_fp_designs(LutConfig(), "int")
     with pytest.raises(ValueError, match="tables must be among q, fp, not 'int'"):
@@ -66,6 +71,9 @@ def test_lut_top_without_scales_is_refused():
     (["--compare", "--act", "fp16", "--scale-block", "0"], "--scale-block"),
     (["--compare", "--act", "fp16", "--scale-block", "1"], "--scale-block"),   # < m = 2
     (["--compare", "--act", "fp16", "--no-symmetric"], "--no-symmetric"),
+    (["--compare", "--scale-stage-w", "2"], "--scale-stage-w"),
+    (["--compare", "--act", "fp16", "--scale-stage-w", "3"], "--scale-stage-w"),  # > w_bits
+    (["--compare", "--act", "fp16", "--scale-sig-bits", "7"], "--scale-sig-bits"),
     (["--compare", "--act", "bf16", "--mac-shape", "M8N4K128"], "--mac-shape"),
     (["--compare", "--act", "fp16", "--jobs", "0"], "--jobs"),
 ])

@@ -51,6 +51,23 @@ def test_q_fast_equals_golden(fmt, w_bits, act):
         assert np.array_equal(q, qf) and np.array_equal(s, sf.view(np.uint32))
 
 
+@pytest.mark.parametrize("act", ["fp16", "bf16"])
+def test_q_fast_equals_golden_rounded_scales(act):
+    """Table scales of ``scale_sig_bits`` = 11 and 8 bits: the fast quantizer rounds them as
+    the golden one does."""
+    rng = np.random.default_rng(zlib.crc32(f"p{act}".encode()))
+    for p, b, k in ((11, 4, 100), (8, 1, 40)):
+        cfg = LutConfig(act_format=act, table_format="q", scale_block=b, m=1, n=8, w_bits=4,
+                        k_max=256, scale_sig_bits=p)
+        acts, w, ws = _case(rng, 3, k, 8, "int", 4, act, -(-k // (4 * b)))
+        golden = lut_q_mpgemm(acts, w, "int", 4, cfg, ws)
+        assert np.array_equal(q_mpgemm_fast(acts, w, "int", 4, cfg, ws), golden), (p, b)
+        q, s = quantize_tables(fp_tables(acts, cfg), cfg)
+        qf, sf = quantize_tables_fast(full_tables(acts, cfg, 4 * b), cfg)
+        assert np.array_equal(q, qf) and np.array_equal(s, sf.view(np.uint32))
+        assert not np.any(s & ((1 << (24 - p)) - 1))
+
+
 def test_q_fast_nan_rows():
     cfg = LutConfig(act_format="fp16", table_format="q", scale_block=1, m=1, n=4, k_max=64)
     rng = np.random.default_rng(3)

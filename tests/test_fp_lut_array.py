@@ -8,6 +8,7 @@ stage with the section-4 reference of tests/test_fp_scale_stage.py; the array's 
 always ready. The emitted Verilog runs against the golden model in tests/test_fp_lut_sim.py.
 """
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,9 +27,10 @@ from tests.test_fp_scale_stage import random_block, reference
 SEED = 1515
 
 
-def cfg_of(act="fp16", m=2, n=3, scale_block=2, w_bits=2, table_bits=6):
+def cfg_of(act="fp16", m=2, n=3, scale_block=2, w_bits=2, table_bits=6, scale_stage_w=1):
     return LutConfig(w_bits=w_bits, g=4, m=m, n=n, k_max=256, act_format=act,
-                     table_format="q", table_bits=table_bits, scale_block=scale_block)
+                     table_format="q", table_bits=table_bits, scale_block=scale_block,
+                     scale_stage_w=scale_stage_w)
 
 
 def random_op(rng, cfg, fmt, w, blocks, scales=True):
@@ -159,6 +161,29 @@ def test_array_never_waits(scale_block, ws):
         assert utilization(cfg, "uint", w, 256) >= 0.99
 
 
+def test_stage_sized_for_the_largest_w():
+    """``scale_stage_w = w_bits``: half the lanes at w_bits = 2; operations of w = 2 still
+    never wait, those of w = 1 wait for the stage (they run at the w = 2 rate), both exact."""
+    cfg = cfg_of(m=2, n=4, scale_block=2, w_bits=2, scale_stage_w=2)
+    assert (cfg.scale_lanes, cfg.row_cycles) == (2, 2)
+    assert cfg_of(m=2, n=4, scale_block=2, w_bits=2).scale_lanes == 4
+    assert cfg.name.endswith("_tq6b2s2")
+    assert utilization(cfg, "int", 2, 256) >= 0.99
+    assert 0.45 <= utilization(cfg, "uint", 1, 256) < 0.6
+
+
+@pytest.mark.parametrize("kw,message", [
+    ({"scale_stage_w": 3}, "scale_stage_w must be in 1..2, not 3"),
+    ({"scale_stage_w": 0}, "scale_stage_w must be in 1..2, not 0"),
+    ({"scale_stage_w": 2, "table_format": "fp"}, "scale_stage_w applies to q tables only"),
+    ({"scale_sig_bits": 7}, "scale_sig_bits must be in 8..24, not 7"),
+    ({"scale_sig_bits": 11, "table_format": "fp"}, "scale_sig_bits applies to q tables only"),
+])
+def test_scale_stage_w_checked(kw, message):
+    with pytest.raises(ValueError, match=message):
+        LutConfig(**{"w_bits": 2, "act_format": "fp16", "table_format": "q", **kw})
+
+
 def test_utilization_sees_a_waiting_array():
     """The measure can fail: an output ready only half the time makes the array wait (the
     stage holds a row it cannot emit, so the next blocks back up into the array)."""
@@ -167,6 +192,25 @@ def test_utilization_sees_a_waiting_array():
 
 
 # -- gen.emit ---------------------------------------------------------------------------------
+
+def test_lanes_merge_into_one_module(tmp_path):
+    """Every lane of the scale stage is the same Verilog module apart from its name, so the
+    synthesis flow's merge keeps one lane definition instantiated ``scale_lanes`` times."""
+    import re
+
+    from gen.emit import emit
+    from gen.synth.netlist import dedup_modules, yosys_id
+    cfg = cfg_of(m=2, n=8, scale_block=2, scale_stage_w=2).replace(k_max=64)
+    assert cfg.scale_lanes == 4
+    r = emit(cfg, tmp_path)
+    text = Path(r["verilog"]).read_text()
+    lanes = re.findall(r"^module (\\\S*stage\.lane\d+)", text, re.M)
+    assert len(lanes) == cfg.scale_lanes
+    merged_text, merged = dedup_modules(text, yosys_id(r["name"]))
+    kept = [n for n in lanes if n not in merged]
+    assert len(kept) == 1 and all(merged[n] == kept[0] for n in lanes if n != kept[0])
+    assert len(re.findall(r"^\s*" + re.escape(kept[0]) + r"\s", merged_text, re.M)) == 4
+
 
 def test_emit_cli_q(tmp_path):
     from gen.emit import main
@@ -209,6 +253,12 @@ def test_emit_cli_q(tmp_path):
      "--table-format q applies to --top array or engine, not --top mac_direct"),
     (["--scale-block", "8"], "--scale-block applies to --table-format q only, not "
                              "--table-format int"),
+    (["--act", "fp16", "--table-format", "q", "--scale-stage-w", "3"],
+     "--scale-stage-w: scale_stage_w must be in 1..2, not 3"),
+    (["--scale-stage-w", "2"], "--scale-stage-w applies to --table-format q only, not "
+                               "--table-format int"),
+    (["--act", "fp16", "--table-format", "q", "--scale-sig-bits", "25"],
+     "--scale-sig-bits: scale_sig_bits must be in 8..24, not 25"),
     (["--act", "fp16", "--table-format", "fp8"],
      "argument --table-format: invalid choice: 'fp8'"),      # argparse words the rest
 ])

@@ -9,7 +9,8 @@ import pytest
 from gen.config import LutConfig, WeightFormat
 from gen.fp import BF16, FP16, FP32, decode, exact_value, fp_add, special_values, to_float
 from gen.fp_lut import (block_results, fp_tables, fraction_to_fp, lut_q_mpgemm, pack_fp_cmd,
-                        q_gemm_streams, q_stream, quantize_tables, scale_product_term)
+                        q_gemm_streams, q_stream, quantize_tables, round_scale,
+                        scale_product_term)
 from gen.golden import random_weights, weight_codes
 
 FMTS = [FP16, BF16]
@@ -112,11 +113,38 @@ def test_fraction_to_fp_is_rne():
     assert fraction_to_fp(Fraction(1) + Fraction(3, 2) * Fraction(2) ** -23) == 0x3F800002
 
 
-@pytest.mark.parametrize("t", [4, 8, 16])
+def nearest_p_bits(bits, p):
+    """Independent RNE of a finite FP32 pattern to a multiple of ``2**(e_lsb + 24 - p)`` (its
+    top ``p`` significand bits), on fractions; Inf when that leaves FP32's range."""
+    kind, sign, _, e_lsb = decode(bits, FP32)
+    quantum = Fraction(2) ** (e_lsb + 24 - p)
+    x = abs(fval(bits)) / quantum
+    fl = x.numerator // x.denominator
+    r = fl + (1 if x - fl > Fraction(1, 2) or (x - fl == Fraction(1, 2) and fl % 2) else 0)
+    value = r * quantum
+    if value >= Fraction(2) ** 128:
+        return FP32.inf | sign << 31
+    return fraction_to_fp(-value if sign else value) if value else sign << 31
+
+
+def test_round_scale_matches_fractions():
+    rng = np.random.default_rng(66)
+    pats = [int(x) for x in rng.integers(0, 0x7F800000, 3000)]
+    pats += [0x7F7FFFFF, 0x007FFFFF, 0x00000001, 0x3F801000, 0x3F803000, 0x3F800FFF, 0]
+    pats += [x | FP32.sign_bit for x in pats[:50]]
+    for p in (8, 11, 23, 24):
+        for x in pats:
+            assert round_scale(x, p) == nearest_p_bits(x, p), (hex(x), p)
+    for x in special_values(FP32):                 # NaN and Inf unchanged
+        if (x >> 23) & 0xFF == 0xFF:
+            assert round_scale(x, 11) == x
+
+
+@pytest.mark.parametrize("t,p", [(4, 24), (8, 24), (16, 24), (8, 11), (4, 8)])
 @pytest.mark.parametrize("fmt", FMTS, ids=lambda f: f.name)
-def test_quantization_matches_fractions(fmt, t):
+def test_quantization_matches_fractions(fmt, t, p):
     rng = np.random.default_rng(6 + t)
-    cfg = cfg_q(fmt.name, m=3, table_bits=t, scale_block=4)
+    cfg = cfg_q(fmt.name, m=3, table_bits=t, scale_block=4, scale_sig_bits=p)
     acts = np.stack([gaussian(rng, 48, fmt), gaussian(rng, 48, fmt, 1e-3),
                      rng.integers(0, 1 << fmt.width, 48)])
     acts[2] &= ~np.int64(fmt.inf)                     # random finite patterns (exponent < max)
@@ -132,7 +160,7 @@ def test_quantization_matches_fractions(fmt, t):
             if amax == 0:
                 assert s_bits == 0
                 continue
-            assert s_bits == nearest_fp32(amax / qmax)
+            assert s_bits == nearest_p_bits(nearest_fp32(amax / qmax), p)
             s = fval(s_bits)
             for i, v in enumerate(vals):
                 x = v / s
@@ -240,10 +268,10 @@ def exact_model(acts, w, fmt, w_bits, cfg, ws):
 
 
 @pytest.mark.parametrize("fmt", FMTS, ids=lambda f: f.name)
-@pytest.mark.parametrize("b", [2, 8])
-def test_bit_exact_against_exact_rounding(fmt, b):
+@pytest.mark.parametrize("b,p", [(2, 24), (8, 24), (8, 11)])
+def test_bit_exact_against_exact_rounding(fmt, b, p):
     rng = np.random.default_rng(9 + b)
-    cfg = cfg_q(fmt.name, w_bits=4, m=2, n=6, scale_block=b)
+    cfg = cfg_q(fmt.name, w_bits=4, m=2, n=6, scale_block=b, scale_sig_bits=p)
     for wf, wb in cfg.ops():
         k = int(rng.integers(1, 150))
         acts = gaussian(rng, (2, k), fmt, float(rng.choice([1e-3, 1.0, 100.0])))

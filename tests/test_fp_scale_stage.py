@@ -19,10 +19,10 @@ from tests.simutil import run, stream_get, stream_put
 SEED = 1414
 
 
-def cfg_of(act="fp16", m=2, n=4, scale_block=4, w_bits=2, table_bits=8, c=1):
+def cfg_of(act="fp16", m=2, n=4, scale_block=4, w_bits=2, table_bits=8, c=1, p=24):
     return LutConfig(w_bits=w_bits, g=4, m=m, n=n, k_max=256, act_format=act,
                      table_format="q", table_bits=table_bits, scale_block=scale_block,
-                     tables_per_pe=c)
+                     tables_per_pe=c, scale_sig_bits=p)
 
 
 # -- the reference (docs/fp-lut.md, section 4) ---------------------------------------------------
@@ -178,6 +178,33 @@ def test_one_row_one_cycle():
     rng = np.random.default_rng(SEED + 2)
     ops = [[random_block(rng, cfg) for _ in range(k)] for k in (1, 3, 2)]
     check(FpScaleStage(cfg), ops, rng=random.Random(SEED + 2), gap=0.2, stall=0.5)
+
+
+@pytest.mark.parametrize("act", ["fp16", "bf16"])
+def test_rounded_table_scales(act):
+    """``scale_sig_bits = 11``: full-precision random ``ts`` (and specials) go in; the stage
+    rounds each to 11 bits as the golden does, and multiplies the narrower product."""
+    cfg = cfg_of(act, m=2, n=5, scale_block=4, p=11)
+    assert cfg.scale_product_width == cfg.result_width + 11 + cfg.act_fp.sig_bits
+    rng = np.random.default_rng(SEED + 5)
+    ops = [[random_block(rng, cfg, specials=0.15 * (i % 2), wide=i % 2 == 1)
+            for _ in range(1 + i % 3)] for i in range(5)]
+    check(FpScaleStage(cfg), ops, rng=random.Random(SEED), gap=0.2, stall=0.2)
+
+
+class NoScaleRounding(FpScaleStage):
+    """Mutant: the table scale is truncated to ``scale_sig_bits`` instead of rounded."""
+
+    def _round_scale(self, m, ts):
+        return ts
+
+
+def test_no_scale_rounding_fails():
+    cfg = cfg_of("fp16", m=2, n=4, scale_block=2, p=11)
+    rng = np.random.default_rng(SEED + 6)
+    ops = [[random_block(rng, cfg) for _ in range(2)] for _ in range(2)]
+    with pytest.raises(AssertionError, match="operation"):
+        check(NoScaleRounding(cfg), ops)
 
 
 # -- mutants: each must make the comparison fail ---------------------------------------------------

@@ -94,12 +94,25 @@ def quantize_tables_fast(tables, cfg: LutConfig):
     finite = np.isfinite(blk).all(axis=2)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         amax = np.where(finite, np.abs(blk).max(axis=2), 0).astype(np.float32)
-        s = (amax.astype(np.float64) / cfg.table_max).astype(np.float32)
+        s = _round_scales((amax.astype(np.float64) / cfg.table_max).astype(np.float32),
+                          cfg.scale_sig_bits)
         q = np.rint(blk.astype(np.float64) / s[..., None].astype(np.float64))
     q = np.where((s > 0)[..., None] & finite[..., None], q, 0)
     q = np.clip(q, -cfg.table_max, cfg.table_max).astype(np.int64)
     s = np.where(finite, s, np.float32(np.nan))
     return q.reshape(rows, groups, ent), s
+
+
+def _round_scales(s, p):
+    """FP32 scales rounded (RNE) to ``p`` significant bits: ``gen.fp_lut.round_scale`` on
+    every finite pattern (the scales here are finite and >= 0)."""
+    k = 24 - p
+    if k == 0:
+        return s
+    bits = s.view(np.uint32).astype(np.int64)
+    keep, low, half = bits >> k, bits & ((1 << k) - 1), 1 << (k - 1)
+    up = (low > half) | ((low == half) & (keep & 1 == 1))
+    return ((keep + up) << k).astype(np.uint32).view(np.float32)
 
 
 def _plane_indices(w, fmt, w_bits, cfg, k_pad):

@@ -80,7 +80,9 @@ def main(argv=None):
     args = p.parse_args(argv)
     fp_given = (("--lut-tables", args.lut_tables is not None),
                 ("--table-bits", args.fp_table_bits is not None),
-                ("--scale-block", args.fp_scale_block is not None))
+                ("--scale-block", args.fp_scale_block is not None),
+                ("--scale-stage-w", args.fp_scale_stage_w is not None),
+                ("--scale-sig-bits", args.fp_scale_sig_bits is not None))
     if not args.compare:
         for flag, given in (("--quick", args.quick), ("--mac-shape", args.mac_shape),
                             ("--jobs", args.jobs != 1), ("--act", args.act != "int"),
@@ -187,6 +189,14 @@ def _add_fp_args(p, group):
     group.add_argument("--scale-block", dest="fp_scale_block", type=int, default=None,
                        metavar="B", help="with --act fp16/bf16: groups per FP32 table scale "
                                          f"of the q tables (default {LutConfig().scale_block})")
+    group.add_argument("--scale-stage-w", dest="fp_scale_stage_w", type=int, default=None,
+                       metavar="S", help="with --act fp16/bf16: the q array's FP scale stage "
+                                         "keeps pace with w >= S (S times fewer lanes; "
+                                         f"default {LutConfig().scale_stage_w})")
+    group.add_argument("--scale-sig-bits", dest="fp_scale_sig_bits", type=int, default=None,
+                       metavar="P", help="with --act fp16/bf16: significant bits of the q "
+                                         "tables' scales (default "
+                                         f"{LutConfig().scale_sig_bits})")
 
 
 def _main_compare_fp(p, args, cfg, out, argv):
@@ -202,17 +212,26 @@ def _main_compare_fp(p, args, cfg, out, argv):
     default = LutConfig()
     table_bits = default.table_bits if args.fp_table_bits is None else args.fp_table_bits
     scale_block = default.scale_block if args.fp_scale_block is None else args.fp_scale_block
+    scale_stage_w = (default.scale_stage_w if args.fp_scale_stage_w is None
+                     else args.fp_scale_stage_w)
+    scale_sig_bits = (default.scale_sig_bits if args.fp_scale_sig_bits is None
+                      else args.fp_scale_sig_bits)
     lut_shape = (cfg.m, cfg.n, cfg.g)
-    try:                                  # validates --table-bits and --scale-block
+    try:                                  # validates --table-bits, --scale-block, --scale-stage-w
         fp_lut_config(cfg, args.act, "q", lut_shape, table_bits=table_bits,
-                      scale_block=scale_block)
+                      scale_block=scale_block, scale_stage_w=scale_stage_w,
+                      scale_sig_bits=scale_sig_bits)
     except (TypeError, ValueError) as e:
-        flag = "--table-bits" if "table_bits" in str(e) else "--scale-block"
+        flag = next((f for k, f in (("table_bits", "--table-bits"),
+                                    ("scale_stage_w", "--scale-stage-w"),
+                                    ("scale_sig_bits", "--scale-sig-bits")) if k in str(e)),
+                    "--scale-block")
         p.error(f"{flag}: {e}")
     mac_shape, rdir, command = _compare_setup(p, args, cfg, out, argv, args.act)
     try:
         res = compare_fp(cfg, rdir, args.act, lut_shape=lut_shape, mac_shape=mac_shape,
                          tables=tables, table_bits=table_bits, scale_block=scale_block,
+                         scale_stage_w=scale_stage_w, scale_sig_bits=scale_sig_bits,
                          jobs=args.jobs, liberty=args.liberty, gates=args.gates,
                          dedup=not args.no_dedup, timeout=args.timeout, command=command,
                          title="quick" if args.quick else None, depth=not args.no_depth)

@@ -52,19 +52,23 @@ class LutTopMissing(RuntimeError):
     """The LUT array with FP activations is not built by this gen.emit (docs/fp-lut.md)."""
 
 
-def fp_lut_config(cfg, act, table_format, shape, *, table_bits=8, scale_block=16):
+def fp_lut_config(cfg, act, table_format, shape, *, table_bits=8, scale_block=16,
+                  scale_stage_w=1, scale_sig_bits=24):
     """The LUT array with ``act`` activations and ``table_format`` tables at ``shape``
-    (``cfg`` gives ``w_bits``, ``k_max``, the weight formats and the output stage)."""
+    (``cfg`` gives ``w_bits``, ``k_max``, the weight formats and the output stage;
+    ``scale_stage_w`` and ``scale_sig_bits`` apply to ``q`` tables only)."""
     m, n, g = shape
     return LutConfig(m=m, n=n, g=g, symmetric=True, w_bits=cfg.w_bits, k_max=cfg.k_max,
                      weight_formats=cfg.weight_formats, tables_per_pe=cfg.tables_per_pe,
                      accumulation=cfg.accumulation, output_buffer=cfg.output_buffer,
                      act_format=act, table_format=table_format,
-                     table_bits=table_bits, scale_block=scale_block)
+                     table_bits=table_bits, scale_block=scale_block,
+                     scale_stage_w=scale_stage_w if table_format == "q" else 1,
+                     scale_sig_bits=scale_sig_bits if table_format == "q" else 24)
 
 
 def compare_fp_designs(cfg, act, lut_shape=LUT_SHAPE, mac_shape=MAC_SHAPE, *, tables=("q", "fp"),
-                       table_bits=8, scale_block=16):
+                       table_bits=8, scale_block=16, scale_stage_w=1, scale_sig_bits=24):
     """The designs of one FP comparison: ``[{key, top, cfg, act, shape, role}]``.
 
     ``lut`` (``q`` tables) and ``lut_fp`` (``fp`` tables) as ``tables`` says; ``mac_dequant``
@@ -82,7 +86,9 @@ def compare_fp_designs(cfg, act, lut_shape=LUT_SHAPE, mac_shape=MAC_SHAPE, *, ta
         key, role = LUT_TABLES[t]
         designs.append({"key": key, "top": "array", "role": role, "act": "int",
                         "cfg": fp_lut_config(cfg, act, t, lut_shape, table_bits=table_bits,
-                                             scale_block=scale_block)})
+                                             scale_block=scale_block,
+                                             scale_stage_w=scale_stage_w,
+                                             scale_sig_bits=scale_sig_bits)})
     for kind in ("mac_dequant", "mac_direct"):
         designs.append({"key": kind, "top": kind, "act": act, "cfg": mac_config(cfg, mac_shape),
                         "role": f"FP MAC ({kind[4:]}), own shape"})
@@ -125,7 +131,8 @@ def _breakdown(result, name):
 
 
 def compare_fp(cfg, out_dir, act="fp16", *, lut_shape=LUT_SHAPE, mac_shape=MAC_SHAPE,
-               tables=("q", "fp"), table_bits=8, scale_block=16, jobs=1, liberty=None,
+               tables=("q", "fp"), table_bits=8, scale_block=16, scale_stage_w=1,
+               scale_sig_bits=24, jobs=1, liberty=None,
                gates="generic", dedup=True, timeout=DEFAULT_TIMEOUT, yosys=None, command=None,
                title=None, depth=True):
     """Synthesize the designs of :func:`compare_fp_designs` and compare them; return the result.
@@ -137,7 +144,8 @@ def compare_fp(cfg, out_dir, act="fp16", *, lut_shape=LUT_SHAPE, mac_shape=MAC_S
     """
     out = Path(out_dir)
     designs = compare_fp_designs(cfg, act, lut_shape, mac_shape, tables=tables,
-                                 table_bits=table_bits, scale_block=scale_block)
+                                 table_bits=table_bits, scale_block=scale_block,
+                                 scale_stage_w=scale_stage_w, scale_sig_bits=scale_sig_bits)
     results, figs, wall, warm_s = synthesize_designs(
         designs, out, cfg.w_bits, jobs=jobs, liberty=liberty, gates=gates, dedup=dedup,
         timeout=timeout, yosys=yosys, depth=depth,
@@ -152,6 +160,9 @@ def compare_fp(cfg, out_dir, act="fp16", *, lut_shape=LUT_SHAPE, mac_shape=MAC_S
             if d["cfg"].table_format == "q":
                 f["table_bits_q"] = d["cfg"].table_bits
                 f["scale_block"] = d["cfg"].scale_block
+                f["scale_stage_w"] = d["cfg"].scale_stage_w
+                f["scale_lanes"] = d["cfg"].scale_lanes
+                f["scale_sig_bits"] = d["cfg"].scale_sig_bits
     lines = []
     tile = "_tile" if "mac_dequant_tile" in figs else ""
     for t in tables:
@@ -173,7 +184,8 @@ def compare_fp(cfg, out_dir, act="fp16", *, lut_shape=LUT_SHAPE, mac_shape=MAC_S
         "command": command,
         "precision": {"w_bits": cfg.w_bits, "act": act, "k_max": cfg.k_max,
                       "weight_formats": list(cfg.weight_formats),
-                      "table_bits": table_bits, "scale_block": scale_block},
+                      "table_bits": table_bits, "scale_block": scale_block,
+                      "scale_stage_w": scale_stage_w, "scale_sig_bits": scale_sig_bits},
         "tables": list(tables),
         "shapes": {"lut": tile_label(lut_shape), "mac": tile_label(mac_shape)},
         "macs_formula": FP_MACS_FORMULA,
@@ -234,7 +246,9 @@ def render_fp_compare_markdown(res):
     L += [f"Weights: {w}-bit (formats {', '.join(p['weight_formats'])}), activations {act}, "
           f"FP32 results, k_max = {p['k_max']}. LUT tile {res['shapes']['lut']} "
           f"(tables: {', '.join(res['tables']) or 'none'}; `q`: INT{p['table_bits']} entries, "
-          f"one FP32 scale per {p['scale_block']} groups), FP MAC in its own shape "
+          f"one FP32 scale of {p.get('scale_sig_bits', 24)} significant bits per "
+          f"{p['scale_block']} groups, FP scale stage keeping pace with w >= "
+          f"{p.get('scale_stage_w', 1)}), FP MAC in its own shape "
           f"{res['shapes']['mac']} and again at the LUT's tile.", "",
           "## How the figures are formed", "",
           f"- **MACs per cycle**, LUT array: `{res['macs_formula']['array']}`, here w = {w}.",

@@ -165,7 +165,10 @@ class FPUnit(wiring.Component):
         e_frame = Signal(signed(ew), name=f"{name}_e_frame")
         m.d.comb += e_frame.eq(big - window)
         rounded = self.round_pack(m, neg, mag, e_frame, fmt, ew, name)
+        return self._sum_result(m, terms, total == 0, rounded, fmt, name)
 
+    def _sum_result(self, m, terms, exact_zero, rounded, fmt, name):
+        """The result of a fused sum: NaN, Inf, the signed exact zero, else ``rounded``."""
         pos_inf = Cat(*(t.inf & ~t.sign for t in terms)).any()
         neg_inf = Cat(*(t.inf & t.sign for t in terms)).any()
         any_nan = Cat(*(t.nan for t in terms)).any()
@@ -175,11 +178,65 @@ class FPUnit(wiring.Component):
             m.d.comb += out.eq(fmt.qnan)
         with m.Elif(pos_inf | neg_inf):
             m.d.comb += out.eq(Cat(Const(fmt.inf, fmt.width - 1), neg_inf))
-        with m.Elif(total == 0):                      # exact zero: -0 only if every addend is -0
+        with m.Elif(exact_zero):                      # exact zero: -0 only if every addend is -0
             m.d.comb += out.eq(Mux(all_neg_zero, fmt.sign_bit, 0))
         with m.Else():
             m.d.comb += out.eq(rounded)
         return out
+
+    def fused_pair(self, m, a: Term, b: Term, fmt: FPFormat, window, ew, name="pair"):
+        """:meth:`fused_sum` of two terms, the same bits with one alignment shifter.
+
+        With two terms the one with the larger top is never shifted (its shift is 0), so the
+        terms are swapped to put it first and only the other one is shifted (bits shifted out
+        jam into the frame's LSB); the two signs then decide between one addition and one
+        subtraction, whose magnitude and sign go to the same rounding. A term that is not
+        finite has the lowest top and a zero field, so it adds nothing, as in ``fused_sum``.
+        """
+        for t in (a, b):
+            if t.width > window:
+                raise ValueError(f"window must be >= every term width {t.width}, not {window}")
+        lowest = -(1 << (ew - 1))
+        tops, fields = [], []
+        for i, t in enumerate((a, b)):
+            live = ~(t.nan | t.inf | t.zero)
+            top = Signal(signed(ew), name=f"{name}_top{i}")
+            field = Signal(window, name=f"{name}_field{i}")
+            m.d.comb += [top.eq(Mux(live, t.e_lsb + t.width, lowest)),
+                         field.eq(Mux(live, Cat(Const(0, window - t.width), t.sig), 0))]
+            tops.append(top)
+            fields.append(field)
+        diff = Signal(signed(ew + 1), name=f"{name}_diff")
+        a_big = Signal(name=f"{name}_a_big")
+        m.d.comb += [diff.eq(tops[0] - tops[1]), a_big.eq(diff >= 0)]
+        big = Signal(signed(ew), name=f"{name}_big")
+        dist = Signal(signed(ew + 1), name=f"{name}_dist")
+        sh = Signal(range(window + 2), name=f"{name}_sh")
+        m.d.comb += [big.eq(Mux(a_big, tops[0], tops[1])),
+                     dist.eq(Mux(a_big, diff, -diff)),
+                     sh.eq(Mux(dist > window + 1, window + 1, dist))]
+        hi = Signal(window, name=f"{name}_hi")           # the unshifted term
+        lo = Signal(window, name=f"{name}_lo")           # the term to shift
+        m.d.comb += [hi.eq(Mux(a_big, fields[0], fields[1])),
+                     lo.eq(Mux(a_big, fields[1], fields[0]))]
+        ones = Const((1 << window) - 1, window)
+        lost = Signal(name=f"{name}_lost")               # a set bit below the shift
+        m.d.comb += lost.eq((lo & ~(ones << sh)[:window]).any())
+        aligned = Signal(window, name=f"{name}_aligned")
+        m.d.comb += aligned.eq(self._jam(lo >> sh, lost))
+        # one adder: hi + lo or hi - lo, then the sign of the larger term (flipped if negative)
+        sum_width = window + bits_for(2) + 1
+        sign_hi = Mux(a_big, a.sign, b.sign)
+        sub = a.sign ^ b.sign
+        total = Signal(signed(sum_width), name=f"{name}_total")
+        m.d.comb += total.eq(hi + Mux(sub, -aligned, aligned))
+        neg = Signal(name=f"{name}_neg")
+        mag = Signal(sum_width, name=f"{name}_mag")
+        m.d.comb += [neg.eq(sign_hi ^ (total < 0)), mag.eq(Mux(total < 0, -total, total))]
+        e_frame = Signal(signed(ew), name=f"{name}_e_frame")
+        m.d.comb += e_frame.eq(big - window)
+        rounded = self.round_pack(m, neg, mag, e_frame, fmt, ew, name)
+        return self._sum_result(m, (a, b), total == 0, rounded, fmt, name)
 
 
 def check_window(window, fmt_acc):

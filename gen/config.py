@@ -208,6 +208,10 @@ class LutConfig(_TileConfig):
         if self.scale_sig_bits != 24 and self.table_format != "q":
             raise ValueError(f"scale_sig_bits applies to q tables only: it must be 24 with "
                              f"table_format {self.table_format!r}, not {self.scale_sig_bits}")
+        if self.scale_sig_bits != 24 and self.precompute:
+            # hw.fp_precompute divides by the FP32 scale; it does not round it to p bits
+            raise ValueError(f"scale_sig_bits must be 24 with precompute (the hardware "
+                             f"precompute makes FP32 table scales), not {self.scale_sig_bits}")
         if self.scale_stage_w != 1 and self.table_format != "q":
             raise ValueError(f"scale_stage_w applies to q tables only: it must be 1 with "
                              f"table_format {self.table_format!r}, not {self.scale_stage_w}")

@@ -178,6 +178,7 @@ def test_stage_sized_for_the_largest_w():
     ({"scale_stage_w": 2, "table_format": "fp"}, "scale_stage_w applies to q tables only"),
     ({"scale_sig_bits": 7}, "scale_sig_bits must be in 8..24, not 7"),
     ({"scale_sig_bits": 11, "table_format": "fp"}, "scale_sig_bits applies to q tables only"),
+    ({"scale_sig_bits": 11, "precompute": True}, "scale_sig_bits must be 24 with precompute"),
 ])
 def test_scale_stage_w_checked(kw, message):
     with pytest.raises(ValueError, match=message):

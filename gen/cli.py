@@ -126,7 +126,9 @@ def add_design_args(p):
     g.add_argument("--pipeline", type=int, default=d.pipeline, metavar="P",
                    help=f"register stages added for timing, {_r(PIPELINE_RANGE)}: 1 registers "
                         "each PE's lookup output and the output stage, 2 also each step's "
-                        f"partial before the accumulator (default {d.pipeline})")
+                        "partial before the accumulator, 3 also splits the accumulator add "
+                        "(registered carry) and registers the row before the correction "
+                        f"(default {d.pipeline})")
     return p
 
 

@@ -28,9 +28,12 @@ from .tile import (A_BITS_RANGE, ACCUMULATIONS, ACT_FORMATS, G_RANGE, K_MAX_RANG
 #: original RTL); 1: the PE registers its lookup (adder-tree) output with its control inputs,
 #: the drain keeps one row-select copy per column, the offset correction of each row is
 #: registered and the result row is registered before ``o_result``; 2: as 1, and the PE also
-#: registers each step's partial before adding it into the accumulator. Results are identical
-#: at every setting; only the latency from the last weight beat to the results grows.
-PIPELINE_RANGE = (0, 2)
+#: registers each step's partial before adding it into the accumulator; 3: as 2, and the
+#: accumulator adds in two halves (the high half one cycle behind, with a registered carry) and
+#: the output stage registers the selected accumulator row before the correction adder.
+#: Results are identical at every setting; only the latency from the last weight beat to the
+#: results grows (:attr:`LutConfig.pipeline_latency`).
+PIPELINE_RANGE = (0, 3)
 
 __all__ = ["WeightFormat", "LutConfig", "signed_width", "unsigned_width",
            "W_BITS_RANGE", "A_BITS_RANGE", "G_RANGE", "M_RANGE", "N_RANGE", "K_MAX_RANGE",
@@ -99,10 +102,14 @@ class LutConfig(_TileConfig):
         ``double`` (per-PE output registers), ``row`` (one registered result row) or
         ``none`` (drain from the accumulators); see :data:`OUTPUT_BUFFERS`.
     pipeline : int
-        Register stages added for timing, 0..2 (:data:`PIPELINE_RANGE`; 0 = none). Needs
-        ``output_buffer`` ``double`` and integer tables; 2 needs ``partial`` accumulation.
-        Each stage adds one cycle between an operation's last weight beat and its first result
-        beat, and one more cycle before the result stream (stages 1 and 2 share it).
+        Register stages added for timing, 0..3 (:data:`PIPELINE_RANGE`; 0 = none). Needs
+        ``output_buffer`` ``double`` and integer tables; 2 and 3 need ``partial``
+        accumulation. 1: the lookup output is registered; 2: also the step's partial; 3: also
+        the accumulator's high half (a split add with a registered carry) and the selected
+        accumulator row before the correction adder. Every result beat arrives
+        ``pipeline_latency`` = ``pe_stages + out_stages`` cycles later than without pipelining:
+        ``pe_stages`` = ``pipeline`` (one cycle per PE register stage) and ``out_stages`` = 1
+        (the result register) for 1 and 2, 2 (the row register too) for 3.
 
     Raises
     ------
@@ -172,8 +179,8 @@ class LutConfig(_TileConfig):
             if self.table_format != "int":
                 raise ValueError(f"pipeline {self.pipeline} needs table_format 'int', not "
                                  f"{self.table_format!r}")
-            if self.pipeline == 2 and self.accumulation != "partial":
-                raise ValueError(f"pipeline 2 needs accumulation 'partial', not "
+            if self.pipeline >= 2 and self.accumulation != "partial":
+                raise ValueError(f"pipeline {self.pipeline} needs accumulation 'partial', not "
                                  f"{self.accumulation!r}")
         if (self.act_format == "int") != (self.table_format == "int"):
             raise ValueError(f"table_format {self.table_format!r} needs act_format "
@@ -293,15 +300,29 @@ class LutConfig(_TileConfig):
     # -- pipelining ---------------------------------------------------------------------------
     @property
     def pe_stages(self):
-        """Cycles from a weight beat to the accumulator write it causes, beyond the first:
-        ``pipeline`` (the lookup register, then the partial register)."""
+        """Cycles from a weight beat to the PE output register write it causes, beyond the
+        first: ``pipeline`` (the lookup register, the partial register, the accumulator's
+        high half one cycle behind its low half)."""
         return self.pipeline
+
+    @property
+    def acc_low_width(self):
+        """Bits of the accumulator's low half with ``pipeline`` 3 (the high half adds one
+        cycle later, with the registered carry out of these): ``ceil(acc_width / 2)``."""
+        return (self.acc_width + 1) // 2
+
+    @property
+    def out_stages(self):
+        """Registers between the output drain and ``o_result``: none without pipelining, the
+        result register (``pipeline`` 1, 2), and the selected accumulator row before the
+        correction adder (``pipeline`` 3)."""
+        return 2 if self.pipeline >= 3 else 1 if self.pipeline else 0
 
     @property
     def pipeline_latency(self):
         """Cycles ``pipeline`` adds between an operation's last weight beat and each of its
-        result beats: the PE stages plus the result register (0 without pipelining)."""
-        return self.pipeline + 1 if self.pipeline else 0
+        result beats: ``pe_stages + out_stages`` (0 without pipelining)."""
+        return self.pe_stages + self.out_stages
 
     # -- tables -------------------------------------------------------------------------------
     @property

@@ -18,10 +18,10 @@ __all__ = ["LutArray"]
 class _Stream:
     """valid / ready / payload between the drain and the result register (``pipeline``)."""
 
-    def __init__(self, width):
-        self.valid = Signal(name="drain_valid")
-        self.ready = Signal(name="drain_ready")
-        self.payload = Signal(width, name="drain_payload")
+    def __init__(self, width, name="drain"):
+        self.valid = Signal(name=f"{name}_valid")
+        self.ready = Signal(name=f"{name}_ready")
+        self.payload = Signal(width, name=f"{name}_payload")
 
 
 class LutArray(wiring.Component):
@@ -133,6 +133,7 @@ class LutArray(wiring.Component):
             captures.append(Signal(name=f"capture_d{i + 1}"))
             m.d.sync += captures[-1].eq(captures[-2])
         in_flight = Cat(captures[1:]).any() if stages else C(0, 1)
+        # pipeline: a row is held in the output registers (result register, row register)
         result_held = Signal(name="result_held") if stages else C(0, 1)
         out_free = drain.free & ~in_flight
         if double:
@@ -222,6 +223,10 @@ class LutArray(wiring.Component):
           operation travel down a delay line as long as the PEs' pipeline), so the drain adds
           only ``acc + corr``;
         * the result row is registered before ``o_result`` (a one-entry stream register).
+
+        ``pipeline`` 3 adds a fourth: the selected accumulator row, its correction term and
+        format go into a row register (another one-entry stream register) before the
+        correction adder, so the row select and the adder are separate paths.
         """
         cfg = self._cfg
         fmt, w = op.format, op.w_bits
@@ -238,19 +243,43 @@ class LutArray(wiring.Component):
                   for reg, s in zip(corr_regs, act_sums)]
         m.submodules.correction = corr = OffsetCorrection(cfg, precomputed=True)
         selects = drain.row_copies or [drain.row] * cfg.n
+        acc_row = Cat(Array(pe_outs[r][c] for r in range(cfg.m))[selects[c]]
+                      for c in range(cfg.n))
+        row_corr = Array(corr_regs)[drain.row]
+        inner = drain.o_result
+        if cfg.out_stages == 1:
+            m.d.comb += [corr.acc.eq(acc_row), corr.corr.eq(row_corr),
+                         corr.format.eq(out_format), inner.payload.eq(corr.result)]
+            drain.elaborate(m, capture, latch)
+            self._stream_register(m, inner, self.o_result, held, "result")
+            return
+        # pipeline 3: drain -> row register (acc row, corr, format) -> adder -> result register
+        row_width = len(acc_row) + cfg.correction_width + len(out_format.as_value())
+        row_in = _Stream(row_width, "row_in")
+        row_out = _Stream(row_width, "row_reg")
+        row_held = Signal(name="row_held")
+        result_held = Signal(name="result_reg_held")
         m.d.comb += [
-            corr.acc.eq(Cat(Array(pe_outs[r][c] for r in range(cfg.m))[selects[c]]
-                            for c in range(cfg.n))),
-            corr.corr.eq(Array(corr_regs)[drain.row]),
-            corr.format.eq(out_format),
-            drain.o_result.payload.eq(corr.result),
+            row_in.valid.eq(inner.valid), inner.ready.eq(row_in.ready),
+            row_in.payload.eq(Cat(acc_row, row_corr, out_format)),
+            corr.acc.eq(row_out.payload[:len(acc_row)]),
+            corr.corr.eq(row_out.payload[len(acc_row):len(acc_row) + cfg.correction_width]),
+            corr.format.eq(row_out.payload[len(acc_row) + cfg.correction_width:]),
+            held.eq(row_held | result_held),
         ]
         drain.elaborate(m, capture, latch)
-        # the result register: loads whenever it is empty or its beat leaves on this edge
-        inner = drain.o_result
-        m.d.comb += [inner.ready.eq(~held | self.o_result.ready),
-                     self.o_result.valid.eq(held)]
-        with m.If(self.o_result.valid & self.o_result.ready):
+        self._stream_register(m, row_in, row_out, row_held, "row")
+        result_in = _Stream(cfg.result_row_width, "result_in")
+        m.d.comb += [result_in.valid.eq(row_out.valid), row_out.ready.eq(result_in.ready),
+                     result_in.payload.eq(corr.result)]
+        self._stream_register(m, result_in, self.o_result, result_held, "result")
+
+    @staticmethod
+    def _stream_register(m, inner, outer, held, name):
+        """A one-entry stream register from ``inner`` to ``outer``: it loads whenever it is
+        empty or its beat leaves on this edge; ``held`` is its valid."""
+        m.d.comb += [inner.ready.eq(~held | outer.ready), outer.valid.eq(held)]
+        with m.If(outer.valid & outer.ready):
             m.d.sync += held.eq(0)
         with m.If(inner.valid & inner.ready):
-            m.d.sync += [self.o_result.payload.eq(inner.payload), held.eq(1)]
+            m.d.sync += [outer.payload.eq(inner.payload), held.eq(1)]

@@ -12,7 +12,7 @@ from gen.config import LutConfig
 from gen.golden import random_activations, random_weights, tile_stream, unpack_results
 from hw.lut_array import LutArray
 
-from .mutants import MUTANTS, mutant
+from .mutants import MUTANTS, PIPELINE_MUTANTS, mutant
 from .test_hw import run_array
 
 
@@ -24,8 +24,12 @@ def test_pipeline_in_name_params_and_range():
     assert cfg.name.endswith("_p2") and cfg.params()["pipeline"] == 2
     assert LutConfig.from_dict(cfg.params()) == cfg
     assert cfg.pe_stages == 2
-    for bad in (-1, 3):
-        with pytest.raises(ValueError, match=rf"pipeline must be in 0\.\.2, not {bad}"):
+    p3 = LutConfig(pipeline=3)
+    assert p3.name.endswith("_p3") and LutConfig.from_dict(p3.params()) == p3
+    # the split accumulator: two halves that make up acc_width
+    assert 0 < p3.acc_low_width < p3.acc_width and 2 * p3.acc_low_width - p3.acc_width in (0, 1)
+    for bad in (-1, 4):
+        with pytest.raises(ValueError, match=rf"pipeline must be in 0\.\.3, not {bad}"):
             LutConfig(pipeline=bad)
     with pytest.raises(TypeError, match="pipeline"):
         LutConfig(pipeline="1")
@@ -35,6 +39,7 @@ def test_pipeline_in_name_params_and_range():
     (dict(output_buffer="row"), "needs output_buffer 'double', not 'row'"),
     (dict(output_buffer="none"), "needs output_buffer 'double', not 'none'"),
     (dict(accumulation="shifted", pipeline=2), "pipeline 2 needs accumulation 'partial'"),
+    (dict(accumulation="shifted", pipeline=3), "pipeline 3 needs accumulation 'partial'"),
     (dict(act_format="fp16", table_format="q", scale_block=16), "needs table_format 'int'"),
 ])
 def test_pipeline_rejects_unsupported(kw, msg):
@@ -55,11 +60,11 @@ PIPE_CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize("stages", [1, 2])
+@pytest.mark.parametrize("stages", [1, 2, 3])
 @pytest.mark.parametrize("base", PIPE_CONFIGS, ids=lambda c: c.name)
 def test_pipelined_array_matches_golden(base, stages):
-    if stages == 2 and base.accumulation != "partial":
-        pytest.skip("pipeline 2 needs partial accumulation")
+    if stages >= 2 and base.accumulation != "partial":
+        pytest.skip(f"pipeline {stages} needs partial accumulation")
     cfg = base.replace(pipeline=stages)
     ops = [(f.label, w, k) for f, w in cfg.ops() for k in (1, cfg.k_max)]
     for pace in (0.0, 0.3):
@@ -68,9 +73,13 @@ def test_pipelined_array_matches_golden(base, stages):
             assert (res[i] == exp).all(), f"{cfg.name} op {i} {ops[i]} pace {pace}"
 
 
-@pytest.mark.parametrize("name", MUTANTS)
-def test_pipelined_mutant_is_caught(name):
-    cfg = PIPE_CONFIGS[0].replace(pipeline=1)
+@pytest.mark.parametrize("stages", [1, 3])
+@pytest.mark.parametrize("name", MUTANTS + PIPELINE_MUTANTS)
+def test_pipelined_mutant_is_caught(name, stages):
+    if name in PIPELINE_MUTANTS and stages < 3:
+        pytest.skip(f"{name}: only pipeline 3 splits the accumulator")
+    cfg = PIPE_CONFIGS[0].replace(pipeline=stages)
+    # the same operations pass without the mutant (test_pipelined_array_matches_golden)
     with mutant(name):
         res, expected, _ = run_array(cfg, [("int", 2, 16), ("uint", 3, 16)])
     assert any((r != e).any() for r, e in zip(res, expected))
@@ -121,13 +130,28 @@ def _first_result_cycle(cfg):
 
 
 def test_pipeline_latency_is_the_stages_added():
-    """Each PE stage delays the results one cycle, and the result register one more."""
+    """Each PE stage delays the results one cycle, the result register one more, and with
+    ``pipeline`` 3 the row register before the correction adder one more."""
     base = LutConfig(w_bits=2, a_bits=8, g=4, m=2, n=3, k_max=32)
-    first = {p: _first_result_cycle(base.replace(pipeline=p)) for p in (0, 1, 2)}
-    for p in (1, 2):
+    first = {p: _first_result_cycle(base.replace(pipeline=p)) for p in (0, 1, 2, 3)}
+    for p in (1, 2, 3):
+        out_registers = 2 if p == 3 else 1
         assert first[p][0] == first[0][0] + base.replace(pipeline=p).pipeline_latency == \
-            first[0][0] + p + 1
+            first[0][0] + p + out_registers
     assert all(busy == 0 for _, busy in first.values())
+
+
+def test_pipeline_0_has_no_pipeline_logic(tmp_path):
+    """``pipeline`` 0 emits the original RTL: none of the registers pipelining adds."""
+    from gen.emit import emit
+    cfg = LutConfig(m=2, n=2, k_max=32)
+    paths = emit(cfg, tmp_path)
+    text = paths["verilog"].read_text()
+    for name in ("entry_d", "partial_done", "acc_lo", "acc_carry", "row_reg", "corr_0",
+                 "result_held", "capture_d1", "out_row_c0"):
+        assert name not in text, name
+    p3 = emit(cfg.replace(pipeline=3), tmp_path / "p3")["verilog"].read_text()
+    assert all(name in p3 for name in ("entry_d", "acc_carry", "row_reg", "corr_0"))
 
 
 # -- cocotb: the emitted pipelined Verilog ------------------------------------------------------

@@ -251,35 +251,35 @@ class LutArray(wiring.Component):
             m.d.comb += [corr.acc.eq(acc_row), corr.corr.eq(row_corr),
                          corr.format.eq(out_format), inner.payload.eq(corr.result)]
             drain.elaborate(m, capture, latch)
-            self._stream_register(m, inner, self.o_result, held, "result")
+            self._stream_register(m, inner, self.o_result, held,
+                                  [(self.o_result.payload, inner.payload)])
             return
-        # pipeline 3: drain -> row register (acc row, corr, format) -> adder -> result register
-        row_width = len(acc_row) + cfg.correction_width + len(out_format.as_value())
-        row_in = _Stream(row_width, "row_in")
-        row_out = _Stream(row_width, "row_reg")
+        # pipeline 3: drain -> row register (acc row, corr, format) -> adder -> result register;
+        # the row register is three signals, so each input of the correction has its own
+        row_acc = Signal(len(acc_row), name="row_reg_acc")
+        row_corr_reg = Signal(signed(cfg.correction_width), name="row_reg_corr")
+        row_format = Signal(WeightFormat, name="row_reg_format")
+        row = _Stream(0, "row_reg")
         row_held = Signal(name="row_held")
         result_held = Signal(name="result_reg_held")
         m.d.comb += [
-            row_in.valid.eq(inner.valid), inner.ready.eq(row_in.ready),
-            row_in.payload.eq(Cat(acc_row, row_corr, out_format)),
-            corr.acc.eq(row_out.payload[:len(acc_row)]),
-            corr.corr.eq(row_out.payload[len(acc_row):len(acc_row) + cfg.correction_width]),
-            corr.format.eq(row_out.payload[len(acc_row) + cfg.correction_width:]),
+            corr.acc.eq(row_acc), corr.corr.eq(row_corr_reg), corr.format.eq(row_format),
             held.eq(row_held | result_held),
         ]
         drain.elaborate(m, capture, latch)
-        self._stream_register(m, row_in, row_out, row_held, "row")
-        result_in = _Stream(cfg.result_row_width, "result_in")
-        m.d.comb += [result_in.valid.eq(row_out.valid), row_out.ready.eq(result_in.ready),
-                     result_in.payload.eq(corr.result)]
-        self._stream_register(m, result_in, self.o_result, result_held, "result")
+        self._stream_register(m, inner, row, row_held, [(row_acc, acc_row),
+                                                        (row_corr_reg, row_corr),
+                                                        (row_format, out_format)])
+        self._stream_register(m, row, self.o_result, result_held,
+                              [(self.o_result.payload, corr.result)])
 
     @staticmethod
-    def _stream_register(m, inner, outer, held, name):
-        """A one-entry stream register from ``inner`` to ``outer``: it loads whenever it is
-        empty or its beat leaves on this edge; ``held`` is its valid."""
+    def _stream_register(m, inner, outer, held, loads):
+        """A one-entry stream register from ``inner`` to ``outer``: it loads ``loads``
+        (``[(register, value)]``) whenever it is empty or its beat leaves on this edge;
+        ``held`` is its valid."""
         m.d.comb += [inner.ready.eq(~held | outer.ready), outer.valid.eq(held)]
         with m.If(outer.valid & outer.ready):
             m.d.sync += held.eq(0)
         with m.If(inner.valid & inner.ready):
-            m.d.sync += [outer.payload.eq(inner.payload), held.eq(1)]
+            m.d.sync += [*(reg.eq(value) for reg, value in loads), held.eq(1)]

@@ -157,18 +157,19 @@ def test_pipeline_0_has_no_pipeline_logic(tmp_path):
 # -- cocotb: the emitted pipelined Verilog ------------------------------------------------------
 
 @pytest.mark.sim
-def test_pipelined_cocotb_icarus(tmp_path):
+@pytest.mark.parametrize("stages", [2, 3])
+def test_pipelined_cocotb_icarus(tmp_path, stages):
     from tb.runner import emit_and_sim
-    cfg = LutConfig(m=2, n=4, g=4, w_bits=2, a_bits=8, k_max=64, pipeline=2)
+    cfg = LutConfig(m=2, n=4, g=4, w_bits=2, a_bits=8, k_max=64, pipeline=stages)
     speed = emit_and_sim(cfg, "icarus", tmp_path, effort="quick")
     assert speed["cycles"] > 0
 
 
-@pytest.mark.parametrize("precompute", [False, True])
-def test_pipelined_engine_matches_golden(precompute):
+@pytest.mark.parametrize("stages,precompute", [(2, False), (2, True), (3, False)])
+def test_pipelined_engine_matches_golden(stages, precompute):
     """The tiled engine around a pipelined array: the stream interface absorbs the latency."""
     from .test_engine import CFG, run_engine
-    cfg = CFG.replace(precompute=precompute, pipeline=2)
+    cfg = CFG.replace(precompute=precompute, pipeline=stages)
     for i, (fmt, w) in enumerate(cfg.ops()[:2]):
         got, expected, _, _ = run_engine(cfg, 5, 13, 9, fmt.label, w, seed=i, gap=0.25)
         assert got == expected, (fmt, w)

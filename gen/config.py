@@ -29,9 +29,9 @@ from .tile import (A_BITS_RANGE, ACCUMULATIONS, ACT_FORMATS, G_RANGE, K_MAX_RANG
 #: the drain keeps one row-select copy per column, the offset correction of each row is
 #: registered and the result row is registered before ``o_result``; 2: as 1, and the PE also
 #: registers each step's partial before adding it into the accumulator; 3: as 2, and the
-#: accumulator adds in two halves (the high half one cycle behind, with a registered carry), the
-#: output stage registers the selected accumulator row before the correction adder and splits
-#: that adder the same way; the activation sums and correction terms lose their multiplexers.
+#: accumulator adds in two halves (the high half one cycle behind, with a registered carry),
+#: the output stage registers the selected accumulator row before the correction adder, and
+#: the group counter's first/last flags are registers.
 #: Results are identical at every setting; only the latency from the last weight beat to the
 #: results grows (:attr:`LutConfig.pipeline_latency`).
 PIPELINE_RANGE = (0, 3)
@@ -110,8 +110,7 @@ class LutConfig(_TileConfig):
         accumulator row before the correction adder. Every result beat arrives
         ``pipeline_latency`` = ``pe_stages + out_stages`` cycles later than without pipelining:
         ``pe_stages`` = ``pipeline`` (one cycle per PE register stage) and ``out_stages`` = 1
-        (the result register) for 1 and 2, 3 (the row register and the correction adder's low
-        half too) for 3.
+        (the result register) for 1 and 2, 2 (the row register too) for 3.
 
     Raises
     ------
@@ -316,9 +315,9 @@ class LutConfig(_TileConfig):
     @property
     def out_stages(self):
         """Registers between the output drain and ``o_result``: none without pipelining, the
-        result register (``pipeline`` 1, 2); with ``pipeline`` 3 also the selected
-        accumulator row before the correction adder and the low half of that adder."""
-        return 3 if self.pipeline >= 3 else 1 if self.pipeline else 0
+        result register (``pipeline`` 1, 2), and the selected accumulator row before the
+        correction adder (``pipeline`` 3)."""
+        return 2 if self.pipeline >= 3 else 1 if self.pipeline else 0
 
     @property
     def pipeline_latency(self):

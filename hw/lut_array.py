@@ -8,8 +8,8 @@ from gen.config import LutConfig, WeightFormat
 from .accumulator import control_ports
 from .control import DirectDrain, OperationControl, OutputDrain, add_pe
 from .correction import OffsetCorrection, correction_term
-from .layouts import (acc_row_layout, cmd_layout, result_row_layout, stream_ports,
-                      table_layout, weight_plane_layout)
+from .layouts import (cmd_layout, result_row_layout, stream_ports, table_layout,
+                      weight_plane_layout)
 from .lut_pe import LutPE
 
 __all__ = ["LutArray"]
@@ -173,18 +173,9 @@ class LutArray(wiring.Component):
                 t0 = tables[r][0]
             else:
                 t0 = sum(tables[r][t][0] for t in range(cfg.tables_per_pe))
-            if cfg.pipeline >= 3:
-                # the sum is cleared when its operation ends (and by reset), so no
-                # first_group multiplexer lies in front of its adder
-                s_next = s - t0
-                with m.If(group_done):
-                    m.d.sync += s.eq(s_next)
-                with m.If(capture):
-                    m.d.sync += s.eq(0)
-            else:
-                s_next = Mux(first_group, 0, s) - t0
-                with m.If(group_done):
-                    m.d.sync += s.eq(s_next)
+            s_next = Mux(first_group, 0, s) - t0
+            with m.If(group_done):
+                m.d.sync += s.eq(s_next)
             if double:
                 s_out = Signal(signed(cfg.sum_width), name=f"act_sum_out_{r}")
                 with m.If(capture):
@@ -239,87 +230,48 @@ class LutArray(wiring.Component):
         """
         cfg = self._cfg
         fmt, w = op.format, op.w_bits
-        fmts, ws = [fmt], [w]
         for i in range(cfg.pe_stages):
             fmt_d = Signal(WeightFormat, name=f"op_format_d{i + 1}")
             w_d = Signal(cfg.plane_width, name=f"op_w_d{i + 1}")
             m.d.sync += [fmt_d.eq(fmt), w_d.eq(w)]
             fmt, w = fmt_d, w_d
-            fmts.append(fmt)
-            ws.append(w)
         out_format = Signal(WeightFormat)
         corr_regs = [Signal(signed(cfg.correction_width), name=f"corr_{r}")
                      for r in range(cfg.m)]
         latch = [(out_format, fmt)]
-        if cfg.pipeline >= 3:
-            latch += [(reg, self._staged_term(m, r, s, ws[1], fmts[2]))
-                      for r, (reg, s) in enumerate(zip(corr_regs, act_sums))]
-        else:
-            latch += [(reg, correction_term(m, cfg, s, fmt, w))
-                      for reg, s in zip(corr_regs, act_sums)]
+        latch += [(reg, correction_term(m, cfg, s, fmt, w))
+                  for reg, s in zip(corr_regs, act_sums)]
+        m.submodules.correction = corr = OffsetCorrection(cfg, precomputed=True)
         selects = drain.row_copies or [drain.row] * cfg.n
         acc_row = Cat(Array(pe_outs[r][c] for r in range(cfg.m))[selects[c]]
                       for c in range(cfg.n))
         row_corr = Array(corr_regs)[drain.row]
         inner = drain.o_result
         if cfg.out_stages == 1:
-            m.submodules.correction = corr = OffsetCorrection(cfg, precomputed=True)
             m.d.comb += [corr.acc.eq(acc_row), corr.corr.eq(row_corr),
                          corr.format.eq(out_format), inner.payload.eq(corr.result)]
             drain.elaborate(m, capture, latch)
             self._stream_register(m, inner, self.o_result, held,
                                   [(self.o_result.payload, inner.payload)])
             return
-        # pipeline 3: drain -> row register (acc row, corr, format) -> low-half register ->
-        # result register; the row register is three signals, so each has its own fanout
+        # pipeline 3: drain -> row register (acc row, corr, format) -> adder -> result register;
+        # the row register is three signals, so each input of the correction has its own
         row_acc = Signal(len(acc_row), name="row_reg_acc")
         row_corr_reg = Signal(signed(cfg.correction_width), name="row_reg_corr")
         row_format = Signal(WeightFormat, name="row_reg_format")
-        row, half = _Stream(0, "row_reg"), _Stream(0, "half_reg")
-        held_regs = [Signal(name=f"{name}_held") for name in ("row", "half", "result_reg")]
-        m.d.comb += held.eq(Cat(held_regs).any())
+        row = _Stream(0, "row_reg")
+        row_held = Signal(name="row_held")
+        result_held = Signal(name="result_reg_held")
+        m.d.comb += [
+            corr.acc.eq(row_acc), corr.corr.eq(row_corr_reg), corr.format.eq(row_format),
+            held.eq(row_held | result_held),
+        ]
         drain.elaborate(m, capture, latch)
-        self._stream_register(m, inner, row, held_regs[0], [(row_acc, acc_row),
-                                                            (row_corr_reg, row_corr),
-                                                            (row_format, out_format)])
-        # acc + corr in two halves of h bits: the low half and its carry on the first edge,
-        # the high half on the next (as the PE's split accumulator)
-        h = cfg.acc_low_width
-        accs = data.View(acc_row_layout(cfg), row_acc)
-        sum_lo = [Signal(h + 1, name=f"sum_lo_{c}") for c in range(cfg.n)]
-        acc_hi = [Signal(signed(cfg.acc_width - h), name=f"acc_hi_{c}") for c in range(cfg.n)]
-        corr_hi = Signal(signed(cfg.correction_width - h), name="corr_hi")
-        half_format = Signal(WeightFormat, name="half_format")
-        loads = [(corr_hi, row_corr_reg >> h), (half_format, row_format)]
-        for c in range(cfg.n):
-            loads += [(sum_lo[c], accs[c][:h] + row_corr_reg[:h]), (acc_hi[c], accs[c] >> h)]
-        self._stream_register(m, row, half, held_regs[1], loads)
-        # binary: corr is 0, so acc + corr is acc itself and is not halved
-        binary = half_format == WeightFormat.BINARY
-        results = []
-        for c in range(cfg.n):
-            total = Cat(sum_lo[c][:h], acc_hi[c] + corr_hi + sum_lo[c][h]).as_signed()
-            results.append(Mux(binary, total, total >> 1)[:cfg.result_width])
-        self._stream_register(m, half, self.o_result, held_regs[2],
-                              [(self.o_result.payload, Cat(results))])
-
-    def _staged_term(self, m, r, s, w_bits, format):
-        """``pipeline`` 3: row ``r``'s correction term of :func:`correction_term` in two
-        registered steps, ``S << w`` on the edge after the capture (``w_bits`` of that cycle),
-        the term on the next (``format`` of that cycle). The captured sum ``S`` holds still
-        until the drain is loaded (no capture while one is in flight), one edge later."""
-        cfg = self._cfg
-        shifted = Signal((s << w_bits).shape(), name=f"corr_shifted_{r}")
-        term = Signal(signed(cfg.correction_width), name=f"corr_term_{r}")
-        m.d.sync += shifted.eq(s << w_bits)
-        with m.Switch(format):
-            with m.Case(WeightFormat.UINT):
-                m.d.sync += term.eq(shifted - s)
-            with m.Case(WeightFormat.INT, WeightFormat.TERNARY):
-                m.d.sync += term.eq(-s)
-            with m.Default():
-                m.d.sync += term.eq(0)
-        return term
+        self._stream_register(m, inner, row, row_held, [(row_acc, acc_row),
+                                                        (row_corr_reg, row_corr),
+                                                        (row_format, out_format)])
+        self._stream_register(m, row, self.o_result, result_held,
+                              [(self.o_result.payload, corr.result)])
 
     @staticmethod
     def _stream_register(m, inner, outer, held, loads):

@@ -313,11 +313,23 @@ class LutConfig(_TileConfig):
         return (self.acc_width + 1) // 2
 
     @property
+    def correction_pieces(self):
+        """Pieces the output stage's ``acc + corr`` adder is cut into, one register stage
+        each (``pipeline`` 3: 3, else 1)."""
+        return 3 if self.pipeline >= 3 else 1
+
+    @property
+    def correction_piece_width(self):
+        """Bits of each piece of the correction adder but the top one (which takes the rest
+        of ``acc`` and ``corr`` with their signs): ``ceil(acc_width / correction_pieces)``."""
+        return -(-self.acc_width // self.correction_pieces)
+
+    @property
     def out_stages(self):
         """Registers between the output drain and ``o_result``: none without pipelining, the
         result register (``pipeline`` 1, 2), and the selected accumulator row before the
         correction adder (``pipeline`` 3)."""
-        return 2 if self.pipeline >= 3 else 1 if self.pipeline else 0
+        return 1 + self.correction_pieces if self.pipeline >= 3 else 1 if self.pipeline else 0
 
     @property
     def pipeline_latency(self):

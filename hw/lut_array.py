@@ -8,8 +8,8 @@ from gen.config import LutConfig, WeightFormat
 from .accumulator import control_ports
 from .control import DirectDrain, OperationControl, OutputDrain, add_pe
 from .correction import OffsetCorrection, correction_term
-from .layouts import (cmd_layout, result_row_layout, stream_ports, table_layout,
-                      weight_plane_layout)
+from .layouts import (acc_row_layout, cmd_layout, result_row_layout, stream_ports,
+                      table_layout, weight_plane_layout)
 from .lut_pe import LutPE
 
 __all__ = ["LutArray"]
@@ -270,8 +270,60 @@ class LutArray(wiring.Component):
         self._stream_register(m, inner, row, row_held, [(row_acc, acc_row),
                                                         (row_corr_reg, row_corr),
                                                         (row_format, out_format)])
-        self._stream_register(m, row, self.o_result, result_held,
-                              [(self.o_result.payload, corr.result)])
+        if cfg.correction_pieces == 1:
+            self._stream_register(m, row, self.o_result, result_held,
+                                  [(self.o_result.payload, corr.result)])
+            return
+        held_pieces = [Signal(name=f"piece_{k}_held") for k in range(cfg.correction_pieces - 1)]
+        m.d.comb += held.eq(Cat(row_held, result_held, *held_pieces).any())
+        self._pieced_correction(m, row, row_acc, row_corr_reg, row_format, held_pieces,
+                                result_held)
+
+    def _pieced_correction(self, m, row, row_acc, corr, format, held_pieces, result_held):
+        """``acc + corr`` of every column in ``correction_pieces`` pieces of
+        ``correction_piece_width`` bits, one register stage each, low piece first; a piece's
+        carry is registered with it and enters the next piece as the carry-in of a plain
+        two-operand add (``(2a + c) + (2b + 1)``, shifted right once)."""
+        cfg = self._cfg
+        wp = cfg.correction_piece_width
+        accs = data.View(acc_row_layout(cfg), row_acc)
+        done = [C(0, 0)] * cfg.n            # the finished low bits of each column's sum
+        carry = [None] * cfg.n
+        acc_rest = [accs[c] for c in range(cfg.n)]
+        corr_rest, fmt, inner = corr, format, row
+        for k, held in enumerate(held_pieces):
+            loads = []
+            new_done, new_carry, new_acc = [], [], []
+            corr_next = Signal(signed(len(corr_rest) - wp), name=f"piece_{k}_corr")
+            fmt_next = Signal(WeightFormat, name=f"piece_{k}_format")
+            loads += [(corr_next, corr_rest >> wp), (fmt_next, fmt)]
+            for c in range(cfg.n):
+                a, b = acc_rest[c][:wp], corr_rest[:wp]
+                if carry[c] is None:
+                    total = a + b
+                else:
+                    total = (Cat(carry[c], a) + Cat(C(1, 1), b))[1:]
+                d = Signal(len(done[c]) + wp, name=f"piece_{k}_sum_{c}")
+                cy = Signal(name=f"piece_{k}_carry_{c}")
+                rest = Signal(signed(len(acc_rest[c]) - wp), name=f"piece_{k}_acc_{c}")
+                loads += [(d, Cat(done[c], total[:wp])), (cy, total[wp]),
+                          (rest, acc_rest[c].as_signed() >> wp)]
+                new_done.append(d)
+                new_carry.append(cy)
+                new_acc.append(rest)
+            outer = _Stream(0, f"piece_{k}")
+            self._stream_register(m, inner, outer, held, loads)
+            done, carry, acc_rest = new_done, new_carry, new_acc
+            corr_rest, fmt, inner = corr_next, fmt_next, outer
+        binary = fmt == WeightFormat.BINARY       # corr is 0: the sum is acc, not halved
+        results = []
+        for c in range(cfg.n):
+            top = (Cat(carry[c], acc_rest[c]).as_signed()
+                   + Cat(C(1, 1), corr_rest).as_signed()) >> 1
+            total = Cat(done[c], top).as_signed()
+            results.append(Mux(binary, total, total >> 1)[:cfg.result_width])
+        self._stream_register(m, inner, self.o_result, result_held,
+                              [(self.o_result.payload, Cat(results))])
 
     @staticmethod
     def _stream_register(m, inner, outer, held, loads):

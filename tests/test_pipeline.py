@@ -135,7 +135,7 @@ def test_pipeline_latency_is_the_stages_added():
     base = LutConfig(w_bits=2, a_bits=8, g=4, m=2, n=3, k_max=32)
     first = {p: _first_result_cycle(base.replace(pipeline=p)) for p in (0, 1, 2, 3)}
     for p in (1, 2, 3):
-        out_registers = 2 if p == 3 else 1
+        out_registers = 4 if p == 3 else 1
         assert first[p][0] == first[0][0] + base.replace(pipeline=p).pipeline_latency == \
             first[0][0] + p + out_registers
     assert all(busy == 0 for _, busy in first.values())

@@ -11,6 +11,8 @@ from .correction import OffsetCorrection, correction_term
 from .layouts import (acc_row_layout, cmd_layout, result_row_layout, stream_ports,
                       table_layout, weight_plane_layout)
 from .lut_pe import LutPE
+from . import pieces
+from .pieces import pieced_accumulator, pieced_difference
 
 __all__ = ["LutArray"]
 
@@ -104,7 +106,7 @@ class LutArray(wiring.Component):
 
         # -- output stage: double buffer, or a drain from the accumulators ---------------------
         double = cfg.output_buffer == "double"
-        stages = cfg.pe_stages
+        stages = cfg.drain_delay
         if stages:
             # pipeline: the drain feeds a result register (inner stream -> o_result) and keeps
             # one row-select copy per column
@@ -173,6 +175,14 @@ class LutArray(wiring.Component):
                 t0 = tables[r][0]
             else:
                 t0 = sum(tables[r][t][0] for t in range(cfg.tables_per_pe))
+            if cfg.pipeline >= 3:
+                # S - T[0] = S + ~T[0] + 1 in pieces; cleared by the capture, not first_group
+                operand = Signal(cfg.sum_width, name=f"act_sum_operand_{r}")
+                m.d.comb += operand.eq(~t0)
+                act_sums.append(pieced_accumulator(m, f"act_sum_{r}", cfg.sum_width,
+                                                   cfg.sum_pieces, operand, C(1, 1),
+                                                   group_done, capture).as_signed())
+                continue
             s_next = Mux(first_group, 0, s) - t0
             with m.If(group_done):
                 m.d.sync += s.eq(s_next)
@@ -196,7 +206,7 @@ class LutArray(wiring.Component):
 
         # -- output stage: drain one row per beat through the offset correction ---------------
         if stages:
-            self._pipelined_output(m, drain, captures[-1], op, act_sums, pe_outs, result_held)
+            self._pipelined_output(m, drain, captures, op, act_sums, pe_outs, result_held)
             return m
         m.submodules.correction = corr = OffsetCorrection(cfg)
         row_accs = [Cat(pe_outs[r]) for r in range(cfg.m)]
@@ -214,7 +224,7 @@ class LutArray(wiring.Component):
             drain.elaborate(m, capture, latch, corr.result)
         return m
 
-    def _pipelined_output(self, m, drain, capture, op, act_sums, pe_outs, held):
+    def _pipelined_output(self, m, drain, captures, op, act_sums, pe_outs, held):
         """``pipeline`` >= 1: the output stage with three cuts in its paths.
 
         * each column muxes its own accumulators with its own copy of the row select;
@@ -224,23 +234,35 @@ class LutArray(wiring.Component):
           only ``acc + corr``;
         * the result row is registered before ``o_result`` (a one-entry stream register).
 
-        ``pipeline`` 3 adds a fourth: the selected accumulator row, its correction term and
+        ``pipeline`` 3 cuts further: the selected accumulator row, its correction term and
         format go into a row register (another one-entry stream register) before the
-        correction adder, so the row select and the adder are separate paths.
+        correction adder, which adds in ``correction_pieces`` pieces, one stream register
+        each (:meth:`_pieced_correction`); the correction term is ``minuend - subtrahend``
+        subtracted in pieces (:meth:`_pieced_term`) from the pieced activation sum, and the
+        drain waits ``drain_delay`` edges for both.
         """
         cfg = self._cfg
+        capture = captures[-1]
         fmt, w = op.format, op.w_bits
-        for i in range(cfg.pe_stages):
+        fmts, ws = [fmt], [w]
+        for i in range(cfg.drain_delay):
             fmt_d = Signal(WeightFormat, name=f"op_format_d{i + 1}")
             w_d = Signal(cfg.plane_width, name=f"op_w_d{i + 1}")
             m.d.sync += [fmt_d.eq(fmt), w_d.eq(w)]
             fmt, w = fmt_d, w_d
+            fmts.append(fmt)
+            ws.append(w)
         out_format = Signal(WeightFormat)
         corr_regs = [Signal(signed(cfg.correction_width), name=f"corr_{r}")
                      for r in range(cfg.m)]
         latch = [(out_format, fmt)]
-        latch += [(reg, correction_term(m, cfg, s, fmt, w))
-                  for reg, s in zip(corr_regs, act_sums)]
+        if cfg.pipeline >= 3:
+            k = cfg.sum_pieces          # the pieced sum is complete k edges after the capture
+            latch += [(reg, self._pieced_term(m, r, s, captures[k], fmts[k], ws[k]))
+                      for r, (reg, s) in enumerate(zip(corr_regs, act_sums))]
+        else:
+            latch += [(reg, correction_term(m, cfg, s, fmt, w))
+                      for reg, s in zip(corr_regs, act_sums)]
         m.submodules.correction = corr = OffsetCorrection(cfg, precomputed=True)
         selects = drain.row_copies or [drain.row] * cfg.n
         acc_row = Cat(Array(pe_outs[r][c] for r in range(cfg.m))[selects[c]]
@@ -299,10 +321,7 @@ class LutArray(wiring.Component):
             loads += [(corr_next, corr_rest >> wp), (fmt_next, fmt)]
             for c in range(cfg.n):
                 a, b = acc_rest[c][:wp], corr_rest[:wp]
-                if carry[c] is None:
-                    total = a + b
-                else:
-                    total = (Cat(carry[c], a) + Cat(C(1, 1), b))[1:]
+                total = a + b if carry[c] is None else pieces.add_with_carry(a, b, carry[c])
                 d = Signal(len(done[c]) + wp, name=f"piece_{k}_sum_{c}")
                 cy = Signal(name=f"piece_{k}_carry_{c}")
                 rest = Signal(signed(len(acc_rest[c]) - wp), name=f"piece_{k}_acc_{c}")
@@ -318,12 +337,32 @@ class LutArray(wiring.Component):
         binary = fmt == WeightFormat.BINARY       # corr is 0: the sum is acc, not halved
         results = []
         for c in range(cfg.n):
+            # the top piece, signed: (2a + carry) + (2b + 1), shifted right once
             top = (Cat(carry[c], acc_rest[c]).as_signed()
                    + Cat(C(1, 1), corr_rest).as_signed()) >> 1
             total = Cat(done[c], top).as_signed()
             results.append(Mux(binary, total, total >> 1)[:cfg.result_width])
         self._stream_register(m, inner, self.o_result, result_held,
                               [(self.o_result.payload, Cat(results))])
+
+    def _pieced_term(self, m, r, s, load, format, w_bits):
+        """``pipeline`` 3: row ``r``'s term of :func:`correction_term` as ``minuend -
+        subtrahend``: both registered on ``load`` (the edge the pieced sum ``S`` is complete,
+        with that operation's ``format`` and ``w_bits``), then subtracted in ``term_pieces``
+        pieces, right ``term_pieces`` edges later (the drain loads it then)."""
+        cfg = self._cfg
+        minuend = Signal(cfg.correction_width, name=f"corr_minuend_{r}")
+        subtrahend = Signal(cfg.correction_width, name=f"corr_subtrahend_{r}")
+        with m.If(load):
+            with m.Switch(format):
+                with m.Case(WeightFormat.UINT):            # (S << w) - S
+                    m.d.sync += [minuend.eq(s << w_bits), subtrahend.eq(s)]
+                with m.Case(WeightFormat.INT, WeightFormat.TERNARY):   # -S
+                    m.d.sync += [minuend.eq(0), subtrahend.eq(s)]
+                with m.Default():                          # binary: 0
+                    m.d.sync += [minuend.eq(0), subtrahend.eq(0)]
+        return pieced_difference(m, f"corr_term_{r}", minuend, subtrahend,
+                                 cfg.correction_width, cfg.term_pieces).as_signed()
 
     @staticmethod
     def _stream_register(m, inner, outer, held, loads):

@@ -15,6 +15,7 @@ import contextlib
 from amaranth import C
 
 import hw.lut_pe
+import hw.pieces
 from hw.accumulator import BitSerialAccumulator
 from hw.lookup import TableLookup
 
@@ -50,13 +51,20 @@ class _EarlyCarry(BitSerialAccumulator):
         return carry_out
 
 
+def _add_without_carry(a, b, carry):
+    """``hw.pieces.add_with_carry`` that forgets the carry from the piece below."""
+    return a + b
+
+
 _CLASSES = {"no_negate": _NoNegate, "no_invert": _NoInvert}
 #: faults of the ``pipeline`` 3 accumulator (a build without it does not contain them)
-_PIPELINE_CLASSES = {"no_carry": _NoCarry, "early_carry": _EarlyCarry}
+_PIPELINE_CLASSES = {"no_carry": _NoCarry, "early_carry": _EarlyCarry,
+                     "pieces_no_carry": _add_without_carry}
 
 #: the lookup faults :func:`mutant` accepts (every build contains the lookup)
 MUTANTS = tuple(_CLASSES)
-#: the accumulator faults :func:`mutant` accepts (only a ``pipeline`` 3 build has the carry)
+#: the faults of the split accumulator and of the pieced adders (hw.pieces) :func:`mutant`
+#: accepts (only a ``pipeline`` 3 build has them)
 PIPELINE_MUTANTS = tuple(_PIPELINE_CLASSES)
 
 
@@ -67,16 +75,19 @@ def mutant(name):
 
     Elaboration is lazy: emit, or construct the ``Simulator``, inside the block.
     """
+    module = hw.lut_pe
     if name in _CLASSES:
         attr, cls = "TableLookup", _CLASSES[name]
+    elif name == "pieces_no_carry":
+        module, attr, cls = hw.pieces, "add_with_carry", _PIPELINE_CLASSES[name]
     elif name in _PIPELINE_CLASSES:
         attr, cls = "BitSerialAccumulator", _PIPELINE_CLASSES[name]
     else:
         raise ValueError(f"mutant must be one of {', '.join(MUTANTS + PIPELINE_MUTANTS)}, "
                          f"not {name!r}")
-    saved = getattr(hw.lut_pe, attr)
-    setattr(hw.lut_pe, attr, cls)
+    saved = getattr(module, attr)
+    setattr(module, attr, cls)
     try:
         yield cls
     finally:
-        setattr(hw.lut_pe, attr, saved)
+        setattr(module, attr, saved)

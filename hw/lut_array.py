@@ -263,13 +263,13 @@ class LutArray(wiring.Component):
         else:
             latch += [(reg, correction_term(m, cfg, s, fmt, w))
                       for reg, s in zip(corr_regs, act_sums)]
-        m.submodules.correction = corr = OffsetCorrection(cfg, precomputed=True)
         selects = drain.row_copies or [drain.row] * cfg.n
         acc_row = Cat(Array(pe_outs[r][c] for r in range(cfg.m))[selects[c]]
                       for c in range(cfg.n))
         row_corr = Array(corr_regs)[drain.row]
         inner = drain.o_result
         if cfg.out_stages == 1:
+            m.submodules.correction = corr = OffsetCorrection(cfg, precomputed=True)
             m.d.comb += [corr.acc.eq(acc_row), corr.corr.eq(row_corr),
                          corr.format.eq(out_format), inner.payload.eq(corr.result)]
             drain.elaborate(m, capture, latch)
@@ -284,20 +284,19 @@ class LutArray(wiring.Component):
         row = _Stream(0, "row_reg")
         row_held = Signal(name="row_held")
         result_held = Signal(name="result_reg_held")
-        m.d.comb += [
-            corr.acc.eq(row_acc), corr.corr.eq(row_corr_reg), corr.format.eq(row_format),
-            held.eq(row_held | result_held),
-        ]
+        held_pieces = [Signal(name=f"piece_{k}_held") for k in range(cfg.correction_pieces - 1)]
+        m.d.comb += held.eq(Cat(row_held, result_held, *held_pieces).any())
         drain.elaborate(m, capture, latch)
         self._stream_register(m, inner, row, row_held, [(row_acc, acc_row),
                                                         (row_corr_reg, row_corr),
                                                         (row_format, out_format)])
         if cfg.correction_pieces == 1:
+            m.submodules.correction = corr = OffsetCorrection(cfg, precomputed=True)
+            m.d.comb += [corr.acc.eq(row_acc), corr.corr.eq(row_corr_reg),
+                         corr.format.eq(row_format)]
             self._stream_register(m, row, self.o_result, result_held,
                                   [(self.o_result.payload, corr.result)])
             return
-        held_pieces = [Signal(name=f"piece_{k}_held") for k in range(cfg.correction_pieces - 1)]
-        m.d.comb += held.eq(Cat(row_held, result_held, *held_pieces).any())
         self._pieced_correction(m, row, row_acc, row_corr_reg, row_format, held_pieces,
                                 result_held)
 

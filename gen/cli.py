@@ -127,7 +127,9 @@ def add_design_args(p):
     g.add_argument("--pipeline", type=int, default=d.pipeline, metavar="P",
                    help=f"register stages added for timing, {_r(PIPELINE_RANGE)}: 1 registers "
                         "each PE's lookup output and the output stage, 2 also each step's "
-                        f"partial before the accumulator (default {d.pipeline})")
+                        "partial before the accumulator, 3 also cuts the accumulator, the "
+                        "correction adder and the activation sums into pieces with registered "
+                        f"carries (default {d.pipeline})")
     return p
 
 

@@ -28,9 +28,14 @@ from .tile import (A_BITS_RANGE, ACCUMULATIONS, ACT_FORMATS, G_RANGE, K_MAX_RANG
 #: original RTL); 1: the PE registers its lookup (adder-tree) output with its control inputs,
 #: the drain keeps one row-select copy per column, the offset correction of each row is
 #: registered and the result row is registered before ``o_result``; 2: as 1, and the PE also
-#: registers each step's partial before adding it into the accumulator. Results are identical
-#: at every setting; only the latency from the last weight beat to the results grows.
-PIPELINE_RANGE = (0, 2)
+#: registers each step's partial before adding it into the accumulator; 3: as 2, and the
+#: accumulator adds in two halves (the high half one cycle behind, with a registered carry),
+#: the output stage registers the selected accumulator row before the correction adder, which
+#: adds in pieces (one register stage each), the activation sums and correction terms are
+#: pieced the same way, and the group counter's first/last flags are registers.
+#: Results are identical at every setting; only the latency from the last weight beat to the
+#: results grows (:attr:`LutConfig.pipeline_latency`).
+PIPELINE_RANGE = (0, 3)
 
 #: ``scale_sig_bits``: significant bits of a ``q`` table scale (docs/fp-lut.md, section 2); 24
 #: is FP32's own precision (no rounding), 8 BF16's
@@ -117,10 +122,14 @@ class LutConfig(_TileConfig):
         ``double`` (per-PE output registers), ``row`` (one registered result row) or
         ``none`` (drain from the accumulators); see :data:`OUTPUT_BUFFERS`.
     pipeline : int
-        Register stages added for timing, 0..2 (:data:`PIPELINE_RANGE`; 0 = none). Needs
-        ``output_buffer`` ``double`` and integer tables; 2 needs ``partial`` accumulation.
-        Each stage adds one cycle between an operation's last weight beat and its first result
-        beat, and one more cycle before the result stream (stages 1 and 2 share it).
+        Register stages added for timing, 0..3 (:data:`PIPELINE_RANGE`; 0 = none). Needs
+        ``output_buffer`` ``double`` and integer tables; 2 and 3 need ``partial``
+        accumulation. 1: the lookup output is registered; 2: also the step's partial; 3: also
+        the accumulator's high half (a split add with a registered carry), the selected
+        accumulator row before the correction adder, and the correction adder, the activation
+        sums and the correction terms in pieces with registered carries (:mod:`hw.pieces`).
+        Every result beat arrives ``pipeline_latency = drain_delay + out_stages`` cycles later
+        than without pipelining (docs/interface.md, *Pipelining*).
 
     Raises
     ------
@@ -192,8 +201,8 @@ class LutConfig(_TileConfig):
             if self.table_format != "int":
                 raise ValueError(f"pipeline {self.pipeline} needs table_format 'int', not "
                                  f"{self.table_format!r}")
-            if self.pipeline == 2 and self.accumulation != "partial":
-                raise ValueError(f"pipeline 2 needs accumulation 'partial', not "
+            if self.pipeline >= 2 and self.accumulation != "partial":
+                raise ValueError(f"pipeline {self.pipeline} needs accumulation 'partial', not "
                                  f"{self.accumulation!r}")
         if (self.act_format == "int") != (self.table_format == "int"):
             raise ValueError(f"table_format {self.table_format!r} needs act_format "
@@ -338,15 +347,69 @@ class LutConfig(_TileConfig):
     # -- pipelining ---------------------------------------------------------------------------
     @property
     def pe_stages(self):
-        """Cycles from a weight beat to the accumulator write it causes, beyond the first:
-        ``pipeline`` (the lookup register, then the partial register)."""
+        """Cycles from a weight beat to the PE output register write it causes, beyond the
+        first: ``pipeline`` (the lookup register, the partial register, the accumulator's
+        high half one cycle behind its low half)."""
         return self.pipeline
+
+    @property
+    def acc_low_width(self):
+        """Bits of the accumulator's low half with ``pipeline`` 3 (the high half adds one
+        cycle later, with the registered carry out of these): ``ceil(acc_width / 2)``."""
+        return (self.acc_width + 1) // 2
+
+    @staticmethod
+    def _pieces(width, most):
+        """How many pieces of ``ceil(width / most)`` bits make up ``width`` bits."""
+        return -(-width // -(-width // most))
+
+    @property
+    def correction_piece_width(self):
+        """Bits of each piece of the output stage's ``acc + corr`` adder but the top one
+        (which takes the rest of ``acc`` and ``corr`` with their signs): ``ceil(acc_width /
+        4)`` with ``pipeline`` 3, else ``acc_width`` (one adder)."""
+        return -(-self.acc_width // 4) if self.pipeline >= 3 else self.acc_width
+
+    @property
+    def correction_pieces(self):
+        """Pieces of the correction adder, one register stage each (``pipeline`` 3: 4 for
+        ``acc_width >= 10``), else 1."""
+        return -(-self.acc_width // self.correction_piece_width)
+
+    @property
+    def sum_pieces(self):
+        """Pieces (one edge each) of the activation sum's adder (``pipeline`` 3: up to 3 of
+        ``ceil(sum_width / 3)`` bits), else 1."""
+        return self._pieces(self.sum_width, 3) if self.pipeline >= 3 else 1
+
+    @property
+    def term_pieces(self):
+        """Pieces (one edge each) of the correction term's subtraction (``pipeline`` 3: up to
+        3 of ``ceil(correction_width / 3)`` bits), else 1."""
+        return self._pieces(self.correction_width, 3) if self.pipeline >= 3 else 1
+
+    @property
+    def drain_delay(self):
+        """Edges from an operation's capture to the output drain's load: ``pe_stages`` (the PE
+        output registers are written then); with ``pipeline`` 3 at least ``sum_pieces +
+        term_pieces + 1`` (the pieced activation sum, the shift, the pieced correction term)."""
+        if self.pipeline >= 3:
+            return max(self.pe_stages, self.sum_pieces + self.term_pieces + 1)
+        return self.pe_stages
+
+    @property
+    def out_stages(self):
+        """Registers between the output drain and ``o_result``: none without pipelining, the
+        result register (``pipeline`` 1, 2); with ``pipeline`` 3 also the selected
+        accumulator row before the correction adder and one register per correction piece but
+        the top one (``1 + correction_pieces``)."""
+        return 1 + self.correction_pieces if self.pipeline >= 3 else 1 if self.pipeline else 0
 
     @property
     def pipeline_latency(self):
         """Cycles ``pipeline`` adds between an operation's last weight beat and each of its
-        result beats: the PE stages plus the result register (0 without pipelining)."""
-        return self.pipeline + 1 if self.pipeline else 0
+        result beats: ``drain_delay + out_stages`` (0 without pipelining)."""
+        return self.drain_delay + self.out_stages
 
     # -- tables -------------------------------------------------------------------------------
     @property

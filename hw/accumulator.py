@@ -37,6 +37,17 @@ class BitSerialAccumulator(wiring.Component):
     ``pipeline`` 2 registers ``p_next`` (and ``first_group``, ``capture``) at the last plane
     and adds it into ``acc`` (and ``out``) on the next edge.
 
+    ``pipeline`` 3 also splits that add at ``h = acc_low_width`` bits, the high half one cycle
+    behind the low half (a carry-save pipeline of two short adders instead of one long one)::
+
+        lo, c  <= lo + partial[:h]            # c: the carry out of bit h-1
+        hi     <= hi + partial'[h:] + c'      # ' : one cycle later
+
+    so ``acc = hi * 2**h + lo`` once ``hi`` has caught up; ``out`` takes its low half with the
+    low add and its high half one edge later (the array waits ``pe_stages`` edges for it).
+    Instead of ``first_group`` the capture clears both halves (so does reset): the next
+    operation starts from 0 with no multiplexer in front of the adders.
+
     Output: with ``output_buffer = "double"``, ``capture`` (the last step of the operation)
     copies the final value into the register ``out`` so the next operation can start while
     ``out`` drains; otherwise ``out`` is ``acc`` itself and the array stalls the next
@@ -81,6 +92,8 @@ class BitSerialAccumulator(wiring.Component):
                 m.d.comb += p_next.eq(Mux(self.first_plane, 0, p << 1) + self.entry)
                 with m.If(self.step):
                     m.d.sync += p.eq(p_next)
+            if cfg.pipeline >= 3:
+                return self._split_halves(m, p_next)
             if cfg.pipeline >= 2:
                 # the step's partial is registered and enters the accumulator one cycle later,
                 # so the partial's adder and the wide accumulator adder are separate paths
@@ -115,3 +128,50 @@ class BitSerialAccumulator(wiring.Component):
         with m.If(capture):
             m.d.sync += self.out.eq(acc_next)
         return m
+
+    def _split_halves(self, m, p_next):
+        """``pipeline`` 3: the registered partial of ``pipeline`` 2 is added in two halves,
+        the high half one cycle later with the low half's carry (registered)."""
+        cfg = self._cfg
+        h = cfg.acc_low_width
+        partial = Signal(signed(cfg.partial_width), name="partial_done")
+        add = Signal(name="add_partial")
+        capture = Signal(name="capture_d")
+        m.d.sync += [partial.eq(p_next), add.eq(self.step & self.last_plane),
+                     capture.eq(self.step & self.last_plane & self.capture)]
+        # low half: h bits and the carry out of them
+        lo = Signal(h, name="acc_lo")
+        lo_next = Signal(h + 1, name="acc_lo_next")
+        part_lo = Signal(h, name="partial_lo")   # the partial's low h bits (sign-extended)
+        # the halves are cleared when the operation's result is captured (and by reset), so
+        # no first_group multiplexer lies in front of their adders
+        m.d.comb += [part_lo.eq(partial),
+                     lo_next.eq(lo + part_lo)]
+        with m.If(add):
+            m.d.sync += lo.eq(lo_next[:h])
+        with m.If(capture):
+            m.d.sync += [self.out[:h].eq(lo_next[:h]), lo.eq(0)]
+        # high half, one edge behind: the partial's bits from h up (their sign extends them;
+        # the register is only as wide as those bits plus the sign) and the registered carry
+        carry = self._high_carry(m, lo_next[h])
+        part_hi = Signal(signed(max(cfg.partial_width - h, 0) + 1), name="partial_hi_d")
+        add_hi = Signal(name="add_hi")
+        capture_hi = Signal(name="capture_hi")
+        m.d.sync += [part_hi.eq(partial >> h), add_hi.eq(add), capture_hi.eq(capture)]
+        hi = Signal(signed(cfg.acc_width - h), name="acc_hi")
+        hi_next = Signal(signed(cfg.acc_width - h), name="acc_hi_next")
+        m.d.comb += hi_next.eq(hi + part_hi + carry)
+        with m.If(add_hi):
+            m.d.sync += hi.eq(hi_next)
+        with m.If(capture_hi):
+            m.d.sync += [self.out[h:].eq(hi_next), hi.eq(0)]
+        return m
+
+    # its own method so that a test can override it (tests/mutants.py) and check that the
+    # testbenches catch a lost or mistimed carry
+    def _high_carry(self, m, carry_out):
+        """The carry the high half adds: ``carry_out`` of the low half, registered (the high
+        half adds one edge after the low half)."""
+        carry = Signal(name="acc_carry")
+        m.d.sync += carry.eq(carry_out)
+        return carry

@@ -15,6 +15,10 @@ class OperationControl:
     ``i_cmd`` is taken when no operation runs, or on the edge ``op_done`` ends the current one
     (so operations follow each other without a gap); that edge latches ``format``, ``w_bits``
     and ``groups`` and clears ``group``, which counts up on every ``group_done`` edge.
+
+    With ``pipeline`` 3 ``first_group`` and ``last_group`` are registers, set on the edges that
+    change ``group`` (``last_group <= group + 2 == groups`` ahead of time), so no comparison of
+    the group counter lies on the paths they feed (the weight handshake, every PE).
     """
 
     def __init__(self, cfg):
@@ -31,14 +35,24 @@ class OperationControl:
     def elaborate(self, m, i_cmd, group_done, op_done):
         """Returns a View of the ``i_cmd`` payload (fields of :func:`cmd_layout`)."""
         cmd = data.View(cmd_layout(self._cfg), i_cmd.payload)
+        registered = getattr(self._cfg, "pipeline", 0) >= 3
+        if not registered:
+            m.d.comb += [
+                self.first_group.eq(self.group == 0),
+                self.last_group.eq(self.group == self.groups - 1),
+            ]
         m.d.comb += [
-            self.first_group.eq(self.group == 0),
-            self.last_group.eq(self.group == self.groups - 1),
             i_cmd.ready.eq(~self.active | op_done),
             self.accept.eq(i_cmd.valid & i_cmd.ready),
         ]
         with m.If(group_done):
             m.d.sync += self.group.eq(self.group + 1)
+            if registered:
+                m.d.sync += [self.first_group.eq(0),
+                             self.last_group.eq(self.group + 2 == self.groups)]
+        if registered:
+            with m.If(self.accept):
+                m.d.sync += [self.first_group.eq(1), self.last_group.eq(cmd.groups == 1)]
         with m.If(op_done):
             m.d.sync += self.active.eq(0)
         with m.If(self.accept):

@@ -8,9 +8,11 @@ from gen.config import LutConfig, WeightFormat
 from .accumulator import control_ports
 from .control import DirectDrain, OperationControl, OutputDrain, add_pe
 from .correction import OffsetCorrection, correction_term
-from .layouts import (cmd_layout, result_row_layout, stream_ports, table_layout,
-                      weight_plane_layout)
+from .layouts import (acc_row_layout, cmd_layout, result_row_layout, stream_ports,
+                      table_layout, weight_plane_layout)
 from .lut_pe import LutPE
+from . import pieces
+from .pieces import pieced_accumulator, pieced_difference
 
 __all__ = ["LutArray"]
 
@@ -18,10 +20,10 @@ __all__ = ["LutArray"]
 class _Stream:
     """valid / ready / payload between the drain and the result register (``pipeline``)."""
 
-    def __init__(self, width):
-        self.valid = Signal(name="drain_valid")
-        self.ready = Signal(name="drain_ready")
-        self.payload = Signal(width, name="drain_payload")
+    def __init__(self, width, name="drain"):
+        self.valid = Signal(name=f"{name}_valid")
+        self.ready = Signal(name=f"{name}_ready")
+        self.payload = Signal(width, name=f"{name}_payload")
 
 
 class LutArray(wiring.Component):
@@ -104,7 +106,7 @@ class LutArray(wiring.Component):
 
         # -- output stage: double buffer, or a drain from the accumulators ---------------------
         double = cfg.output_buffer == "double"
-        stages = cfg.pe_stages
+        stages = cfg.drain_delay
         if stages:
             # pipeline: the drain feeds a result register (inner stream -> o_result) and keeps
             # one row-select copy per column
@@ -133,6 +135,7 @@ class LutArray(wiring.Component):
             captures.append(Signal(name=f"capture_d{i + 1}"))
             m.d.sync += captures[-1].eq(captures[-2])
         in_flight = Cat(captures[1:]).any() if stages else C(0, 1)
+        # pipeline: a row is held in the output registers (result register, row register)
         result_held = Signal(name="result_held") if stages else C(0, 1)
         out_free = drain.free & ~in_flight
         if double:
@@ -172,6 +175,14 @@ class LutArray(wiring.Component):
                 t0 = tables[r][0]
             else:
                 t0 = sum(tables[r][t][0] for t in range(cfg.tables_per_pe))
+            if cfg.pipeline >= 3:
+                # S - T[0] = S + ~T[0] + 1 in pieces; cleared by the capture, not first_group
+                operand = Signal(cfg.sum_width, name=f"act_sum_operand_{r}")
+                m.d.comb += operand.eq(~t0)
+                act_sums.append(pieced_accumulator(m, f"act_sum_{r}", cfg.sum_width,
+                                                   cfg.sum_pieces, operand, C(1, 1),
+                                                   group_done, capture).as_signed())
+                continue
             s_next = Mux(first_group, 0, s) - t0
             with m.If(group_done):
                 m.d.sync += s.eq(s_next)
@@ -195,7 +206,7 @@ class LutArray(wiring.Component):
 
         # -- output stage: drain one row per beat through the offset correction ---------------
         if stages:
-            self._pipelined_output(m, drain, captures[-1], op, act_sums, pe_outs, result_held)
+            self._pipelined_output(m, drain, captures, op, act_sums, pe_outs, result_held)
             return m
         m.submodules.correction = corr = OffsetCorrection(cfg)
         row_accs = [Cat(pe_outs[r]) for r in range(cfg.m)]
@@ -213,7 +224,7 @@ class LutArray(wiring.Component):
             drain.elaborate(m, capture, latch, corr.result)
         return m
 
-    def _pipelined_output(self, m, drain, capture, op, act_sums, pe_outs, held):
+    def _pipelined_output(self, m, drain, captures, op, act_sums, pe_outs, held):
         """``pipeline`` >= 1: the output stage with three cuts in its paths.
 
         * each column muxes its own accumulators with its own copy of the row select;
@@ -222,35 +233,143 @@ class LutArray(wiring.Component):
           operation travel down a delay line as long as the PEs' pipeline), so the drain adds
           only ``acc + corr``;
         * the result row is registered before ``o_result`` (a one-entry stream register).
+
+        ``pipeline`` 3 cuts further: the selected accumulator row, its correction term and
+        format go into a row register (another one-entry stream register) before the
+        correction adder, which adds in ``correction_pieces`` pieces, one stream register
+        each (:meth:`_pieced_correction`); the correction term is ``minuend - subtrahend``
+        subtracted in pieces (:meth:`_pieced_term`) from the pieced activation sum, and the
+        drain waits ``drain_delay`` edges for both.
         """
         cfg = self._cfg
+        capture = captures[-1]
         fmt, w = op.format, op.w_bits
-        for i in range(cfg.pe_stages):
+        fmts, ws = [fmt], [w]
+        for i in range(cfg.drain_delay):
             fmt_d = Signal(WeightFormat, name=f"op_format_d{i + 1}")
             w_d = Signal(cfg.plane_width, name=f"op_w_d{i + 1}")
             m.d.sync += [fmt_d.eq(fmt), w_d.eq(w)]
             fmt, w = fmt_d, w_d
+            fmts.append(fmt)
+            ws.append(w)
         out_format = Signal(WeightFormat)
         corr_regs = [Signal(signed(cfg.correction_width), name=f"corr_{r}")
                      for r in range(cfg.m)]
         latch = [(out_format, fmt)]
-        latch += [(reg, correction_term(m, cfg, s, fmt, w))
-                  for reg, s in zip(corr_regs, act_sums)]
-        m.submodules.correction = corr = OffsetCorrection(cfg, precomputed=True)
+        if cfg.pipeline >= 3:
+            k = cfg.sum_pieces          # the pieced sum is complete k edges after the capture
+            latch += [(reg, self._pieced_term(m, r, s, captures[k], fmts[k], ws[k]))
+                      for r, (reg, s) in enumerate(zip(corr_regs, act_sums))]
+        else:
+            latch += [(reg, correction_term(m, cfg, s, fmt, w))
+                      for reg, s in zip(corr_regs, act_sums)]
         selects = drain.row_copies or [drain.row] * cfg.n
-        m.d.comb += [
-            corr.acc.eq(Cat(Array(pe_outs[r][c] for r in range(cfg.m))[selects[c]]
-                            for c in range(cfg.n))),
-            corr.corr.eq(Array(corr_regs)[drain.row]),
-            corr.format.eq(out_format),
-            drain.o_result.payload.eq(corr.result),
-        ]
-        drain.elaborate(m, capture, latch)
-        # the result register: loads whenever it is empty or its beat leaves on this edge
+        acc_row = Cat(Array(pe_outs[r][c] for r in range(cfg.m))[selects[c]]
+                      for c in range(cfg.n))
+        row_corr = Array(corr_regs)[drain.row]
         inner = drain.o_result
-        m.d.comb += [inner.ready.eq(~held | self.o_result.ready),
-                     self.o_result.valid.eq(held)]
-        with m.If(self.o_result.valid & self.o_result.ready):
+        if cfg.out_stages == 1:
+            m.submodules.correction = corr = OffsetCorrection(cfg, precomputed=True)
+            m.d.comb += [corr.acc.eq(acc_row), corr.corr.eq(row_corr),
+                         corr.format.eq(out_format), inner.payload.eq(corr.result)]
+            drain.elaborate(m, capture, latch)
+            self._stream_register(m, inner, self.o_result, held,
+                                  [(self.o_result.payload, inner.payload)])
+            return
+        # pipeline 3: drain -> row register (acc row, corr, format) -> adder -> result register;
+        # the row register is three signals, so each input of the correction has its own
+        row_acc = Signal(len(acc_row), name="row_reg_acc")
+        row_corr_reg = Signal(signed(cfg.correction_width), name="row_reg_corr")
+        row_format = Signal(WeightFormat, name="row_reg_format")
+        row = _Stream(0, "row_reg")
+        row_held = Signal(name="row_held")
+        result_held = Signal(name="result_reg_held")
+        held_pieces = [Signal(name=f"piece_{k}_held") for k in range(cfg.correction_pieces - 1)]
+        m.d.comb += held.eq(Cat(row_held, result_held, *held_pieces).any())
+        drain.elaborate(m, capture, latch)
+        self._stream_register(m, inner, row, row_held, [(row_acc, acc_row),
+                                                        (row_corr_reg, row_corr),
+                                                        (row_format, out_format)])
+        if cfg.correction_pieces == 1:
+            m.submodules.correction = corr = OffsetCorrection(cfg, precomputed=True)
+            m.d.comb += [corr.acc.eq(row_acc), corr.corr.eq(row_corr_reg),
+                         corr.format.eq(row_format)]
+            self._stream_register(m, row, self.o_result, result_held,
+                                  [(self.o_result.payload, corr.result)])
+            return
+        self._pieced_correction(m, row, row_acc, row_corr_reg, row_format, held_pieces,
+                                result_held)
+
+    def _pieced_correction(self, m, row, row_acc, corr, format, held_pieces, result_held):
+        """``acc + corr`` of every column in ``correction_pieces`` pieces of
+        ``correction_piece_width`` bits, one register stage each, low piece first; a piece's
+        carry is registered with it and enters the next piece as the carry-in of a plain
+        two-operand add (``(2a + c) + (2b + 1)``, shifted right once)."""
+        cfg = self._cfg
+        wp = cfg.correction_piece_width
+        accs = data.View(acc_row_layout(cfg), row_acc)
+        done = [C(0, 0)] * cfg.n            # the finished low bits of each column's sum
+        carry = [None] * cfg.n
+        acc_rest = [accs[c] for c in range(cfg.n)]
+        corr_rest, fmt, inner = corr, format, row
+        for k, held in enumerate(held_pieces):
+            loads = []
+            new_done, new_carry, new_acc = [], [], []
+            corr_next = Signal(signed(len(corr_rest) - wp), name=f"piece_{k}_corr")
+            fmt_next = Signal(WeightFormat, name=f"piece_{k}_format")
+            loads += [(corr_next, corr_rest >> wp), (fmt_next, fmt)]
+            for c in range(cfg.n):
+                a, b = acc_rest[c][:wp], corr_rest[:wp]
+                total = a + b if carry[c] is None else pieces.add_with_carry(a, b, carry[c])
+                d = Signal(len(done[c]) + wp, name=f"piece_{k}_sum_{c}")
+                cy = Signal(name=f"piece_{k}_carry_{c}")
+                rest = Signal(signed(len(acc_rest[c]) - wp), name=f"piece_{k}_acc_{c}")
+                loads += [(d, Cat(done[c], total[:wp])), (cy, total[wp]),
+                          (rest, acc_rest[c].as_signed() >> wp)]
+                new_done.append(d)
+                new_carry.append(cy)
+                new_acc.append(rest)
+            outer = _Stream(0, f"piece_{k}")
+            self._stream_register(m, inner, outer, held, loads)
+            done, carry, acc_rest = new_done, new_carry, new_acc
+            corr_rest, fmt, inner = corr_next, fmt_next, outer
+        binary = fmt == WeightFormat.BINARY       # corr is 0: the sum is acc, not halved
+        results = []
+        for c in range(cfg.n):
+            # the top piece, signed: (2a + carry) + (2b + 1), shifted right once
+            top = (Cat(carry[c], acc_rest[c]).as_signed()
+                   + Cat(C(1, 1), corr_rest).as_signed()) >> 1
+            total = Cat(done[c], top).as_signed()
+            results.append(Mux(binary, total, total >> 1)[:cfg.result_width])
+        self._stream_register(m, inner, self.o_result, result_held,
+                              [(self.o_result.payload, Cat(results))])
+
+    def _pieced_term(self, m, r, s, load, format, w_bits):
+        """``pipeline`` 3: row ``r``'s term of :func:`correction_term` as ``minuend -
+        subtrahend``: both registered on ``load`` (the edge the pieced sum ``S`` is complete,
+        with that operation's ``format`` and ``w_bits``), then subtracted in ``term_pieces``
+        pieces, right ``term_pieces`` edges later (the drain loads it then)."""
+        cfg = self._cfg
+        minuend = Signal(cfg.correction_width, name=f"corr_minuend_{r}")
+        subtrahend = Signal(cfg.correction_width, name=f"corr_subtrahend_{r}")
+        with m.If(load):
+            with m.Switch(format):
+                with m.Case(WeightFormat.UINT):            # (S << w) - S
+                    m.d.sync += [minuend.eq(s << w_bits), subtrahend.eq(s)]
+                with m.Case(WeightFormat.INT, WeightFormat.TERNARY):   # -S
+                    m.d.sync += [minuend.eq(0), subtrahend.eq(s)]
+                with m.Default():                          # binary: 0
+                    m.d.sync += [minuend.eq(0), subtrahend.eq(0)]
+        return pieced_difference(m, f"corr_term_{r}", minuend, subtrahend,
+                                 cfg.correction_width, cfg.term_pieces).as_signed()
+
+    @staticmethod
+    def _stream_register(m, inner, outer, held, loads):
+        """A one-entry stream register from ``inner`` to ``outer``: it loads ``loads``
+        (``[(register, value)]``) whenever it is empty or its beat leaves on this edge;
+        ``held`` is its valid."""
+        m.d.comb += [inner.ready.eq(~held | outer.ready), outer.valid.eq(held)]
+        with m.If(outer.valid & outer.ready):
             m.d.sync += held.eq(0)
         with m.If(inner.valid & inner.ready):
-            m.d.sync += [self.o_result.payload.eq(inner.payload), held.eq(1)]
+            m.d.sync += [*(reg.eq(value) for reg, value in loads), held.eq(1)]

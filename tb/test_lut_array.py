@@ -433,7 +433,8 @@ async def test_reset_mid_op(dut):
     tb.result.set_pause_generator(iter(lambda: True, None))          # never ready
     env.random_op(*ops[0])
     await _wait_until(env, lambda: env.tb.sources_idle(), 1000, "all inputs to go in")
-    for _ in range(4):
+    # a pipelined build (LutConfig.pipeline) delivers its first row this many edges later
+    for _ in range(4 + getattr(env.cfg, "pipeline_latency", 0)):
         await RisingEdge(tb.clk)
     valid = dut.o_result__valid.value
     assert valid.is_resolvable and int(valid) == 1, \

@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import contextlib
 
+from amaranth import C
+
 import hw.lut_pe
+import hw.pieces
+from hw.accumulator import BitSerialAccumulator
 from hw.lookup import TableLookup
 
-__all__ = ["mutant", "MUTANTS"]
+__all__ = ["mutant", "MUTANTS", "PIPELINE_MUTANTS"]
 
 
 class _NoNegate(TableLookup):
@@ -32,23 +36,58 @@ class _NoInvert(TableLookup):
         return low
 
 
-_CLASSES = {"no_negate": _NoNegate, "no_invert": _NoInvert}
+class _NoCarry(BitSerialAccumulator):
+    """``pipeline`` 3 accumulator that drops the carry from its low half into its high half."""
 
-#: the names :func:`mutant` accepts
+    def _high_carry(self, m, carry_out):
+        return C(0, 1)
+
+
+class _EarlyCarry(BitSerialAccumulator):
+    """``pipeline`` 3 accumulator that adds the low half's carry without its register: the
+    high half gets the carry of the next add, one cycle early."""
+
+    def _high_carry(self, m, carry_out):
+        return carry_out
+
+
+def _add_without_carry(a, b, carry):
+    """``hw.pieces.add_with_carry`` that forgets the carry from the piece below."""
+    return a + b
+
+
+_CLASSES = {"no_negate": _NoNegate, "no_invert": _NoInvert}
+#: faults of the ``pipeline`` 3 accumulator (a build without it does not contain them)
+_PIPELINE_CLASSES = {"no_carry": _NoCarry, "early_carry": _EarlyCarry,
+                     "pieces_no_carry": _add_without_carry}
+
+#: the lookup faults :func:`mutant` accepts (every build contains the lookup)
 MUTANTS = tuple(_CLASSES)
+#: the faults of the split accumulator and of the pieced adders (hw.pieces) :func:`mutant`
+#: accepts (only a ``pipeline`` 3 build has them)
+PIPELINE_MUTANTS = tuple(_PIPELINE_CLASSES)
 
 
 @contextlib.contextmanager
 def mutant(name):
-    """Within the block, every PE built uses the faulty lookup ``name``; yields its class.
+    """Within the block, every PE built uses the faulty lookup (or, for the names of
+    :data:`PIPELINE_MUTANTS`, the faulty accumulator) ``name``; yields its class.
 
     Elaboration is lazy: emit, or construct the ``Simulator``, inside the block.
     """
-    if name not in _CLASSES:
-        raise ValueError(f"mutant must be one of {', '.join(MUTANTS)}, not {name!r}")
-    saved = hw.lut_pe.TableLookup
-    hw.lut_pe.TableLookup = _CLASSES[name]
+    module = hw.lut_pe
+    if name in _CLASSES:
+        attr, cls = "TableLookup", _CLASSES[name]
+    elif name == "pieces_no_carry":
+        module, attr, cls = hw.pieces, "add_with_carry", _PIPELINE_CLASSES[name]
+    elif name in _PIPELINE_CLASSES:
+        attr, cls = "BitSerialAccumulator", _PIPELINE_CLASSES[name]
+    else:
+        raise ValueError(f"mutant must be one of {', '.join(MUTANTS + PIPELINE_MUTANTS)}, "
+                         f"not {name!r}")
+    saved = getattr(module, attr)
+    setattr(module, attr, cls)
     try:
-        yield _CLASSES[name]
+        yield cls
     finally:
-        hw.lut_pe.TableLookup = saved
+        setattr(module, attr, saved)

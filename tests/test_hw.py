@@ -71,7 +71,7 @@ def test_mutant_is_scoped_and_named():
         assert hw.lut_pe.TableLookup is cls and issubclass(cls, TableLookup)
     assert hw.lut_pe.TableLookup is TableLookup
     with pytest.raises(ValueError, match=r"^mutant must be one of no_negate, no_invert, "
-                                         r"not 'flip'$"):
+                                         r"no_carry, early_carry, pieces_no_carry, not 'flip'$"):
         with mutant("flip"):
             pass
     assert hw.lut_pe.TableLookup is TableLookup

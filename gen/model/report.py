@@ -70,7 +70,8 @@ def _plot(report, path):
     labels = [f"{r['layer']}.{r['linear']}" for r in first["per_layer"]]
     ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
     ax.set_ylabel("relative error (Frobenius)")
-    ax.set_title(f"all-MiniLM-L6-v2 linear layers, INT8 activations, {report['design']['name']}")
+    act = report["design"].get("act_format", "int8").upper()
+    ax.set_title(f"all-MiniLM-L6-v2 linear layers, {act} activations, {report['design']['name']}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -82,7 +83,10 @@ def _markdown(r):
     d = r["design"]
     lines = ["# all-MiniLM-L6-v2 through the LUT engine RTL", "",
              f"Engine `{d['name']}` (m={d['m']}, n={d['n']}, g={d['g']}, k_max={d['k_max']}, "
-             f"w_bits={d['w_bits']}); {r['sentences']} sentences, {sum(r['tokens'])} tokens "
+             f"w_bits={d['w_bits']}"
+             + (f", {d['act_format']}, q tables t={d['table_bits']}, b={d['scale_block']}"
+                if "act_format" in d else "")
+             + f"); {r['sentences']} sentences, {sum(r['tokens'])} tokens "
              f"(at most {max(r['tokens'])} per sentence), {r['layers']} encoder layer(s), "
              f"activations {r['activations']}. "
              + ("Every GEMM ran on the RTL (Verilator, tb/fast) and was checked bit-exactly "

@@ -52,6 +52,8 @@ def scheme_record(backend, float_backend, layers, tokens, rtl):
                    cycles_per_sentence=[cycles * t / total for t in tokens],
                    sim_cycles=rtl.sim_cycles, sim_s=rtl.sim_s, rtl_wall_s=rtl.wall_s,
                    cycles_per_s=rtl.sim_cycles / rtl.wall_s if rtl.wall_s else None)
+        cpu = getattr(rtl.engine, "cpu_s", 0.0)       # the harness processes' CPU seconds
+        out.update(harness_cpu_s=cpu, cycles_per_cpu_s=rtl.sim_cycles / cpu if cpu else None)
     return out
 
 
@@ -102,6 +104,11 @@ def _markdown(r):
                if s.get("cycles") else "- | - | - | -")
         lines.append(f"| {s['label']} | {c['mean_cosine']:.4f} | {c['min_cosine']:.4f} | "
                      f"{c['nn_agree']}/{c['nn_total']} | {cyc} |")
+    cpu = [f"{n} {s['harness_cpu_s']:.0f} s ({s['cycles_per_cpu_s']:,.0f} cycles per CPU second)"
+           for n, s in r["schemes"].items() if s.get("cycles_per_cpu_s")]
+    if cpu:
+        lines += ["", "CPU time of the Verilator harness processes (independent of how many "
+                  "other jobs share the machine, unlike the wall time): " + "; ".join(cpu) + "."]
     lines += ["", "Cycles are the engine's own `o_cycles` (command to last result), summed over "
               "the GEMMs; all sentences' tokens are stacked into one GEMM per layer, so a "
               "sentence's cycles are the total times its share of the tokens. Utilization = "

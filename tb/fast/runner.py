@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import resource
 import subprocess
 import time
 from dataclasses import dataclass
@@ -158,6 +159,9 @@ class FastEngine:
         self.binary = self.workdir / "obj" / "harness"
         self.build_s = self._build(opt)
         self.last_sim_s = 0.0
+        #: CPU seconds (user + system) of the harness processes: the last call, all calls
+        self.last_cpu_s = 0.0
+        self.cpu_s = 0.0
 
     def _build(self, opt):
         import fcntl
@@ -186,6 +190,18 @@ class FastEngine:
                                f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
         stamp_file.write_text(stamp)
         return time.perf_counter() - t0
+
+    def _harness(self, argv):
+        """Run the harness; its CPU time (a figure that does not depend on how many other jobs
+        share the machine, unlike cycles per wall second) goes to ``last_cpu_s``."""
+        def cpu():
+            r = resource.getrusage(resource.RUSAGE_CHILDREN)
+            return r.ru_utime + r.ru_stime
+        c0 = cpu()
+        proc = subprocess.run(argv, capture_output=True, text=True)
+        self.last_cpu_s = cpu() - c0
+        self.cpu_s += self.last_cpu_s
+        return proc
 
     # -- job files ---------------------------------------------------------------------------
 
@@ -244,8 +260,7 @@ class FastEngine:
         jfile = self.workdir / f"jobs.{os.getpid()}.bin"
         rfile = self.workdir / f"results.{os.getpid()}.bin"
         np.concatenate(parts).tofile(jfile)
-        proc = subprocess.run([str(self.binary), str(jfile), str(rfile)], capture_output=True,
-                              text=True)
+        proc = self._harness([str(self.binary), str(jfile), str(rfile)])
         if proc.returncode:
             raise RuntimeError(f"harness failed ({proc.returncode}): {proc.stderr.strip()}")
         self.last_sim_s = float(proc.stdout.split()[1])
@@ -278,7 +293,8 @@ class FastEngine:
         parts = [np.array([MAGIC, 1], dtype="<u4")] + self._job_words(self.job_beats(job), 0, 0, 1)
         jfile = self.workdir / f"raw.{os.getpid()}.bin"
         np.concatenate(parts).tofile(jfile)
-        proc = subprocess.run([str(self.binary), "raw", str(cycles), str(jfile)],
-                              capture_output=True, text=True, check=True)
+        proc = self._harness([str(self.binary), "raw", str(cycles), str(jfile)])
+        if proc.returncode:
+            raise RuntimeError(f"harness failed ({proc.returncode}): {proc.stderr.strip()}")
         n, s = proc.stdout.split()
         return int(n) / float(s)

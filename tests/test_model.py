@@ -78,7 +78,10 @@ def test_gptq_beats_round_to_nearest(encoder):
 
 def test_cli_bad_option_writes_nothing(tmp_path, capsys):
     from gen.model.__main__ import main
-    for argv in (["--schemes", "w5"], ["--layers", "7"], ["--k-max", "64"], ["--m", "0"]):
+    for argv in (["--schemes", "w5"], ["--layers", "7"], ["--k-max", "64"], ["--m", "0"],
+                 ["--table-bits", "8"], ["--act", "fp16", "--k-max", "512"],
+                 ["--act", "fp16", "--scale-block", "3"],
+                 ["--act", "fp16", "--table-bits", "17"]):
         with pytest.raises(SystemExit) as e:
             main([*argv, "--out", str(tmp_path / "r")])
         assert e.value.code == 2
@@ -107,3 +110,29 @@ def test_one_layer_through_the_rtl(tmp_path):
     assert sum(p["gemms"] for p in s["per_layer"]) == 5 * 3 + 12
     assert s["cycles"] == s["ideal"] + 27 * (3 + 2)
     assert (out / "report.md").exists() and (out / "per_layer_error.png").exists()
+
+
+@pytest.mark.sim
+def test_one_layer_fp16_through_the_fp_engine_rtl(tmp_path):
+    """1 encoder layer, 2 sentences of 4 tokens, FP16 activations, W4 g128 on the emitted FP
+    engine (q tables t = 8, b = 32; every GEMM checked bit-exactly inside the runner): the
+    embeddings equal the golden run's, one GEMM per linear layer, cycles = weight beats + a
+    constant per GEMM."""
+    from gen.config import LutConfig
+    from gen.model.__main__ import main
+    common = ["--act", "fp16", "--layers", "1", "--sentences", "2", "--max-tokens", "4",
+              "--schemes", "w4g128", "--n", "16", "--no-progress"]
+    assert main([*common, "--build", str(BUILD / "fp_model_m2n16"),
+                 "--out", str(tmp_path / "rtl")]) == 0
+    assert main([*common, "--golden", "--out", str(tmp_path / "golden")]) == 0
+    rep = json.loads((tmp_path / "rtl" / "report.json").read_text())
+    gold = json.loads((tmp_path / "golden" / "report.json").read_text())
+    s = rep["schemes"]["w4g128"]
+    assert rep["rtl"] and rep["design"]["act_format"] == "fp16"
+    assert rep["design"]["scale_block"] == 32 and rep["design"]["table_bits"] == 8
+    assert s["compare"] == gold["schemes"]["w4g128"]["compare"]
+    assert s["compare"]["mean_cosine"] > 0.95
+    assert [p["gemms"] for p in s["per_layer"]] == [1] * 6
+    over = {p["cycles"] - p["ideal"] for p in s["per_layer"]}
+    drain = 2 * LutConfig(act_format="fp16", table_format="q", scale_block=32, n=16).row_cycles
+    assert len(over) == 1 and drain < over.pop() <= drain + 8, over

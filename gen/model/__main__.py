@@ -4,6 +4,7 @@ and cycles: ``python -m gen.model`` (``lutcore-model``, ``make model``).
     python -m gen.model                              # 32 sentences, W4 g128 / W2 / ternary
     python -m gen.model --layers 1 --sentences 2     # a quick look
     python -m gen.model --golden                     # GEMMs on the golden model, no RTL
+    python -m gen.model --act fp16                   # FP16 activations on the FP engine RTL
 """
 from __future__ import annotations
 
@@ -38,14 +39,23 @@ def _parser():
     p.add_argument("--n", type=int, default=64, help="engine tile columns (default 64)")
     p.add_argument("--k-max", type=int, default=1536,
                    help="engine k_max (default 1536: the FFN down projection's K)")
+    p.add_argument("--act", default="int8", choices=("int8", "fp16", "bf16"),
+                   help="activations: int8 (per token, integer engine; default), or fp16/bf16 "
+                        "(no activation quantization, FP engine with q tables)")
+    p.add_argument("--table-bits", type=int, default=None,
+                   help="FP engine: q table entry bits t (default 8)")
+    p.add_argument("--scale-block", type=int, default=None,
+                   help="FP engine: groups per table scale (default: the largest dividing "
+                        "every scheme's weight group, at most 32)")
     p.add_argument("--golden", action="store_true",
-                   help="integer GEMMs on the golden model only (no RTL, no cycles)")
+                   help="GEMMs on the golden model only (no RTL, no cycles)")
     p.add_argument("--pause", type=float, default=0.0,
                    help="probability of a random pause on every stream each cycle (default 0)")
     p.add_argument("--jobs", type=int, default=1,
                    help="schemes run in parallel processes (default 1)")
     p.add_argument("--out", default="reports/model", help="report directory")
-    p.add_argument("--build", default="build/model", help="engine build directory")
+    p.add_argument("--build", default=None,
+                   help="engine build directory (default build/model, build/model_fp16 ...)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -67,14 +77,51 @@ def _check(p, args):
         p.error(f"--pause must be in [0, 1), not {args.pause}")
     if args.jobs < 1:
         p.error(f"--jobs must be >= 1, not {args.jobs}")
-    try:
-        cfg = LutConfig(m=args.m, n=args.n, g=4, w_bits=4, a_bits=8, k_max=args.k_max)
-    except (ValueError, TypeError) as e:
-        p.error(f"--m/--n/--k-max: {e}")
-    need = 1536 if any(SCHEMES[s].group is None for s in names) else 128
+    if args.act == "int8":
+        for opt in ("table_bits", "scale_block"):
+            if getattr(args, opt) is not None:
+                p.error(f"--{opt.replace('_', '-')} needs --act fp16 or bf16")
+        try:
+            cfg = LutConfig(m=args.m, n=args.n, g=4, w_bits=4, a_bits=8, k_max=args.k_max)
+        except (ValueError, TypeError) as e:
+            p.error(f"--m/--n/--k-max: {e}")
+    else:
+        from .fp_quant import default_scale_block
+        b = args.scale_block or default_scale_block([SCHEMES[s] for s in names])
+        for s in names:
+            if SCHEMES[s].group and (b < 1 or SCHEMES[s].group % (4 * b)):
+                p.error(f"--scale-block: {b} groups ({4 * b} activations) do not divide "
+                        f"{s}'s weight group of {SCHEMES[s].group}")
+        try:
+            cfg = LutConfig(act_format=args.act, table_format="q", m=args.m, n=args.n, g=4,
+                            w_bits=4, k_max=args.k_max, scale_block=b,
+                            table_bits=args.table_bits or 8)
+        except (ValueError, TypeError) as e:
+            p.error(f"--m/--n/--k-max/--table-bits/--scale-block: {e}")
+    # the FP engine runs each layer as one GEMM over the whole K (its scale blocks)
+    need = 1536 if args.act != "int8" or any(SCHEMES[s].group is None for s in names) else 128
     if cfg.k_max < need:
         p.error(f"--k-max must be at least {need} for these schemes, not {cfg.k_max}")
     return names, cfg
+
+
+def _build_dir(cfg, args):
+    return Path(args.build or ("build/model" if cfg.act_fp is None
+                               else f"build/model_{cfg.act_format}"))
+
+
+def _engine(cfg, args):
+    """The engine of ``cfg`` compiled with the fast runner's harness (built once, then reused)."""
+    if cfg.act_fp is None:
+        from tb.fast.runner import FastEngine
+        return FastEngine(cfg, _build_dir(cfg, args))
+    from tb.fast.fp_engine import FastFpEngine
+    return FastFpEngine(cfg, _build_dir(cfg, args))
+
+
+def _act(cfg):
+    from .fp_quant import FpTables
+    return FpTables(cfg.act_format, cfg.table_bits, cfg.scale_block)
 
 
 def run_scheme(name, cfg, args, ids, position=0):
@@ -87,18 +134,24 @@ def run_scheme(name, cfg, args, ids, position=0):
     fb = FloatBackend(enc)
     ref = enc.forward(ids, fb)
     rtl = None
+    fp = cfg.act_fp is not None
     if args.golden:
-        gemm = GoldenGemm()
+        from .fp_quant import FpGoldenGemm
+        gemm = FpGoldenGemm(cfg) if fp else GoldenGemm()
     else:
-        from tb.fast.runner import FastEngine
-        rtl = gemm = RtlGemm(FastEngine(cfg, Path(args.build)), pause=args.pause)
+        rtl = gemm = RtlGemm(_engine(cfg, args), golden="fast" if fp else "reference",
+                             pause=args.pause)
     calib = None
     if SCHEMES[name].gptq:
         from .gptq import CALIBRATION
         cb = FloatBackend(enc)
         enc.forward(enc.tokenize(CALIBRATION), cb)
         calib = cb.inputs
-    qb = QuantBackend(enc, SCHEMES[name], gemm, calibration=calib)
+    if fp:
+        from .fp_quant import FpQuantBackend
+        qb = FpQuantBackend(enc, SCHEMES[name], gemm, _act(cfg), calibration=calib)
+    else:
+        qb = QuantBackend(enc, SCHEMES[name], gemm, calibration=calib)
     bar = None
     if not args.no_progress:
         from tqdm import tqdm
@@ -120,7 +173,7 @@ def run_scheme(name, cfg, args, ids, position=0):
         bar.close()
     rec = scheme_record(qb, fb, args.layers, [len(i) for i in ids], rtl)
     rec["compare"] = compare(ref, emb)
-    rec["label"] = LABELS[name]
+    rec["label"] = LABELS.get(name, name)
     return name, rec, ref
 
 
@@ -142,9 +195,8 @@ def main(argv=None):
     build_s = None
     if not args.golden:                 # build once, before any worker needs the binary
         from gen.emit import default_name
-        from tb.fast.runner import FastEngine
         print(f"building {default_name(cfg, 'engine')} with Verilator ...", flush=True)
-        build_s = FastEngine(cfg, Path(args.build)).build_s
+        build_s = _engine(cfg, args).build_s
     if args.jobs > 1 and len(names) > 1:
         with ProcessPoolExecutor(min(args.jobs, len(names))) as pool:
             futs = [pool.submit(run_scheme, n, cfg, args, ids, i) for i, n in enumerate(names)]
@@ -152,10 +204,15 @@ def main(argv=None):
     else:
         results = [run_scheme(n, cfg, args, ids) for n in names]
     from gen.emit import default_name
-    report = {"design": {"name": default_name(cfg, "engine"), "m": cfg.m, "n": cfg.n, "g": cfg.g,
-                         "k_max": cfg.k_max, "w_bits": cfg.w_bits, "a_bits": cfg.a_bits},
+    design = {"name": default_name(cfg, "engine"), "m": cfg.m, "n": cfg.n, "g": cfg.g,
+              "k_max": cfg.k_max, "w_bits": cfg.w_bits, "a_bits": cfg.a_bits}
+    if cfg.act_fp is not None:
+        design.update(act_format=cfg.act_format, table_format=cfg.table_format,
+                      table_bits=cfg.table_bits, scale_block=cfg.scale_block)
+    report = {"design": design,
               "rtl": not args.golden, "sentences": len(sentences), "layers": args.layers,
-              "activations": "INT8, symmetric, one scale per token",
+              "activations": ("INT8, symmetric, one scale per token" if cfg.act_fp is None
+                              else _act(cfg).label),
               "tokens": [len(i) for i in ids], "text": sentences, "build_s": build_s,
               "pause": args.pause,
               "float_nearest": None, "schemes": {n: rec for n, rec, _ in results}}

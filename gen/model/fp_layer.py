@@ -12,6 +12,7 @@ group of 64 rows is 16 scale blocks of ``b`` = 1, or one of ``b`` = 16).
     python -m gen.model.fp_layer                      # the layer table (docs/model.md)
     python -m gen.model.fp_layer --encoder            # + the whole encoder, 32 sentences
     python -m gen.model.fp_layer --rtl                # + the layer's GEMM on the FpLutArray RTL
+    python -m gen.model --act fp16                    # all 36 layers on the FpLutEngine RTL
 
 GEMMs run on the vectorized model ``gen.model.fp_gemm`` (bit-exact with the golden model
 ``gen.fp_lut``, checked by the tests), or with ``--golden`` on ``gen.fp_lut`` itself (slow).

@@ -52,6 +52,8 @@ def scheme_record(backend, float_backend, layers, tokens, rtl):
                    cycles_per_sentence=[cycles * t / total for t in tokens],
                    sim_cycles=rtl.sim_cycles, sim_s=rtl.sim_s, rtl_wall_s=rtl.wall_s,
                    cycles_per_s=rtl.sim_cycles / rtl.wall_s if rtl.wall_s else None)
+        cpu = getattr(rtl.engine, "cpu_s", 0.0)       # the harness processes' CPU seconds
+        out.update(harness_cpu_s=cpu, cycles_per_cpu_s=rtl.sim_cycles / cpu if cpu else None)
     return out
 
 
@@ -70,7 +72,8 @@ def _plot(report, path):
     labels = [f"{r['layer']}.{r['linear']}" for r in first["per_layer"]]
     ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
     ax.set_ylabel("relative error (Frobenius)")
-    ax.set_title(f"all-MiniLM-L6-v2 linear layers, INT8 activations, {report['design']['name']}")
+    act = report["design"].get("act_format", "int8").upper()
+    ax.set_title(f"all-MiniLM-L6-v2 linear layers, {act} activations, {report['design']['name']}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -82,7 +85,10 @@ def _markdown(r):
     d = r["design"]
     lines = ["# all-MiniLM-L6-v2 through the LUT engine RTL", "",
              f"Engine `{d['name']}` (m={d['m']}, n={d['n']}, g={d['g']}, k_max={d['k_max']}, "
-             f"w_bits={d['w_bits']}); {r['sentences']} sentences, {sum(r['tokens'])} tokens "
+             f"w_bits={d['w_bits']}"
+             + (f", {d['act_format']}, q tables t={d['table_bits']}, b={d['scale_block']}"
+                if "act_format" in d else "")
+             + f"); {r['sentences']} sentences, {sum(r['tokens'])} tokens "
              f"(at most {max(r['tokens'])} per sentence), {r['layers']} encoder layer(s), "
              f"activations {r['activations']}. "
              + ("Every GEMM ran on the RTL (Verilator, tb/fast) and was checked bit-exactly "
@@ -98,6 +104,11 @@ def _markdown(r):
                if s.get("cycles") else "- | - | - | -")
         lines.append(f"| {s['label']} | {c['mean_cosine']:.4f} | {c['min_cosine']:.4f} | "
                      f"{c['nn_agree']}/{c['nn_total']} | {cyc} |")
+    cpu = [f"{n} {s['harness_cpu_s']:.0f} s ({s['cycles_per_cpu_s']:,.0f} cycles per CPU second)"
+           for n, s in r["schemes"].items() if s.get("cycles_per_cpu_s")]
+    if cpu:
+        lines += ["", "CPU time of the Verilator harness processes (independent of how many "
+                  "other jobs share the machine, unlike the wall time): " + "; ".join(cpu) + "."]
     lines += ["", "Cycles are the engine's own `o_cycles` (command to last result), summed over "
               "the GEMMs; all sentences' tokens are stacked into one GEMM per layer, so a "
               "sentence's cycles are the total times its share of the tokens. Utilization = "

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import resource
 import subprocess
 import time
 from dataclasses import dataclass
@@ -158,6 +159,9 @@ class FastEngine:
         self.binary = self.workdir / "obj" / "harness"
         self.build_s = self._build(opt)
         self.last_sim_s = 0.0
+        #: CPU seconds (user + system) of the harness processes: the last call, all calls
+        self.last_cpu_s = 0.0
+        self.cpu_s = 0.0
 
     def _build(self, opt):
         import fcntl
@@ -187,20 +191,47 @@ class FastEngine:
         stamp_file.write_text(stamp)
         return time.perf_counter() - t0
 
+    def _harness(self, argv):
+        """Run the harness; its CPU time (a figure that does not depend on how many other jobs
+        share the machine, unlike cycles per wall second) goes to ``last_cpu_s``."""
+        def cpu():
+            r = resource.getrusage(resource.RUSAGE_CHILDREN)
+            return r.ru_utime + r.ru_stime
+        c0 = cpu()
+        proc = subprocess.run(argv, capture_output=True, text=True)
+        self.last_cpu_s = cpu() - c0
+        self.cpu_s += self.last_cpu_s
+        return proc
+
     # -- job files ---------------------------------------------------------------------------
 
-    def _job_words(self, beats, pause_in, pause_out, seed, expect):
+    def job_beats(self, job):
+        """One job's streams: ``{"streams": {port: (beats as words, repeat)}, "want": result
+        beats, "ideal": cycles, ...}`` (the extra keys are for :meth:`decode`). A subclass
+        for another top (``tb.fast.fp_engine``) overrides this, :meth:`decode` and :meth:`check`."""
+        b = engine_beats(self.cfg, job.a, job.w, job.fmt, job.w_bits)
+        b["streams"] = {"i_cmd": (b["cmd"], 1), "i_table": (b.get("tables"), 1),
+                        "i_act": (b.get("acts"), 1), "i_weight": (b["weights"], b["m_tiles"])}
+        b["want"] = b["m_tiles"] * b["n_tiles"] * self.cfg.m
+        b["ideal"] = ideal_cycles(self.cfg, job.a.shape[0], job.w.shape[1], job.a.shape[1],
+                                  job.w_bits)
+        return b
+
+    def decode(self, job, beats, rows):
+        """The ``M x N`` result of a job from its result beats (``(want, words)`` uint32)."""
         cfg = self.cfg
-        per_stream = {"i_cmd": (beats["cmd"], 1),
-                      "i_table": (beats.get("tables"), 1), "i_act": (beats.get("acts"), 1),
-                      "i_weight": (beats["weights"], beats["m_tiles"])}
+        res = unpack_fields(rows, cfg.n, cfg.result_width)
+        res = res.reshape(beats["m_tiles"], beats["n_tiles"], cfg.m, cfg.n)
+        res = res.transpose(0, 2, 1, 3).reshape(beats["m_tiles"] * cfg.m, -1)
+        return res[: job.a.shape[0], : job.w.shape[1]]
+
+    def _job_words(self, beats, pause_in, pause_out, seed):
         head = [seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF, int(pause_in * 65536),
                 int(pause_out * 65536)]
-        ideal = beats["m_tiles"] * beats["n_tiles"] * beats["groups"] * expect
         # a generous time-out: pauses stretch a GEMM by about 1 / (1 - p) per stream
-        limit = (4 * ideal + 10_000) / (1 - max(pause_in, pause_out)) ** 2
-        parts = [np.array(head + [min(int(limit), 0xFFFFFFFF),
-                                  beats["m_tiles"] * beats["n_tiles"] * cfg.m], dtype="<u4")]
+        limit = (4 * beats["ideal"] + 10_000) / (1 - max(pause_in, pause_out)) ** 2
+        parts = [np.array(head + [min(int(limit), 0xFFFFFFFF), beats["want"]], dtype="<u4")]
+        per_stream = beats["streams"]
         for name, width in self.inputs:
             if name not in per_stream or per_stream[name][0] is None:
                 raise ValueError(f"no beats for input stream {name}")
@@ -219,19 +250,17 @@ class FastEngine:
         for name, p in (("pause_in", pause_in), ("pause_out", pause_out)):
             if not 0 <= p < 1:
                 raise ValueError(f"{name} must be in [0, 1), not {p}")
-        cfg = self.cfg
         parts = [np.array([MAGIC, len(jobs)], dtype="<u4")]
         metas = []
         for i, job in enumerate(jobs):
-            beats = engine_beats(cfg, job.a, job.w, job.fmt, job.w_bits)
-            parts += self._job_words(beats, pause_in, pause_out, seed + i, job.w_bits)
+            beats = self.job_beats(job)
+            parts += self._job_words(beats, pause_in, pause_out, seed + i)
             metas.append(beats)
         # one file pair per process: several runs may share one build at once
         jfile = self.workdir / f"jobs.{os.getpid()}.bin"
         rfile = self.workdir / f"results.{os.getpid()}.bin"
         np.concatenate(parts).tofile(jfile)
-        proc = subprocess.run([str(self.binary), str(jfile), str(rfile)], capture_output=True,
-                              text=True)
+        proc = self._harness([str(self.binary), str(jfile), str(rfile)])
         if proc.returncode:
             raise RuntimeError(f"harness failed ({proc.returncode}): {proc.stderr.strip()}")
         self.last_sim_s = float(proc.stdout.split()[1])
@@ -239,25 +268,17 @@ class FastEngine:
         if raw[0] != MAGIC or raw[1] != len(jobs):
             raise RuntimeError("harness wrote a bad result file")
         pos, out = 2, []
-        out_name, out_width = self.output
-        rw = cfg.result_width
+        ww = words(self.output[1])
         scalar_names = [n for n, _ in self.scalars]
         for job, beats in zip(jobs, metas):
             span, sim_cycles = int(raw[pos]), int(raw[pos + 1])
             fields = raw[pos + 2: pos + 2 + len(scalar_names)]
             scal = dict(zip(scalar_names, (int(x) for x in fields)))
             pos += 2 + len(scalar_names)
-            nres = beats["m_tiles"] * beats["n_tiles"] * cfg.m
-            ww = words(out_width)
-            rows = unpack_fields(raw[pos: pos + nres * ww].reshape(nres, ww), cfg.n, rw)
+            nres = beats["want"]
+            res = self.decode(job, beats, raw[pos: pos + nres * ww].reshape(nres, ww))
             pos += nres * ww
-            res = rows.reshape(beats["m_tiles"], beats["n_tiles"], cfg.m, cfg.n)
-            res = res.transpose(0, 2, 1, 3).reshape(beats["m_tiles"] * cfg.m, -1)
-            res = res[: job.a.shape[0], : job.w.shape[1]]
-            k = job.a.shape[1]
-            r = GemmResult(job.name, res, scal.get("o_cycles", span),
-                           ideal_cycles(cfg, job.a.shape[0], job.w.shape[1], k, job.w_bits),
-                           sim_cycles)
+            r = GemmResult(job.name, res, scal.get("o_cycles", span), beats["ideal"], sim_cycles)
             if check:
                 self.check(job, r, span)
             out.append(r)
@@ -269,11 +290,11 @@ class FastEngine:
     def raw_speed(self, job, cycles):
         """The speed ceiling: cycles per second of the same model with every input valid every
         cycle (random payloads, the job's command), output ready, no IO and no checks."""
-        beats = engine_beats(self.cfg, job.a, job.w, job.fmt, job.w_bits)
-        parts = [np.array([MAGIC, 1], dtype="<u4")] + self._job_words(beats, 0, 0, 1, job.w_bits)
+        parts = [np.array([MAGIC, 1], dtype="<u4")] + self._job_words(self.job_beats(job), 0, 0, 1)
         jfile = self.workdir / f"raw.{os.getpid()}.bin"
         np.concatenate(parts).tofile(jfile)
-        proc = subprocess.run([str(self.binary), "raw", str(cycles), str(jfile)],
-                              capture_output=True, text=True, check=True)
+        proc = self._harness([str(self.binary), "raw", str(cycles), str(jfile)])
+        if proc.returncode:
+            raise RuntimeError(f"harness failed ({proc.returncode}): {proc.stderr.strip()}")
         n, s = proc.stdout.split()
         return int(n) / float(s)

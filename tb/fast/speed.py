@@ -74,6 +74,38 @@ def measure(cfg, shape, w_bits, icarus_shape, workdir, rounds=2, raw_cycles=300_
     return out
 
 
+def measure_fp(cfg, shape, w_bits, build, rounds=2, raw_cycles=100_000):
+    """The FP engine (``tb.fast.fp_engine``): raw loop, harness loop, end to end (bulk packing,
+    the run, reading back and the check against ``gen.model.fp_gemm``) on one GEMM."""
+    from gen.config import WeightFormat
+
+    from .fp_engine import FastFpEngine, FpGemmJob
+    rows, k, cols = shape
+    rng = np.random.default_rng(1)
+    eng = FastFpEngine(cfg, build)
+    blocks = -(-k // (cfg.scale_block * cfg.g))
+    acts = rng.standard_normal((rows, k)).astype(np.float16).view(np.uint16)
+    scales = (rng.random((cols, blocks)) * 0.1 + 0.01).astype(np.float16).view(np.uint16)
+    job = FpGemmJob(acts, random_weights(rng, (k, cols), WeightFormat.INT, w_bits), "int",
+                    w_bits, scales, name=f"{rows}x{k}x{cols} int{w_bits}", golden="fast")
+    raw, loop, e2e, raw_cpu, run_cpu = [], [], [], [], []
+    for _ in range(rounds):             # interleaved, so load changes hit both alike
+        raw.append(eng.raw_speed(job, raw_cycles))
+        raw_cpu.append(raw_cycles / eng.last_cpu_s)
+        t0 = time.perf_counter()
+        (r,) = eng.run([job])
+        wall = time.perf_counter() - t0
+        run_cpu.append(r.sim_cycles / eng.last_cpu_s)
+        loop.append(r.sim_cycles / eng.last_sim_s)
+        e2e.append(r.sim_cycles / wall)
+    # per CPU second of the harness process (start-up and file IO included): on a shared
+    # machine the wall-clock figures follow the CPU share, these do not
+    return {"design": eng.name, "shape": list(shape), "w_bits": w_bits, "cycles": r.cycles,
+            "raw": float(np.median(raw)), "fast_loop": float(np.median(loop)),
+            "fast_end_to_end": float(np.median(e2e)), "raw_per_cpu_s": float(np.median(raw_cpu)),
+            "fast_harness_per_cpu_s": float(np.median(run_cpu))}
+
+
 def render(s):
     rows = [("Verilator, raw loop (inputs always valid, no IO, no checks)", s["raw"]),
             ("Verilator, fast runner: harness loop", s["fast_loop"]),
@@ -104,7 +136,22 @@ def main(argv=None):
     p.add_argument("--no-icarus", action="store_true")
     p.add_argument("--out", default=None, help="work directory (default: temporary)")
     p.add_argument("--json", default="build/fast_speed.json")
+    p.add_argument("--act", default="int8", choices=("int8", "fp16", "bf16"),
+                   help="fp16/bf16: the FP engine (q tables, t = 8, b = 32) on a 326 x 384 x "
+                        "384 W4 GEMM, Verilator raw loop vs fast runner only")
+    p.add_argument("--build", default=None,
+                   help="FP engine build directory (default build/model_<act>, as gen.model)")
     args = p.parse_args(argv)
+    if args.act != "int8":
+        cfg = LutConfig(act_format=args.act, table_format="q", table_bits=8, scale_block=32,
+                        w_bits=4, k_max=args.k_max)
+        s = measure_fp(cfg, (326, 384, 384), 4, args.build or f"build/model_{args.act}")
+        print(render(s))
+        print(f"per CPU second of the harness process: raw {s['raw_per_cpu_s']:,.0f}, fast "
+              f"runner {s['fast_harness_per_cpu_s']:,.0f} cycles")
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(s, indent=2) + "\n")
+        return 0
     cfg = LutConfig(w_bits=4, a_bits=8, k_max=args.k_max)
     with tempfile.TemporaryDirectory() as tmp:
         s = measure(cfg, (64, 512, 256), 4, (16, 256, 64), args.out or tmp,

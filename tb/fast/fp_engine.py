@@ -1,0 +1,194 @@
+"""Whole FP-activation GEMMs through the emitted ``FpLutEngine`` (``q`` tables, docs/fp-lut.md)
+in the compiled Verilator harness of ``tb/fast``.
+
+The same path as the integer engine (``tb.fast.runner``): Python packs every stream of every
+GEMM in bulk with NumPy, one harness process runs a whole batch, the FP32 result rows are read
+back and checked bit-exactly after the run. The harness is generated from the manifest, so the
+FP engine's five input streams need only their beats:
+
+* ``i_cmd``: one beat (``gen.fp_lut.pack_fp_engine_cmd``);
+* ``i_table``: per row block, per step, the ``m`` rows' stored ``q`` tables (``t``-bit
+  entries); ``i_tscale``: per row block, per scale block, the ``m`` FP32 table scales;
+* ``i_weight``: per column block, per step, ``w`` bit-planes MSB first; ``i_wscale``: per
+  column block, per scale block, the ``n`` weight scales (activation format). Both are stored
+  once for one row block and replayed for every row block, as the engine reads them.
+
+The tables and table scales come from ``gen.model.fp_gemm`` (the NumPy twin of the golden
+model ``gen.fp_lut``, bit-exact with it: ``tests/test_fp_layer.py``);
+``tests/test_fast_fp_engine.py`` checks every beat against ``gen.fp_lut.q_gemm_streams``.
+The check after the run compares the ``M x N`` FP32 patterns with ``gen.fp_lut.lut_q_mpgemm``
+(``golden="lut"``, the hardware's algorithm step by step with every width checked) or
+``gen.model.fp_gemm.q_mpgemm_fast`` (``golden="fast"``, for model-sized GEMMs), and
+``o_cycles`` with the span the harness saw.
+
+    eng = FastFpEngine(LutConfig(act_format="fp16", table_format="q", scale_block=32,
+                                 w_bits=4, k_max=1536), "build/fast_fp")
+    (r,) = eng.run([FpGemmJob(acts, w, "int", 4, wscales)])    # r.result: FP32 patterns
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gen.config import LutConfig
+from gen.golden import _group_indices, bit_planes, ideal_cycles, stored_tables, weight_codes
+
+from .runner import FastEngine, MismatchError, pack_fields
+
+__all__ = ["FpGemmJob", "FastFpEngine", "fp_engine_beats", "int_words", "fp32_bits"]
+
+#: the canonical FP32 NaN (docs/fp.md)
+_QNAN = np.uint32(0x7FC00000)
+
+
+def int_words(value, width):
+    """One beat given as a Python int -> ``(1, ceil(width / 32))`` uint32 words, LSB first."""
+    nw = -(-width // 32)
+    return np.array([[(int(value) >> (32 * i)) & 0xFFFFFFFF for i in range(nw)]], dtype="<u4")
+
+
+def fp32_bits(x):
+    """float32 values -> bit patterns (uint32), every NaN canonical."""
+    x = np.asarray(x, dtype=np.float32)
+    return np.where(np.isnan(x), _QNAN, x.view(np.uint32))
+
+
+def _wscales(wscales, cols, blocks, width):
+    ws = np.asarray(wscales, dtype=np.int64)
+    if ws.ndim == 1:
+        ws = np.repeat(ws[:, None], blocks, axis=1)
+    if ws.shape != (cols, blocks):
+        raise ValueError(f"wscales must be N x blocks = {cols} x {blocks} (or N), not {ws.shape}")
+    if ws.size and (ws.min() < 0 or ws.max() >= 1 << width):
+        raise ValueError(f"wscales must be {width}-bit patterns")
+    return ws
+
+
+def fp_engine_beats(cfg: LutConfig, acts, w, fmt, w_bits, wscales):
+    """Every beat of one FP engine GEMM ``A (M x K FP patterns) @ W (K x N)``, packed to words,
+    padded to whole tiles (rows of +0, columns of weight code 0 with scale +0):
+    ``cmd`` (1 beat), ``tables`` and ``tscales`` (all row blocks), ``weights`` and ``wscales``
+    (ONE row block: the engine re-reads them ``m_tiles`` times), and ``m_tiles``, ``n_tiles``,
+    ``steps``, ``blocks``, ``wscales_full`` (the ``N x blocks`` patterns)."""
+    from gen.fp_lut import block_k, pack_fp_engine_cmd
+    from gen.model.fp_gemm import full_tables, quantize_tables_fast
+    if cfg.table_format != "q":
+        raise ValueError(f"table_format must be 'q' for the FP engine, not {cfg.table_format!r}")
+    fmt = cfg.check_op(fmt, w_bits)
+    act = cfg.act_fp
+    acts = np.asarray(acts, dtype=np.int64)
+    w = np.asarray(w, dtype=np.int64)
+    if acts.ndim != 2 or w.ndim != 2 or acts.shape[1] != w.shape[0]:
+        raise ValueError(f"acts {acts.shape} and W {w.shape} must be M x K and K x N")
+    if acts.shape[1] > cfg.k_max:
+        raise ValueError(f"K must be at most k_max = {cfg.k_max}, not {acts.shape[1]}")
+    if acts.size and (acts.min() < 0 or acts.max() >= 1 << act.width):
+        raise ValueError(f"acts must be {act.width}-bit patterns of {act.name}")
+    rows, cols = acts.shape[0], w.shape[1]
+    m, n, c = cfg.m, cfg.n, cfg.tables_per_pe
+    m_tiles, n_tiles = -(-rows // m), -(-cols // n)
+    acts = np.pad(acts, ((0, m_tiles * m - rows), (0, 0)))
+    with np.errstate(invalid="ignore", over="ignore"):         # Inf - Inf: NaN, as the golden
+        tables = full_tables(acts.astype(np.uint16), cfg, block_k(cfg))   # M' x G x 2**g
+    q, ts = quantize_tables_fast(tables, cfg)
+    groups = tables.shape[1]
+    blocks, steps = groups // cfg.scale_block, groups // c
+    ws = _wscales(wscales, cols, blocks, act.width)
+    ws_pad = np.pad(ws, ((0, n_tiles * n - cols), (0, 0)))
+    # K padded with code 0 under +0 activations, columns with code 0 (as gen.fp_lut pads)
+    codes = np.pad(weight_codes(w, fmt, w_bits),
+                   ((0, groups * cfg.g - w.shape[0]), (0, n_tiles * n - cols)))
+    # i_table: per row block and step, row r's c tables of E entries (table_layout)
+    stored = stored_tables(q, cfg.symmetric)
+    t = stored.reshape(m_tiles, m, steps, c, -1).transpose(0, 2, 1, 3, 4)
+    # i_weight: per column block, step and plane (MSB first), column c's step_k-bit index
+    idx = _group_indices(bit_planes(codes, w_bits), cfg.step_k)          # w x steps x N'
+    idx = idx.reshape(w_bits, steps, n_tiles, n).transpose(2, 1, 0, 3)
+    tsb = fp32_bits(ts).reshape(m_tiles, m, blocks).transpose(0, 2, 1)
+    wsb = ws_pad.reshape(n_tiles, n, blocks).transpose(0, 2, 1)
+    cmd = pack_fp_engine_cmd(cfg, fmt, w_bits, blocks, m_tiles, n_tiles)
+    return {"cmd": int_words(cmd, cfg.fp_engine_cmd_width),
+            "tables": pack_fields(t.reshape(m_tiles * steps, -1), cfg.entry_width),
+            "tscales": np.ascontiguousarray(tsb.reshape(m_tiles * blocks, m), dtype="<u4"),
+            "weights": pack_fields(idx.reshape(-1, n), cfg.pe_index_width),
+            "wscales": pack_fields(wsb.reshape(n_tiles * blocks, n), act.width),
+            "m_tiles": m_tiles, "n_tiles": n_tiles, "steps": steps, "blocks": blocks,
+            "wscales_full": ws}
+
+
+@dataclass
+class FpGemmJob:
+    """``A (M x K) @ (W (K x N) * weight scales)`` on the FP engine: ``a`` activation-format
+    bit patterns, ``w`` weight values of ``fmt`` at ``w_bits``, ``wscales`` activation-format
+    patterns per output channel and scale block (``N x blocks``) or per channel (``N``).
+    ``golden``: ``"lut"`` checks against ``gen.fp_lut.lut_q_mpgemm`` (step by step, every width
+    checked), ``"fast"`` against ``gen.model.fp_gemm.q_mpgemm_fast`` (the same bits, NumPy)."""
+    a: np.ndarray
+    w: np.ndarray
+    fmt: str = "int"
+    w_bits: int = 4
+    wscales: np.ndarray | None = None
+    name: str = ""
+    golden: str = "lut"
+
+
+class FastFpEngine(FastEngine):
+    """The emitted ``FpLutEngine`` of a ``q`` config, compiled once with the generated harness;
+    :meth:`run` takes :class:`FpGemmJob` and returns ``GemmResult`` with ``result`` the FP32
+    bit patterns (uint32 ``M x N``)."""
+
+    def __init__(self, cfg: LutConfig, workdir, opt="-O2"):
+        if not isinstance(cfg, LutConfig):
+            raise TypeError(f"cfg must be a LutConfig, not {cfg!r}")
+        if cfg.table_format != "q":
+            raise ValueError(f"table_format must be 'q' for the FP engine, not "
+                             f"{cfg.table_format!r}")
+        super().__init__(cfg, workdir, top="engine", opt=opt)
+        names = sorted(s for s, _ in self.inputs)
+        if names != ["i_cmd", "i_table", "i_tscale", "i_weight", "i_wscale"]:
+            raise ValueError(f"an FpLutEngine has i_cmd, i_table, i_tscale, i_weight, "
+                             f"i_wscale, not {names}")
+
+    def job_beats(self, job):
+        if job.wscales is None:
+            raise ValueError(f"{job.name or 'FP GEMM'}: wscales are required")
+        b = fp_engine_beats(self.cfg, job.a, job.w, job.fmt, job.w_bits, job.wscales)
+        mt = b["m_tiles"]
+        b["streams"] = {"i_cmd": (b["cmd"], 1), "i_table": (b["tables"], 1),
+                        "i_tscale": (b["tscales"], 1), "i_weight": (b["weights"], mt),
+                        "i_wscale": (b["wscales"], mt)}
+        b["want"] = mt * b["n_tiles"] * self.cfg.m
+        b["ideal"] = ideal_cycles(self.cfg, job.a.shape[0], job.w.shape[1], job.a.shape[1],
+                                  job.w_bits)
+        return b
+
+    def decode(self, job, beats, rows):
+        cfg = self.cfg
+        res = rows[:, : cfg.n].astype(np.uint32)            # FP32 R[c] at [32 c +: 32]
+        res = res.reshape(beats["m_tiles"], beats["n_tiles"], cfg.m, cfg.n)
+        res = res.transpose(0, 2, 1, 3).reshape(beats["m_tiles"] * cfg.m, -1)
+        return res[: job.a.shape[0], : job.w.shape[1]]
+
+    def expected(self, job, wscales):
+        """The golden FP32 patterns of a job (``M x N`` uint32)."""
+        a = np.asarray(job.a, dtype=np.int64)
+        if job.golden == "lut":
+            from gen.fp_lut import lut_q_mpgemm
+            return lut_q_mpgemm(a, job.w, job.fmt, job.w_bits, self.cfg, wscales)
+        if job.golden == "fast":
+            from gen.model.fp_gemm import q_mpgemm_fast
+            return q_mpgemm_fast(a, job.w, job.fmt, job.w_bits, self.cfg, wscales)
+        raise ValueError(f"golden must be 'lut' or 'fast', not {job.golden!r}")
+
+    def check(self, job, r, span):
+        blocks = -(-job.a.shape[1] // (self.cfg.scale_block * self.cfg.g))
+        ws = _wscales(job.wscales, job.w.shape[1], blocks, self.cfg.act_fp.width)
+        want = self.expected(job, ws)
+        if r.result.shape != want.shape or not np.array_equal(r.result, want):
+            bad = (int((r.result != want).sum()) if r.result.shape == want.shape else "all")
+            raise MismatchError(f"{job.name or 'FP GEMM'} {job.a.shape}x{job.w.shape} "
+                                f"{job.fmt}{job.w_bits}: RTL differs from the golden model "
+                                f"({job.golden}) in {bad} results")
+        if r.cycles != span:
+            raise MismatchError(f"{job.name}: o_cycles {r.cycles}, the harness saw {span} edges")

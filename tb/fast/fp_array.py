@@ -106,12 +106,17 @@ class FpArrayEngine(FastEngine):
         jfile = self.workdir / f"fpjobs.{os.getpid()}.bin"
         rfile = self.workdir / f"fpresults.{os.getpid()}.bin"
         np.concatenate(parts).tofile(jfile)
-        proc = subprocess.run([str(self.binary), str(jfile), str(rfile)], capture_output=True,
-                              text=True)
-        if proc.returncode:
-            raise RuntimeError(f"harness failed ({proc.returncode}): {proc.stderr.strip()}")
-        self.last_sim_s = float(proc.stdout.split()[1])
-        raw = np.fromfile(rfile, dtype="<u4")
+        try:
+            proc = subprocess.run([str(self.binary), str(jfile), str(rfile)],
+                                  capture_output=True, text=True)
+            if proc.returncode:
+                raise RuntimeError(f"harness failed ({proc.returncode}): "
+                                   f"{proc.stderr.strip()}")
+            self.last_sim_s = float(proc.stdout.split()[1])
+            raw = np.fromfile(rfile, dtype="<u4")
+        finally:
+            jfile.unlink(missing_ok=True)
+            rfile.unlink(missing_ok=True)
         if raw[0] != MAGIC or raw[1] != 1:
             raise RuntimeError("harness wrote a bad result file")
         span, sim = int(raw[2]), int(raw[3])

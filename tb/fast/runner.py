@@ -260,11 +260,15 @@ class FastEngine:
         jfile = self.workdir / f"jobs.{os.getpid()}.bin"
         rfile = self.workdir / f"results.{os.getpid()}.bin"
         np.concatenate(parts).tofile(jfile)
-        proc = self._harness([str(self.binary), str(jfile), str(rfile)])
-        if proc.returncode:
-            raise RuntimeError(f"harness failed ({proc.returncode}): {proc.stderr.strip()}")
-        self.last_sim_s = float(proc.stdout.split()[1])
-        raw = np.fromfile(rfile, dtype="<u4")
+        try:
+            proc = self._harness([str(self.binary), str(jfile), str(rfile)])
+            if proc.returncode:
+                raise RuntimeError(f"harness failed ({proc.returncode}): {proc.stderr.strip()}")
+            self.last_sim_s = float(proc.stdout.split()[1])
+            raw = np.fromfile(rfile, dtype="<u4")
+        finally:        # the files are per process: a long model run would leave one per worker
+            jfile.unlink(missing_ok=True)
+            rfile.unlink(missing_ok=True)
         if raw[0] != MAGIC or raw[1] != len(jobs):
             raise RuntimeError("harness wrote a bad result file")
         pos, out = 2, []
@@ -293,7 +297,10 @@ class FastEngine:
         parts = [np.array([MAGIC, 1], dtype="<u4")] + self._job_words(self.job_beats(job), 0, 0, 1)
         jfile = self.workdir / f"raw.{os.getpid()}.bin"
         np.concatenate(parts).tofile(jfile)
-        proc = self._harness([str(self.binary), "raw", str(cycles), str(jfile)])
+        try:
+            proc = self._harness([str(self.binary), "raw", str(cycles), str(jfile)])
+        finally:
+            jfile.unlink(missing_ok=True)
         if proc.returncode:
             raise RuntimeError(f"harness failed ({proc.returncode}): {proc.stderr.strip()}")
         n, s = proc.stdout.split()

@@ -107,6 +107,10 @@ def test_fp_point():
     assert mac == dse.Point("mac_direct", 2, 16, 16, 8, 4, act="bf16")
     assert mac.macs_per_cycle() == 512
     assert dse.Point("lut", 2, 8, 4, 2, 64).depth
+    # a worker (process pool, Dask) gets the point pickled: the same point, the same config
+    import pickle
+    back = pickle.loads(pickle.dumps(lut))
+    assert back == lut and back.config() == cfg
     with pytest.raises(ValueError, match="act must be int or one of fp16, bf16, not 'fp8'"):
         dse.Point("lut", 2, 8, 4, 2, 64, act="fp8")
     with pytest.raises(ValueError, match="table_bits"):

@@ -295,7 +295,8 @@ def _plot_fp(rows, out, foot, plain_log):
         ls = "-" if act == "fp16" else "--"
         for shape in sorted({r["shape"] for r in fp if r["kind"] == "lut"}):
             pts = sorted((r for r in _find(fp, kind="lut", act=act, shape=shape)
-                          if r["table_bits_q"] == 8 and r["scale_block"] == 16),
+                          if r["table_bits_q"] == 8 and r["scale_block"] == 16
+                          and r["g"] == 4),
                          key=lambda r: r["w_bits"])
             if pts:
                 ax.plot([r["w_bits"] for r in pts], [r["density_per_kge"] for r in pts], ls,
@@ -304,7 +305,7 @@ def _plot_fp(rows, out, foot, plain_log):
             for shape in sorted({r["shape"] for r in fp if r["kind"] == kind}):
                 pts = sorted(_find(fp, kind=kind, act=act, shape=shape),
                              key=lambda r: r["w_bits"])
-                if len(pts) > 1 or len({r["shape"] for r in fp if r["kind"] == kind}) == 1:
+                if pts and pts[0]["g"] in (4, 16):      # the equal-size and the g = 4 tiles
                     color, marker = MAC_STYLE[kind]
                     ax.plot([r["w_bits"] for r in pts], [r["density_per_kge"] for r in pts],
                             ls, color=color, marker=marker, alpha=0.6 if "x16" not in shape

@@ -283,6 +283,10 @@ def _fp_markdown(rows):
     return L
 
 
+def _g(v):
+    return "—" if v is None else f"{v:.4g}"
+
+
 def _fmt_area(v):
     return "—" if v is None else f"{v:,.0f}"
 
@@ -307,8 +311,8 @@ def _ppa_markdown(rows, meta):
                  f"{r['table_bits_q'] or '-'} | "
                  f"{r['scale_block'] or '-'} | {r['area_um2']:,.0f} | "
                  f"{_fmt_area(r['area_flat_um2'])} | {_x(r['fmax_mhz'], 1)} | "
-                 f"{_x(r['tops_per_mm2_own'], 3)} | {_x(r['tops_per_mm2_common'], 3)} | "
-                 f"{_x(r['pj_per_mac'], 3)} | {_x(r['tops_per_w'], 2)} |")
+                 f"{_g(r['tops_per_mm2_own'])} | {_g(r['tops_per_mm2_common'])} | "
+                 f"{_g(r['pj_per_mac'])} | {_g(r['tops_per_w'])} |")
     L.append("")
     return L
 

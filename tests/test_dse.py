@@ -60,15 +60,61 @@ def test_full_sweep_definition():
     # the default design point is in the sweep, in all three LUT families
     d = dse.Point("lut", **dse.DEFAULT_POINT)
     assert pts[d] == {"tile", "group", "dense"}
+    # the fp family: FP16 q-table LUT arrays over W, tile, g, t and b, the FP MACs at the
+    # paper's M8N4K16 and at the LUT's tile, every W
+    fp = [p for p, f in pts.items() if "fp" in f]
+    assert {p.act for p in fp} == {"fp16"} and all(p.a_bits == 16 for p in fp)
+    fl = [p for p in fp if p.kind == "lut"]
+    assert {p.w_bits for p in fl} == {1, 2, 4}
+    assert {p.g for p in fl} == {2, 4} and {p.table_bits for p in fl} == {6, 8}
+    assert {p.scale_block for p in fl} == {16, 32, 64}
+    assert {(p.m, p.n) for p in fl} == set(dse.FP_SHAPES)
+    assert all(p.config().act_format == "fp16" and p.config().table_format == "q" for p in fl)
+    for kind in ("mac_dequant", "mac_direct"):
+        for w in (1, 2, 4):
+            for shape in ((8, 4, 16), (2, 64, 4)):
+                assert dse.Point(kind, w, 16, shape[2], shape[0], shape[1], act="fp16") in fp
+    # FP points are other points than the integer ones: another label, another config
+    assert len({p.label for p in pts}) == len(pts)
+    bf = dse.build_sweep(families=["fp"], fp_acts=("fp16", "bf16")).points
+    assert {p.act for p in bf} == {"fp16", "bf16"} and len(bf) == 2 * len(fp)
 
 
 def test_quick_sweep_is_small():
     pts = dse.build_sweep(quick=True).points
-    assert 5 <= len(pts) <= 16
+    assert 5 <= len(pts) <= 20
     assert max(p.n for p in pts) <= 16
     fams = set().union(*pts.values())
-    assert {"tile", "group"} <= fams
+    assert {"tile", "group", "fp"} <= fams
     assert {p.kind for p in pts} == set(dse.KINDS)
+    # the FP share: one small LUT q point and the FP MAC at its tile
+    fp = [p for p in pts if p.fp]
+    assert len(fp) == 2 and all(p.m * p.n <= 2 for p in fp)
+
+
+def test_fp_point():
+    """An FP point's config is the FP comparison's (gen.synth --compare --act), its label
+    names the activation format, t and b; a MAC point normalises the table fields."""
+    from gen.synth.fp_comparison import fp_lut_config
+    lut = dse.Point("lut", 2, 8, 4, 2, 64, act="fp16", table_bits=6, scale_block=32)
+    assert lut.a_bits == 16 and lut.label == "lut_w2fp16_g4_m2n64_sym_k1024_t6b32"
+    cfg = lut.config()
+    assert cfg == fp_lut_config(dse.Point("lut", 2, 8, 4, 2, 64).config(), "fp16", "q",
+                                (2, 64, 4), table_bits=6, scale_block=32)
+    assert lut.emit_act == "int" and not lut.depth and lut.macs_per_cycle() == 256
+    mac = dse.Point("mac_direct", 2, 8, 16, 8, 4, act="bf16", table_bits=6)
+    assert mac.table_bits == 8 and mac.emit_act == "bf16" and mac.act_label == "BF16"
+    assert mac == dse.Point("mac_direct", 2, 16, 16, 8, 4, act="bf16")
+    assert mac.macs_per_cycle() == 512
+    assert dse.Point("lut", 2, 8, 4, 2, 64).depth
+    # a worker (process pool, Dask) gets the point pickled: the same point, the same config
+    import pickle
+    back = pickle.loads(pickle.dumps(lut))
+    assert back == lut and back.config() == cfg
+    with pytest.raises(ValueError, match="act must be int or one of fp16, bf16, not 'fp8'"):
+        dse.Point("lut", 2, 8, 4, 2, 64, act="fp8")
+    with pytest.raises(ValueError, match="table_bits"):
+        dse.Point("lut", 2, 8, 4, 2, 64, act="fp16", table_bits=2)
 
 
 def test_macs_per_cycle():
@@ -116,7 +162,7 @@ def test_unchanged_point_hits_the_cache(tmp_path, monkeypatch):
     from gen.synth import script as script_mod
     calls = []
 
-    def fake_record(point, verilog, name, workdir, timeout, derived):
+    def fake_record(point, verilog, name, workdir, timeout, derived, depth=True):
         calls.append(name)
         assert Path(verilog).read_text().count("module") > 1
         return {"name": name, "fake": True, "log": ""}
@@ -154,10 +200,13 @@ def test_sources_changed_during_a_sweep(tmp_path):
 
 
 def test_bad_options_exit_2(tmp_path):
-    for args in (["--jobs", "0"], ["--k-max", "0"], ["--family", "nope"], ["--bogus"]):
+    for args in (["--jobs", "0"], ["--k-max", "0"], ["--family", "nope"], ["--bogus"],
+                 ["--fp-act", "fp8"], ["--ppa", "speed"], ["--ppa-clock-ns", "2"],
+                 ["--ppa", "area", "--ppa-clock-ns", "0"], ["--only", "no_such_point"]):
         proc, _ = run_dse(*args, "--out", tmp_path / "o", timeout=120)
         assert proc.returncode == 2, (args, proc.stderr)
-        assert "error" in proc.stderr
+        assert "error" in proc.stderr or "no point" in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) <= 3, proc.stderr     # usage + one line
     assert not (tmp_path / "o").exists()
 
 
@@ -203,27 +252,42 @@ def _check_point(r):
     assert r["ge"] == r["transistors"] / 4
     assert math.isclose(r["density_per_kge"], r["macs_per_cycle"] / (r["ge"] / 1000))
     assert math.isclose(r["pe_density_per_kge"], r["macs_per_cycle"] / (r["pe_array_ge"] / 1000))
+    fp = r["act"] != "int"
+    assert (r["a_bits"] == 16) if fp else r["act"] == "int"
     if lut:
         parts = (r["top_local_ge"] + r["lookup_ge"] + r["accumulator_ge"] + r["tree_ge"]
-                 + r["correction_ge"])
+                 + r["correction_ge"] + r["other_ge"])
         entries = 2 ** (g - 1) if r["symmetric"] else 2 ** g
-        entry_width = r["a_bits"] + int(math.floor(math.log2(g))) + 1
+        # q tables: t-bit entries; integer tables: exact sums of g a_bits-bit activations
+        entry_width = r["table_bits_q"] if fp else r["a_bits"] + int(math.floor(math.log2(g))) + 1
         assert r["entry_width"] == entry_width
         assert r["table_bits"] == m * c * entries * entry_width
         assert r["table_reg_ge"] == r["table_bits"] * 6
-        # the table register is part of the top module's flip-flops
-        assert r["top_local_ge"] >= r["table_reg_ge"]
+        if fp:
+            # the shared FP scale stage is the rest of the FP array (the integer array, as a
+            # submodule, is in other_ge as well)
+            assert 0 < r["fp_scale_ge"] <= r["other_ge"]
+        else:
+            # the table register is part of the top module's flip-flops
+            assert r["top_local_ge"] >= r["table_reg_ge"]
+            assert r["other_ge"] == 0 and r["fp_scale_ge"] is None
         assert r["pe_array_ge"] == r["lookup_ge"] + r["accumulator_ge"] + r["tree_ge"]
         assert (r["tree_ge"] > 0) == (c > 1)        # one table per PE needs no adder tree
     else:
-        parts = r["top_local_ge"] + r["mac_pe_ge"]
+        parts = r["top_local_ge"] + r["mac_pe_ge"] + r["other_ge"]
         assert r["table_bits"] == 0
         assert r["pe_array_ge"] == r["mac_pe_ge"]
+        # the FP MAC's dequantizers or output scalers are modules of their own
+        assert (r["fp_unit_ge"] > 0 and r["fp_unit_ge"] == r["other_ge"]) if fp else \
+            (r["other_ge"] == 0 and r["fp_unit_ge"] is None)
     assert math.isclose(parts, r["ge"])
-    assert r["outbuf_ge"] < r["pe_array_ge"]
+    if r["outbuf_ge"] is not None or not (fp and lut):
+        assert r["outbuf_ge"] < r["pe_array_ge"]
+    assert (r["depth"] is None) == fp                 # FP points measure no logic depth
     if lut:
         assert math.isclose(r["in_bits_per_cycle"], n * c * g + r["table_bits"] / w)
-        assert r["engine_table_bits"] == 2 * math.ceil(r["k_max"] / (c * g)) * r["table_bits"]
+        assert r["engine_table_bits"] == (None if fp else
+                                          2 * math.ceil(r["k_max"] / (c * g)) * r["table_bits"])
     else:
         assert r["in_bits_per_cycle"] == m * g * r["a_bits"] + n * g * w
     assert r["yosys"].startswith("Yosys")
@@ -236,7 +300,7 @@ def test_quick_run_outputs_and_cache(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "points" in proc.stderr and "eta" in proc.stderr          # the progress bar
     for name in ("points.csv", "points.json", "summary.md", "tile_shape.png", "group_size.png",
-                 "lut_mac_ratio.png", "table_storage.png"):
+                 "lut_mac_ratio.png", "table_storage.png", "fp_lut_mac.png"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     for png in out.glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -271,6 +335,14 @@ def test_quick_run_outputs_and_cache(tmp_path):
                    and r["shape"] == rt["same_shape"] and r["w_bits"] == rt["w_bits"]
                    and r["a_bits"] == rt["a_bits"])
         assert math.isclose(rt["ratio_same"], lut["density_per_kge"] / mac["density_per_kge"])
+    # the FP ratios likewise: the quick FP LUT point against the FP MAC at its tile
+    (fr,) = data["fp_ratios"]
+    lut = next(r for r in rows if r["kind"] == "lut" and r["act"] == "fp16")
+    mac = next(r for r in rows if r["kind"] == "mac_dequant" and r["act"] == "fp16")
+    assert (fr["act"], fr["w_bits"], fr["shape"]) == ("fp16", lut["w_bits"], mac["shape"])
+    assert math.isclose(fr["tile_mac_dequant"], lut["density_per_kge"] / mac["density_per_kge"])
+    assert fr["own_mac_dequant"] is None                # no M8N4K16 MAC in the quick sweep
+    assert "## FP activations" in (out / "summary.md").read_text()
 
     # drop one cache entry: exactly that point is synthesized again
     dropped = rows[0]["key"]
@@ -311,3 +383,57 @@ def test_module_and_script_are_one_cli(tmp_path):
     n_points = len(dse.build_sweep(quick=True).points)
     assert mod.stdout.splitlines()[-1].startswith(f"{n_points} points, 0 cached")
     assert not (tmp_path / "q").exists()
+
+
+@pytest.mark.synth
+def test_ppa_columns_cached(tmp_path, monkeypatch):
+    """--ppa area,timing,power on one tiny point: the PPA record comes from gen.ppa (cached
+    under <cache>/ppa/), the row's TOPS/mm² and TOPS/W are its formulas, and a second run takes
+    both records from the cache without running gen.ppa again."""
+    from gen.dse import ppa as dse_ppa
+    from gen.dse.report import make_row
+    from gen.ppa.sta import sta_binary
+    if sta_binary() is None:
+        pytest.skip("OpenSTA (sta) is not installed")
+    pt = dse.Point("lut", 2, 8, 4, 1, 2, k_max=16)
+    ctx, pctx = dse.key_context(), dse_ppa.ppa_context(("area", "timing", "power"))
+    cache, work = tmp_path / "cache", tmp_path / "work"
+
+    def serial(pts, one):
+        return map(one, pts)
+    records, failures = dse.run_sweep([pt], ctx, cache, work, 600, executor=serial, ppa=pctx)
+    assert not failures, failures
+    rec, cached, key = records[pt]
+    assert not cached and (cache / "ppa" / f"{dse_ppa.ppa_key(key, pctx)}.json").is_file()
+    p = rec["ppa"]
+    assert p["area"]["area"] > 0 and p["timing"]["fmax_mhz"] > 0
+    assert p["power"]["results_checked"] > 0 and p["power"]["pj_per_mac"] > 0
+    row = make_row(pt, {"tile"}, rec, key, cached)
+    common = dse_ppa.with_common_clock([row])
+    assert common == row["fmax_mhz"] == 1000.0 / row["min_period_ns"]
+    area = row["area_flat_um2"] * 1e-6
+    assert math.isclose(row["tops_per_mm2_own"], 2 * pt.macs_per_cycle() * common * 1e-6 / area)
+    assert math.isclose(row["tops_per_mm2_common"], row["tops_per_mm2_own"])
+    assert math.isclose(row["tops_per_w"], 2 / row["pj_per_mac"])
+    # without --ppa the same point has no PPA columns
+    assert make_row(pt, {"tile"}, {k: v for k, v in rec.items() if k != "ppa"}, key,
+                    cached)["area_um2"] is None
+
+    def no_ppa(*a, **k):
+        raise AssertionError("gen.ppa ran again for a cached point")
+    monkeypatch.setattr(dse_ppa, "run_ppa", no_ppa)
+    again, failures = dse.run_sweep([pt], ctx, cache, work, 600, executor=serial, ppa=pctx)
+    assert again == {pt: (rec, True, key)} and not failures
+    # another clock is another PPA key: not in the cache
+    other = dse_ppa.ppa_context(("area", "timing", "power"), clock_ns=7.0)
+    assert dse_ppa.ppa_key(key, other) != dse_ppa.ppa_key(key, pctx)
+    assert dse_ppa.load_ppa(cache, dse_ppa.ppa_key(key, other)) is None
+
+
+def test_ppa_parts():
+    from gen.dse.ppa import parse_parts
+    assert parse_parts("area") == ("area",)
+    assert parse_parts("power,area") == ("area", "timing", "power")     # power needs timing
+    for bad in ("", "speed", "area,,fmax"):
+        with pytest.raises(ValueError, match="--ppa must list parts among area, timing, power"):
+            parse_parts(bad)

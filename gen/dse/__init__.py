@@ -18,8 +18,21 @@ The sweep (``--k-max``, default 1024 activations, sizes every accumulator alike)
 ``group``  group size g = 2..6 at m = 2, n = 64, symmetric on and off, w_bits 1, 2, 4,
            a_bits 8 and 16; the MAC baselines at the same g (w_bits 2).
 
-``--quick`` runs a dozen small points (n <= 16, a_bits 8) that cover every plot; ``make test``
-uses it. A point that appears in several families is synthesized once.
+``fp``     FP16 activations (``--fp-act fp16,bf16`` adds BF16) through the LUT array with ``q``
+           tables (``table_bits`` t, ``scale_block`` b; docs/fp-lut.md) against the FP MAC
+           baselines of ``gen.synth --compare --act`` (the FP16 dequantizing tensor core and
+           the FP16 x INT-(w+1) direct MAC): W1, W2, W4 at M2N64K4 and M4N32K4 (t 8, b 16);
+           at W2 and M2N64 g = 2, t = 6, b = 32 and 64 one at a time; the MACs at M8N4K16
+           and at the LUT tiles. Configs from :func:`gen.synth.fp_comparison.fp_lut_config`
+           and :func:`gen.synth.comparison.mac_config`; no logic depth (as ``--no-depth``).
+
+``--quick`` runs 18 small points (n <= 16, a_bits 8, two FP16 points at M1N2K4) that cover
+every plot; ``make test`` uses it. A point that appears in several families is synthesized
+once. ``--only TEXT`` keeps the points whose label contains TEXT.
+
+``--ppa area,timing[,power]`` adds real-cell columns from :mod:`gen.ppa` (µm², Fmax,
+TOPS/mm² at each design's Fmax and at a common clock, pJ/MAC, TOPS/W), cached apart from
+the generic-gate records (:mod:`gen.dse.ppa`).
 
 Figures
 -------
@@ -44,6 +57,7 @@ weights and the tool versions (:mod:`gen.dse.cache`). A re-run only synthesizes 
 key is new; with nothing changed it finishes in seconds.
 
 Modules: :mod:`~gen.dse.points` (the sweep), :mod:`~gen.dse.cache` (keys, cache files),
+:mod:`~gen.dse.ppa` (the PPA columns),
 :mod:`~gen.dse.record` (one point's record), :mod:`~gen.dse.run` (running points, the
 pluggable executor, progress), :mod:`~gen.dse.report` (rows, CSV, ratios, summary),
 :mod:`~gen.dse.plots`, :mod:`~gen.dse.cli`.
@@ -51,12 +65,13 @@ pluggable executor, progress), :mod:`~gen.dse.report` (rows, CSV, ratios, summar
 from __future__ import annotations
 
 from .cache import flow_hash, generator_hash, key_context, point_key
-from .points import (DEFAULT_K_MAX, DEFAULT_POINT, FAMILIES, FULL_SHAPES, KINDS, Point, Sweep,
-                     build_sweep)
+from .points import (DEFAULT_K_MAX, DEFAULT_POINT, FAMILIES, FP_MAC_SHAPE, FP_SHAPES,
+                     FULL_SHAPES, KINDS, Point, Sweep, build_sweep, fp_points)
 from .run import Outcome, Progress, SourcesChanged, process_pool, run_one, run_point, run_sweep
 
 __all__ = ["Point", "Sweep", "build_sweep", "DEFAULT_K_MAX", "DEFAULT_POINT", "FAMILIES",
-           "FULL_SHAPES", "KINDS", "key_context", "point_key", "flow_hash", "generator_hash",
+           "FULL_SHAPES", "KINDS", "FP_SHAPES", "FP_MAC_SHAPE", "fp_points", "key_context",
+           "point_key", "flow_hash", "generator_hash",
            "Outcome", "Progress", "SourcesChanged", "process_pool", "run_one", "run_point",
            "run_sweep", "main"]
 

@@ -6,7 +6,8 @@ exactly these:
 
 - ``netlist``: the SHA-256 of the emitted Verilog text (whatever in the generator, the config
   or Amaranth changed, the netlist shows it);
-- ``script``: the Yosys script text of that top (:func:`gen.synth.build_script`);
+- ``script``: the Yosys script text of that top (:func:`gen.synth.build_script`, with the
+  logic depth for integer points, without it for FP points: :attr:`gen.dse.Point.depth`);
 - ``flow``: the source files of the modules that turn a Yosys run into a record
   (:data:`FIGURE_MODULES`: the runner and its verdict, module merging, the script builder,
   the statistics parser, the area weights, the record) -- whole files, so a constant such as
@@ -158,5 +159,5 @@ def lookup(cache, point, context):
     memo = load_memo(cache, point, context)
     if memo is None:
         return None, None
-    key = point_key(memo["sha256"], build_script(memo["name"]), context)
+    key = point_key(memo["sha256"], build_script(memo["name"], depth=point.depth), context)
     return key, load_record(cache, key)

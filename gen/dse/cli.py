@@ -17,8 +17,8 @@ from ..tools import atomic_write
 from . import cache as cache_mod
 from .cache import key_context
 from .dask_backend import ToolchainError
-from .points import DEFAULT_K_MAX, FAMILIES, KINDS, build_sweep
-from .report import make_row, ratio_table, summary_markdown, verdict, write_csv
+from .points import DEFAULT_K_MAX, FAMILIES, FP_ACTS, KINDS, build_sweep
+from .report import fp_ratio_table, make_row, ratio_table, summary_markdown, verdict, write_csv
 from .run import Progress, process_pool, run_sweep
 
 __all__ = ["main", "parse_args", "DEFAULT_OUT"]
@@ -58,6 +58,24 @@ def parse_args(argv, prog="python -m gen.dse"):
                         f"{DEFAULT_K_MAX})")
     p.add_argument("--family", action="append", choices=FAMILIES,
                    help="run only this family (repeatable; default all)")
+    p.add_argument("--fp-act", default="fp16", metavar="FMT[,FMT]",
+                   help="activation formats of the fp family, comma-separated among "
+                        f"{', '.join(FP_ACTS)} (default fp16)")
+    p.add_argument("--only", action="append", metavar="TEXT",
+                   help="run only the points whose label contains TEXT (repeatable: any of "
+                        "them), e.g. --only fp16 or --only lut_w2a8_g4_m2n64")
+    p.add_argument("--ppa", metavar="PARTS",
+                   help="add real-cell columns (gen.ppa, sky130hd), cached: area (mapped "
+                        "µm²), timing (OpenSTA Fmax, TOPS/mm²; with the buffered flat netlist) "
+                        "and power (pJ/MAC, TOPS/W from a gate-level simulation of random "
+                        "operands; integer points only, slow), comma-separated, e.g. "
+                        "--ppa area,timing")
+    p.add_argument("--ppa-clock-ns", type=float, default=None, metavar="NS",
+                   help="clock ABC maps for and OpenSTA checks with --ppa (default "
+                        "5.0 ns)")
+    p.add_argument("--ppa-common-mhz", type=float, default=None, metavar="MHZ",
+                   help="common clock of the TOPS/mm² column (default: the slowest Fmax of "
+                        "the rows)")
     p.add_argument("--force", action="store_true",
                    help="ignore the cache and synthesize every point again")
     p.add_argument("--list", action="store_true",
@@ -69,6 +87,11 @@ def parse_args(argv, prog="python -m gen.dse"):
     if args.jobs is not None and args.jobs < 1:
         p.error(f"--workers must be at least 1, not {args.jobs}")
     _backend_args(p, args)
+    _ppa_args(p, args)
+    args.fp_acts = tuple(a.strip() for a in args.fp_act.split(","))
+    bad = [a for a in args.fp_acts if a not in FP_ACTS]
+    if bad or not args.fp_acts:
+        p.error(f"--fp-act must be among {', '.join(FP_ACTS)}, not {args.fp_act!r}")
     if not args.timeout > 0:
         p.error(f"--timeout must be > 0 seconds, not {args.timeout}")
     try:
@@ -84,6 +107,31 @@ def parse_args(argv, prog="python -m gen.dse"):
         p.error(f"--cache must be a directory, not the file {str(cache)!r}")
     args.out_dir, args.cache_dir = out, cache
     return args
+
+
+def _ppa_args(p, args):
+    from .ppa import DEFAULT_CLOCK_NS, parse_parts
+    if args.ppa is None:
+        args.ppa_parts = None
+        for flag, v in (("--ppa-clock-ns", args.ppa_clock_ns),
+                        ("--ppa-common-mhz", args.ppa_common_mhz)):
+            if v is not None:
+                p.error(f"{flag} needs --ppa")
+        return
+    try:
+        args.ppa_parts = parse_parts(args.ppa)
+    except ValueError as e:
+        p.error(str(e))
+    if args.ppa_clock_ns is None:
+        args.ppa_clock_ns = DEFAULT_CLOCK_NS
+    for flag, v in (("--ppa-clock-ns", args.ppa_clock_ns),
+                    ("--ppa-common-mhz", args.ppa_common_mhz)):
+        if v is not None and not v > 0:
+            p.error(f"{flag} must be > 0, not {v}")
+    if "timing" in args.ppa_parts:
+        from ..ppa.sta import sta_binary
+        if sta_binary() is None:
+            p.error("--ppa timing needs OpenSTA (binary sta): apt-get install opensta")
 
 
 def _has_distributed():
@@ -138,8 +186,19 @@ def main(argv=None, prog="python -m gen.dse", executor=None):
     args = parse_args(sys.argv[1:] if argv is None else argv, prog)
     t_start = time.monotonic()
     out, cache = args.out_dir, args.cache_dir
-    sweep = build_sweep(args.quick, args.k_max, args.family)
+    sweep = build_sweep(args.quick, args.k_max, args.family, args.fp_acts)
+    if args.only:
+        sweep.points = {pt: f for pt, f in sweep.points.items()
+                        if any(t in pt.label for t in args.only)}
+        if not sweep.points:
+            print(f"{prog}: --only {' '.join(args.only)}: no point of the sweep matches",
+                  file=sys.stderr)
+            return 2
     ctx = key_context()
+    pctx = None
+    if args.ppa_parts:
+        from .ppa import ppa_context
+        pctx = ppa_context(args.ppa_parts, args.ppa_clock_ns)
     if args.list:
         return _list(sweep, ctx, cache)
 
@@ -150,7 +209,7 @@ def main(argv=None, prog="python -m gen.dse", executor=None):
     try:
         records, failures = run_sweep(list(sweep.points), ctx, cache, out / "work",
                                       args.timeout, executor=executor,
-                                      force=args.force, progress=prog)
+                                      force=args.force, progress=prog, ppa=pctx)
     except KeyboardInterrupt:
         print(f"\ndse: interrupted; {prog.computed} points run in this sweep are cached in "
               f"{cache}, no outputs written", file=sys.stderr)
@@ -166,9 +225,18 @@ def main(argv=None, prog="python -m gen.dse", executor=None):
 
     rows = [make_row(pt, sweep.points[pt], rec, key, cached)
             for pt, (rec, cached, key) in records.items()]
-    rows.sort(key=lambda r: (KINDS.index(r["kind"]), r["a_bits"], r["w_bits"], r["g"],
-                             r["m"], not r["symmetric"] if r["symmetric"] is not None else 0))
+    rows.sort(key=lambda r: (r["act"], KINDS.index(r["kind"]), r["a_bits"], r["w_bits"], r["g"],
+                             r["m"], not r["symmetric"] if r["symmetric"] is not None else 0,
+                             r["table_bits_q"] or 0, r["scale_block"] or 0))
     computed = sum(1 for r in rows if not r["cached"])
+    ppa_meta = None
+    if pctx:
+        from .ppa import with_common_clock
+        common = with_common_clock(rows, args.ppa_common_mhz)
+        ppa_meta = {**pctx, "common_mhz": common,
+                    "liberty_name": Path(pctx["liberty"]).name,
+                    "common_rule": "given" if args.ppa_common_mhz else
+                    "the slowest Fmax of the rows"}
     if args.no_plots:
         plots = []
     else:
@@ -185,10 +253,11 @@ def main(argv=None, prog="python -m gen.dse", executor=None):
         "yosys": ctx["yosys"], "key_context": ctx,
         "density": DENSITY_FORMULA, "macs_per_cycle": MACS_FORMULA,
         "area_weights": area.weights_text(),
-        "plots": [p.name for p in plots],
+        "plots": [p.name for p in plots], "ppa": ppa_meta,
     }
     atomic_write(out / "points.json", json.dumps({"meta": meta, "points": rows,
                                                   "ratios": ratio_table(rows),
+                                                  "fp_ratios": fp_ratio_table(rows),
                                                   "verdict": verdict(rows)},
                                                  indent=1, sort_keys=True) + "\n")
     write_csv(out / "points.csv", rows)

@@ -1,9 +1,9 @@
 """The sweep's PNG plots (matplotlib, Agg): tile shape, group size, LUT/MAC ratio, table
-storage and the area breakdown at the default point's tile."""
+storage, the area breakdown at the default point's tile, and the FP family."""
 from __future__ import annotations
 
 from .points import KINDS
-from .report import _find, _one, ratio_table
+from .report import _find, _one, fp_ratio_table, ratio_table
 
 __all__ = ["plot_all"]
 
@@ -277,4 +277,65 @@ def plot_all(rows, out, k_max):
         ax.grid(True, axis="y", alpha=0.3)
         fig.text(0.5, 0.005, foot, ha="center", fontsize=7)
         written.append(_save(fig, out / "area_breakdown.png", bottom=0.03))
-    return written
+    fp = _plot_fp(rows, out, foot, plain_log)
+    return written + ([fp] if fp else [])
+
+
+def _plot_fp(rows, out, foot, plain_log):
+    """``fp_lut_mac.png``: density vs weight bits of the FP LUT tiles and the FP MACs (t = 8,
+    b = 16, g = 4), and the LUT / FP MAC density ratio of every FP LUT point."""
+    import matplotlib.pyplot as plt
+    fp = [r for r in rows if "fp" in r["families"]]
+    ft = fp_ratio_table(rows)
+    if not fp or not ft:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5))
+    ax = axes[0]
+    for act in sorted({r["act"] for r in fp}):
+        ls = "-" if act == "fp16" else "--"
+        for shape in sorted({r["shape"] for r in fp if r["kind"] == "lut"}):
+            pts = sorted((r for r in _find(fp, kind="lut", act=act, shape=shape)
+                          if r["table_bits_q"] == 8 and r["scale_block"] == 16
+                          and r["g"] == 4),
+                         key=lambda r: r["w_bits"])
+            if pts:
+                ax.plot([r["w_bits"] for r in pts], [r["density_per_kge"] for r in pts], ls,
+                        marker="o", label=f"LUT q {shape} {act.upper()}")
+        for kind in ("mac_dequant", "mac_direct"):
+            for shape in sorted({r["shape"] for r in fp if r["kind"] == kind}):
+                pts = sorted(_find(fp, kind=kind, act=act, shape=shape),
+                             key=lambda r: r["w_bits"])
+                if pts and pts[0]["g"] in (4, 16):      # the equal-size and the g = 4 tiles
+                    color, marker = MAC_STYLE[kind]
+                    ax.plot([r["w_bits"] for r in pts], [r["density_per_kge"] for r in pts],
+                            ls, color=color, marker=marker, alpha=0.6 if "x16" not in shape
+                            else 1.0, label=f"{kind} {shape} {act.upper()}")
+    ax.set_xticks(sorted({r["w_bits"] for r in fp}))
+    ax.set_xlabel("weight bits w_bits")
+    ax.set_ylabel("compute density (MACs/cycle per 1000 GE)")
+    ax.set_title("FP activations: density vs weight bits (LUT t = 8, b = 16)")
+    plain_log(ax)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    labels = [f"{r['act'].upper()} W{r['w_bits']} {r['shape']}\nt{r['table_bits_q']} "
+              f"b{r['scale_block']}" for r in ft]
+    width = 0.2
+    for i, (key, lab, color) in enumerate((
+            ("own_mac_dequant", "/ dequant M8N4K16", "tab:red"),
+            ("own_mac_direct", "/ direct M8N4K16", "tab:gray"),
+            ("tile_mac_dequant", "/ dequant, same tile", "salmon"),
+            ("tile_mac_direct", "/ direct, same tile", "silver"))):
+        xs = [j + (i - 1.5) * width for j, r in enumerate(ft) if r[key] is not None]
+        ys = [r[key] for r in ft if r[key] is not None]
+        if xs:
+            ax.bar(xs, ys, width, color=color, edgecolor="black", linewidth=0.5, label=lab)
+    ax.axhline(1.0, color="black", lw=0.8)
+    ax.set_xticks(range(len(ft)))
+    ax.set_xticklabels(labels, fontsize=7)
+    ax.set_ylabel("density ratio LUT / FP MAC (> 1: LUT denser)")
+    ax.set_title("LUT (q tables) / FP MAC density ratio per FP LUT point")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.text(0.5, 0.005, foot, ha="center", fontsize=7)
+    return _save(fig, out / "fp_lut_mac.png", bottom=0.03)

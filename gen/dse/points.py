@@ -5,14 +5,15 @@ from dataclasses import dataclass, field
 
 from ..config import LutConfig
 from ..synth.comparison import mac_config, macs_per_cycle
+from ..synth.fp_comparison import FP_ACTS, fp_lut_config
 
 __all__ = ["Point", "Sweep", "build_sweep", "KINDS", "FAMILIES", "TOP_OF", "DEFAULT_K_MAX",
            "FULL_SHAPES", "QUICK_SHAPES", "MAC_LONG_SHAPES", "DEFAULT_POINT", "DENSE_LUTS",
-           "QUICK_DENSE_LUTS"]
+           "QUICK_DENSE_LUTS", "FP_ACTS", "FP_SHAPES", "FP_DEFAULT", "FP_MAC_SHAPE"]
 
 DEFAULT_K_MAX = 1024
 KINDS = ("lut", "mac_dequant", "mac_direct")
-FAMILIES = ("tile", "group", "mac_shape", "dense")
+FAMILIES = ("tile", "group", "mac_shape", "dense", "fp")
 TOP_OF = {"lut": "array", "mac_dequant": "mac_dequant", "mac_direct": "mac_direct"}
 
 #: the tile shapes at m*n = 128 (g = 4: 512 multiply-equivalents per cycle, the paper's size)
@@ -29,6 +30,12 @@ DENSE_LUTS = ((1, 2, 64, "partial", "double"), (1, 2, 64, "shifted", "none"),
               (4, 2, 16, "shifted", "double"), (4, 2, 16, "shifted", "row"),
               (4, 2, 16, "shifted", "none"), (8, 2, 8, "shifted", "none"))
 QUICK_DENSE_LUTS = ((4, 2, 2, "shifted", "none"),)
+#: the ``fp`` family (FP16/BF16 activations, ``q`` tables): the LUT tiles at g = 4 (512
+#: multiply-equivalents), the base point every other FP factor is varied from, one at a time
+#: (g, table_bits t, scale_block b), and the FP MAC tile of the paper's tensor core (M8N4K16)
+FP_SHAPES = ((2, 64), (4, 32))
+FP_DEFAULT = dict(g=4, m=2, n=64, table_bits=8, scale_block=16)
+FP_MAC_SHAPE = (8, 4, 16)
 
 
 @dataclass(frozen=True)
@@ -45,20 +52,51 @@ class Point:
     tables_per_pe: int = 1
     accumulation: str = "partial"
     output_buffer: str = "double"
+    #: activations: ``int`` (``a_bits``-bit integers) or ``fp16``/``bf16`` (then ``a_bits`` is
+    #: the format's width, 16; the LUT array takes ``q`` tables of ``table_bits``-bit entries
+    #: with one FP32 scale per ``scale_block`` groups, docs/fp-lut.md)
+    act: str = "int"
+    table_bits: int = 8
+    scale_block: int = 16
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
+        if self.act != "int" and self.act not in FP_ACTS:
+            raise ValueError(f"act must be int or one of {', '.join(FP_ACTS)}, not {self.act!r}")
         if self.kind != "lut" and not self.symmetric:
             # a MAC array has no table: normalise so the same MAC point is one point
             object.__setattr__(self, "symmetric", True)
             object.__setattr__(self, "tables_per_pe", 1)
             object.__setattr__(self, "accumulation", "partial")
+        if self.kind != "lut" or self.act == "int":
+            # only a LUT array with FP activations has q tables
+            object.__setattr__(self, "table_bits", 8)
+            object.__setattr__(self, "scale_block", 16)
+        if self.act != "int":
+            object.__setattr__(self, "a_bits", 16)      # the FP format's width
         self.config()   # validate now, in the parent, with the config's own messages
 
     @property
     def top(self):
         return TOP_OF[self.kind]
+
+    @property
+    def fp(self):
+        return self.act != "int"
+
+    @property
+    def emit_act(self):
+        """``act`` of :func:`gen.emit.emit`: the FP MACs take it there, an FP LUT array from
+        its config's ``act_format``."""
+        return self.act if self.kind != "lut" else "int"
+
+    @property
+    def depth(self):
+        """Measure the logic depth (``ltp`` on the flattened netlist): the integer points do;
+        the FP points do not (on the FP arrays it is most of the synthesis time, as with
+        ``gen.synth --compare --act fp16 --no-depth``)."""
+        return not self.fp
 
     @property
     def shape(self):
@@ -72,10 +110,20 @@ class Point:
 
     def config(self):
         if self.kind != "lut":
-            # the flows' one way to a MAC baseline's config (also for g beyond a LUT group)
-            return mac_config(LutConfig(w_bits=self.w_bits, a_bits=self.a_bits,
+            # the flows' one way to a MAC baseline's config (also for g beyond a LUT group);
+            # an FP MAC takes its activation format from emit's ``act`` (a_bits unused)
+            return mac_config(LutConfig(w_bits=self.w_bits,
+                                        a_bits=8 if self.fp else self.a_bits,
                                         k_max=self.k_max, output_buffer=self.output_buffer),
                               (self.m, self.n, self.g))
+        if self.fp:
+            # the FP comparison's one way to an FP LUT array (gen.synth --compare --act)
+            return fp_lut_config(LutConfig(w_bits=self.w_bits, k_max=self.k_max,
+                                           tables_per_pe=self.tables_per_pe,
+                                           accumulation=self.accumulation,
+                                           output_buffer=self.output_buffer),
+                                 self.act, "q", (self.m, self.n, self.g),
+                                 table_bits=self.table_bits, scale_block=self.scale_block)
         return LutConfig(w_bits=self.w_bits, a_bits=self.a_bits, g=self.g, m=self.m, n=self.n,
                          k_max=self.k_max, symmetric=self.symmetric,
                          tables_per_pe=self.tables_per_pe, accumulation=self.accumulation,
@@ -89,8 +137,15 @@ class Point:
         dense = ("" if self.tables_per_pe == 1 else f"_c{self.tables_per_pe}") + \
                 ("" if self.accumulation == "partial" else f"_{self.accumulation}") + \
                 ("" if self.output_buffer == "double" else f"_ob{self.output_buffer}")
-        return (f"{self.kind}_w{self.w_bits}a{self.a_bits}_g{self.g}_m{self.m}n{self.n}{sym}"
-                f"_k{self.k_max}{dense}")
+        act = f"a{self.a_bits}" if not self.fp else self.act
+        q = f"_t{self.table_bits}b{self.scale_block}" if self.fp and self.kind == "lut" else ""
+        return (f"{self.kind}_w{self.w_bits}{act}_g{self.g}_m{self.m}n{self.n}{sym}"
+                f"_k{self.k_max}{q}{dense}")
+
+    @property
+    def act_label(self):
+        """``A8``, ``A16`` or ``FP16``/``BF16``: the activations in the reports."""
+        return f"A{self.a_bits}" if not self.fp else self.act.upper()
 
     def macs_per_cycle(self):
         """MACs per cycle at the build's full weight precision
@@ -106,8 +161,9 @@ class Sweep:
         self.points.setdefault(point, set()).add(family)
 
 
-def build_sweep(quick=False, k_max=DEFAULT_K_MAX, families=None):
-    """The design points of the full (or ``quick``) sweep, each with its families."""
+def build_sweep(quick=False, k_max=DEFAULT_K_MAX, families=None, fp_acts=("fp16",)):
+    """The design points of the full (or ``quick``) sweep, each with its families
+    (``fp_acts``: the activation formats of the ``fp`` family)."""
     s = Sweep()
     want = set(families) if families else set(FAMILIES)
     if quick:
@@ -152,4 +208,39 @@ def build_sweep(quick=False, k_max=DEFAULT_K_MAX, families=None):
                 for kind in ("mac_dequant", "mac_direct"):
                     s.add("dense", Point(kind, w, 8, mac_g, mac_m, mac_n, True, k_max,
                                          output_buffer=buf))
+    if "fp" in want:
+        for act in fp_acts:
+            for pt in fp_points(act, quick, k_max):
+                s.add("fp", pt)
     return s
+
+
+def fp_points(act, quick=False, k_max=DEFAULT_K_MAX):
+    """The ``fp`` family at ``act`` activations: LUT ``q`` arrays and both FP MAC baselines.
+
+    Full: W1, W2, W4 at the tiles :data:`FP_SHAPES` (g = 4, t = 8, b = 16); at W2 and the base
+    point :data:`FP_DEFAULT` (M2N64K4), g = 2, t = 6 and b = 32, 64, one at a time. The FP
+    MACs at M8N4K16 (equal size) and at the base tile M2N64K4 (same tile) for W1, W2, W4, and
+    at the other LUT tiles for W2. Quick: one W2 LUT point and the dequantizing FP MAC at its
+    tile (M1N2K4), seconds of synthesis each.
+    """
+    def lut(w, m, n, g=4, t=8, b=16):
+        return Point("lut", w, 16, g, m, n, True, k_max, act=act, table_bits=t, scale_block=b)
+
+    def macs(w, shapes):
+        return [Point(kind, w, 16, g, m, n, True, k_max, act=act)
+                for kind in ("mac_dequant", "mac_direct") for m, n, g in shapes]
+
+    if quick:
+        return [lut(2, 1, 2), Point("mac_dequant", 2, 16, 4, 1, 2, True, k_max, act=act)]
+    d = FP_DEFAULT
+    base = (d["m"], d["n"], d["g"])
+    pts = []
+    for w in (1, 2, 4):
+        pts += [lut(w, m, n) for m, n in FP_SHAPES]
+        pts += macs(w, (FP_MAC_SHAPE, base))
+    pts += [lut(2, d["m"], d["n"], g=2), lut(2, d["m"], d["n"], t=6)]
+    pts += [lut(2, d["m"], d["n"], b=b) for b in (32, 64)]
+    pts += macs(2, [(m, n, 4) for m, n in FP_SHAPES if (m, n, 4) != base]
+                + [(d["m"], d["n"], 2)])
+    return pts

@@ -28,13 +28,14 @@ def category(t, kind):
     return "other"
 
 
-def make_record(point, verilog, name, workdir, timeout, derived):
+def make_record(point, verilog, name, workdir, timeout, derived, depth=True):
     """Synthesize ``name`` of ``verilog`` in ``workdir/yosys``; return the record (plain JSON).
+    ``depth``: measure the logic depth (the script's ``ltp``; else every depth is None).
 
     Raises when Yosys fails (:class:`~gen.synth.SynthesisError`) or when the module areas do
     not add up to the total.
     """
-    result = synthesize(verilog, name, Path(workdir) / "yosys", timeout=timeout)
+    result = synthesize(verilog, name, Path(workdir) / "yosys", timeout=timeout, depth=depth)
     cats = {}
     for t in result["types"]:
         c = category(t, point.kind)

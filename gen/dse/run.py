@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..synth.script import build_script
 from . import cache as cache_mod
+from . import ppa as ppa_mod
 from .record import make_record
 
 __all__ = ["Outcome", "SourcesChanged", "run_point", "run_one", "process_pool", "run_sweep",
@@ -46,13 +47,15 @@ def _check_sources(context, when):
                              f"started ({when}); not cached, re-run the sweep")
 
 
-def run_point(point, context, cache_dir, work_dir, timeout, force=False):
+def run_point(point, context, cache_dir, work_dir, timeout, force=False, ppa=None):
     """Emit ``point``, key it by its netlist, and take its record from the cache or
     synthesize it (and cache it); return ``(key, record, cached)``.
 
     The generator and flow sources are checked against ``context`` (the sweep's, taken when
     it started) before and after: a source edited during a sweep cannot put figures of the
     new code under the old key (a worker process also keeps the modules it imported).
+    ``ppa``: a :func:`gen.dse.ppa.ppa_context`; the point's PPA record (cached apart, under
+    ``<cache>/ppa/``) is then the record's ``ppa``; ``cached`` means both came from the cache.
     """
     from ..emit import emit
     _check_sources(context, "before the run")
@@ -62,37 +65,50 @@ def run_point(point, context, cache_dir, work_dir, timeout, force=False):
         shutil.rmtree(tmp)
     t0 = time.monotonic()
     cfg = point.config()
-    res = emit(cfg, tmp, top=point.top)
-    name = json.loads(Path(res["manifest"]).read_text())["name"]
+    res = emit(cfg, tmp, top=point.top, act=point.emit_act)
+    manifest = json.loads(Path(res["manifest"]).read_text())
+    name = manifest["name"]
     t_emit = time.monotonic() - t0
     sha = cache_mod.netlist_sha(res["verilog"])
     cache_mod.store_memo(cache_dir, point, context, sha, name)
-    key = cache_mod.point_key(sha, build_script(name), context)
+    key = cache_mod.point_key(sha, build_script(name, depth=point.depth), context)
     record = None if force else cache_mod.load_record(cache_dir, key)
-    if record is not None:
+    pkey = ppa_mod.ppa_key(key, ppa) if ppa else None
+    prec = ppa_mod.load_ppa(cache_dir, pkey) if ppa and not force else None
+    if record is not None and (not ppa or prec is not None):
         shutil.rmtree(tmp)
-        return key, record, True
+        return key, (record if not ppa else {**record, "ppa": prec}), True
     workdir = work_dir / f"{point.label}_{key[:10]}"
     if workdir.exists():
         shutil.rmtree(workdir)
     tmp.rename(workdir)
     verilog = workdir / Path(res["verilog"]).name
-    record = make_record(point, verilog, name, workdir, timeout, cfg.derived())
-    record["emit_s"] = round(t_emit, 3)
+    if record is None:
+        record = make_record(point, verilog, name, workdir, timeout, cfg.derived(),
+                             depth=point.depth)
+        record["emit_s"] = round(t_emit, 3)
+        _check_sources(context, "during the run")
+        # cached as soon as it is done: an interrupted sweep keeps its results
+        cache_mod.store_record(cache_dir, key, point, context, record)
+    if ppa and prec is None:
+        prec = ppa_mod.run_ppa(point, verilog, name, manifest.get("pe_module"),
+                               workdir / "ppa", ppa, timeout)
+        if ppa_mod.ppa_context(ppa["parts"], ppa["clock_ns"], ppa["liberty"]) != ppa:
+            raise SourcesChanged("the PPA sources or tools changed since the sweep started; "
+                                 "not cached, re-run the sweep")
+        ppa_mod.store_ppa(cache_dir, pkey, point.label, ppa, prec)
     # keep the evidence (log, statistics, script, manifest), drop the bulky Verilog
     for p in (verilog, workdir / "yosys" / "design.v"):
         p.unlink(missing_ok=True)
-    _check_sources(context, "during the run")
-    # cached as soon as it is done: an interrupted sweep keeps its results
-    cache_mod.store_record(cache_dir, key, point, context, record)
-    return key, record, False
+    return key, (record if not ppa else {**record, "ppa": prec}), False
 
 
-def run_one(point, context, cache_dir, work_dir, timeout, force=False):
+def run_one(point, context, cache_dir, work_dir, timeout, force=False, ppa=None):
     """:func:`run_point` that never raises: an error is reported in the :class:`Outcome`."""
     t0 = time.monotonic()
     try:
-        key, record, cached = run_point(point, context, cache_dir, work_dir, timeout, force)
+        key, record, cached = run_point(point, context, cache_dir, work_dir, timeout, force,
+                                        ppa)
         return Outcome(point, key, record, cached, None, time.monotonic() - t0)
     except Exception as e:   # noqa: BLE001 -- reported per point; the sweep goes on
         return Outcome(point, error=f"{type(e).__name__}: {e}", seconds=time.monotonic() - t0)
@@ -114,16 +130,19 @@ def process_pool(jobs):
 
 
 def run_sweep(points, context, cache_dir, work_dir, timeout, *, executor, force=False,
-              progress=None):
+              progress=None, ppa=None):
     """Run ``points`` not found in the cache; return ``({point: (record, cached, key)},
     failures)``.
 
     ``executor``: see the module docstring. Points the parent finds in the cache (through
-    the remembered netlist hash) are not handed to it.
+    the remembered netlist hash) are not handed to it. ``ppa``: see :func:`run_point`.
     """
     records, todo = {}, []
     for pt in points:
         key, rec = (None, None) if force else cache_mod.lookup(cache_dir, pt, context)
+        if rec is not None and ppa:
+            prec = ppa_mod.load_ppa(cache_dir, ppa_mod.ppa_key(key, ppa))
+            rec = {**rec, "ppa": prec} if prec is not None else None
         if rec is not None:
             records[pt] = (rec, True, key)
         else:
@@ -139,7 +158,8 @@ def run_sweep(points, context, cache_dir, work_dir, timeout, *, executor, force=
             progress.start()
         # absolute paths: a worker of a cluster may run in another directory
         one = functools.partial(run_one, context=context, cache_dir=Path(cache_dir).resolve(),
-                                work_dir=Path(work_dir).resolve(), timeout=timeout, force=force)
+                                work_dir=Path(work_dir).resolve(), timeout=timeout, force=force,
+                                ppa=ppa)
         for out in executor(todo, one):
             if out.error is None:
                 records[out.point] = (out.record, out.cached, out.key)

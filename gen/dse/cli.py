@@ -57,7 +57,8 @@ def parse_args(argv, prog="python -m gen.dse"):
                    help=f"k_max of every point: sizes the accumulators (default "
                         f"{DEFAULT_K_MAX})")
     p.add_argument("--family", action="append", choices=FAMILIES,
-                   help="run only this family (repeatable; default all)")
+                   help="run only this family (repeatable; default all, but the full sweep "
+                        "leaves out fp: its points take 10-50 min each)")
     p.add_argument("--fp-act", default="fp16", metavar="FMT[,FMT]",
                    help="activation formats of the fp family, comma-separated among "
                         f"{', '.join(FP_ACTS)} (default fp16)")

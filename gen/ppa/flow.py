@@ -188,7 +188,10 @@ ERROR_BATCHES = 8
 def _batch_error(per_cycle, batches=ERROR_BATCHES):
     """Relative standard error of the mean switching + internal energy per cycle, by batch
     means: the counted cycles cut into ``batches`` consecutive batches (consecutive cycles
-    are correlated, batch means much less), ``std(batch means) / sqrt(batches) / mean``."""
+    are correlated, batch means much less), ``std(batch means) / sqrt(batches) / mean``.
+    The batches also differ by the window's profile (pipeline fill and drain, the operation
+    period), so this overstates the sampling error (docs/ppa.md: two operand seeds 0.4 %
+    apart where this says 6-15 %)."""
     x = np.asarray(per_cycle, dtype=float)
     b = min(batches, len(x) // 2)
     if b < 2 or not x.sum():

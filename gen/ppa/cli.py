@@ -87,6 +87,15 @@ def render_markdown(res, title):
                      f"| {_f(e['switching'])} | {_f(e['internal'])} | {e['leakage']:.3g} "
                      f"| **{p['pj_per_mac']:.3f}** | {_f(p['pj_per_op'])} "
                      f"| {p['pj_per_cycle']:.2f} | {_f(mw, 2)} |")
+        for key, p in res["power"].items():
+            err = (p.get("energy_error") or {}).get("relative_standard_error")
+            blocks = p.get("by_block_pj") or {}
+            tot = sum(blocks.values())
+            L += ["", f"{key}: simulator `{p.get('simulator')}`"
+                  + (f", statistical error ±{100 * err:.1f} % (batch means)" if err else "")
+                  + ("; switching + internal energy by block: " + ", ".join(
+                      f"{b} {100 * v / tot:.1f} %" for b, v in list(blocks.items())[:6])
+                     if tot else "")]
         pc = res.get("power_check")
         if pc:
             ri, ro = pc["ratio_input_rule"], pc["ratio_output_rule"]
@@ -143,8 +152,10 @@ def main(argv=None):
     o.add_argument("--op-format", default="int", metavar="FMT",
                    help="weight format of the simulated operations (default int; binary or "
                         "ternary need a build that supports them)")
-    o.add_argument("--simulator", default="icarus", choices=("icarus", "verilator"),
-                   help="gate-level simulator (default icarus; verilator compiles first and "
+    from .flow import SIMULATORS
+    o.add_argument("--simulator", default="cycle", choices=SIMULATORS,
+                   help="gate-level simulator (default cycle: the project's zero-delay NumPy "
+                        "simulator, no build step; icarus; verilator compiles first and "
                         "then runs large arrays faster)")
     o.add_argument("--flat", default="map", choices=("map", "flatten", "buffer"),
                    help="flat netlist for timing and power: a flat ABC run (map, default), "

@@ -69,6 +69,9 @@ def design_row(d, res, w_bits):
             "pj_per_mac": p["pj_per_mac"], "tops_per_w": 2.0 / p["pj_per_mac"],
             "pj_per_cycle": p["pj_per_cycle"], "macs": p["macs"], "cycles": p["cycles"],
             "results_checked": p["results_checked"],
+            "relative_standard_error": (p.get("energy_error") or {}).get(
+                "relative_standard_error"),
+            "simulator": p.get("simulator"), "wall_s": p.get("wall_s"), "cpu_s": p.get("cpu_s"),
             "mw_at_fmax": p["pj_per_cycle"] * fmax * 1e-3 if fmax else None}
     return row
 
@@ -102,7 +105,7 @@ def ratio_rows(rows, common_mhz):
 
 
 def compare_ppa(cfg, out_dir, *, w_bits_list=None, quick=False, keys=None, clock_ns=5.0,
-                sources=("random",), macs=16384, k=64, common_mhz=None, simulator="icarus",
+                sources=("random",), macs=16384, k=64, common_mhz=None, simulator="cycle",
                 reuse=False, timeout=3600, adder="ripple", log=print):
     """Run :func:`gen.ppa.flow.ppa_design` on every comparison design at each ``w_bits`` of
     ``w_bits_list`` (default ``cfg.w_bits``); return the rows and ratios (also written to
@@ -145,6 +148,7 @@ def compare_ppa(cfg, out_dir, *, w_bits_list=None, quick=False, keys=None, clock
             atomic_write(out / d["name"] / "report.md", render_markdown(res, d["name"]))
             row = design_row(d, res, w)
             row["wall_s"] = res["wall_s"] | {"total": res["total_wall_s"]}
+            row["cpu_s"] = res.get("cpu_s")
             rows.append(row)
             log(f"W{w} {d['key']:18s} {d['shape']:10s} {row['area_um2']:>12,.0f} um2  "
                 f"Fmax {row['fmax_mhz']:7.1f} MHz  " + "  ".join(
@@ -186,9 +190,12 @@ def render_compare(res):
                  f"{r['tops_per_mm2_common']:.4f}"]
         for s in srcs:
             p = r["power"].get(s)
-            cells += [f"{p['pj_per_mac']:.3f}", f"{p['tops_per_w']:.3f}"] if p else ["—", "—"]
+            se = p.get("relative_standard_error") if p else None
+            err = f" (±{100 * se:.1f} %)" if se is not None else ""
+            cells += [f"{p['pj_per_mac']:.3f}{err}", f"{p['tops_per_w']:.3f}"] if p else ["—", "—"]
         L.append("| " + " | ".join(cells) + " |")
-    L += ["", "Ratios (> 1 favours the LUT array):", "",
+    L += ["", "pJ/MAC (± the batch-means standard error of the simulated window, when the "
+          "cycle simulator ran it).", "", "Ratios (> 1 favours the LUT array):", "",
           "| W | LUT vs | area MAC/LUT | density per cycle LUT/MAC | TOPS/mm² own Fmax LUT/MAC "
           "| Fmax LUT/MAC | " + " | ".join(f"energy MAC/LUT {s}" for s in srcs) + " |",
           "|---" * (6 + len(srcs)) + "|"]
@@ -228,7 +235,9 @@ def main(argv, prog):
     o.add_argument("--macs", type=int, default=16384,
                    help="about this many MACs simulated per design (default 16384)")
     o.add_argument("--k", type=int, default=64, help="reduction per operation (default 64)")
-    o.add_argument("--simulator", default="icarus", choices=("icarus", "verilator"))
+    from .flow import SIMULATORS
+    o.add_argument("--simulator", default="cycle", choices=SIMULATORS,
+                   help="gate-level simulator of the power runs (default cycle)")
     o.add_argument("--adder", default="ripple", choices=("ripple", "kogge-stone"),
                    help="carry structure of the adders (default ripple)")
     o.add_argument("--reuse", action="store_true", help="reuse completed mapping runs")

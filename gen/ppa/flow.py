@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import resource
 import time
 from pathlib import Path
 
@@ -32,12 +33,22 @@ from .mapped import flatten_mapped, map_design
 from .stimulus import Stimulus, operand_streams
 
 __all__ = ["ppa_design", "module_types", "simulate_power", "uniform_check",
-           "DEFAULT_CLOCK_NS", "UNIFORM_ACTIVITY"]
+           "DEFAULT_CLOCK_NS", "UNIFORM_ACTIVITY", "SIMULATORS"]
 
 #: clock period (ns) that ABC targets (``abc -D``) and OpenSTA checks when none is given
 DEFAULT_CLOCK_NS = 10.0
 #: transitions per cycle on every non-clock net for the OpenSTA cross-check
 UNIFORM_ACTIVITY = 0.2
+#: gate-level simulators of the power run: the project's cycle-based NumPy simulator
+#: (default), Icarus, Verilator
+SIMULATORS = ("cycle",) + gatesim.SIMULATORS
+
+
+def cpu_seconds():
+    """CPU time of this process and its finished children (Yosys, OpenSTA, simulators): on
+    a shared machine the wall time measures the load, this the work."""
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
 
 
 def _label(name):
@@ -66,49 +77,80 @@ def module_types(stat, top):
 
 
 def simulate_power(netlist, top, workdir, lib, cfg, kind, stim: Stimulus, *,
-                   period_ns=DEFAULT_CLOCK_NS, slew_ns=pw.DEFAULT_SLEW_NS, simulator="icarus"):
+                   period_ns=DEFAULT_CLOCK_NS, slew_ns=pw.DEFAULT_SLEW_NS, simulator="cycle"):
     """Gate-level simulation of the flat ``netlist`` with ``stim``; check every result beat
-    against the golden model and return the energy per operation, per MAC and per cycle."""
+    against the golden model and return the energy per operation, per MAC and per cycle.
+
+    ``simulator``: one of :data:`SIMULATORS`: ``cycle`` (default; :mod:`gen.ppa.cyclesim`,
+    no build step, toggles counted in memory, with the batch-means statistical error of the
+    energy), ``icarus`` or ``verilator`` (event-driven, via a VCD of every net)."""
+    if simulator not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     ops = operand_streams(cfg, kind, stim)
+    t0, c0 = time.monotonic(), cpu_seconds()
     text = Path(netlist).read_text()
     nl = gatesim.parse_netlist(text, lib)
-    used = {c for c, _, _ in nl["instances"]}
-    (workdir / "cells.v").write_text(gatesim.cell_models(lib, used))
-    sta_mod.sta_netlist(netlist, workdir / "netlist.v")
-    streams = dict(ops["streams"], __results__=ops["result_beats"])
     reset_cycles = 2
-    gatesim.write_testbench(workdir, top, nl["ports"], streams, period_ns=10,
-                            reset_cycles=reset_cycles,
-                            max_cycles=20 * sum(len(v) for v in ops["streams"].values()) + 100)
-    t0 = time.monotonic()
-    run = gatesim.simulate(workdir, ["cells.v", "netlist.v", "tb.v"], simulator=simulator)
-    lines = [ln.strip() for ln in (workdir / "results.hex").read_text().splitlines()
-             if ln.strip()]
-    if len(lines) != ops["result_beats"]:
-        raise gatesim.GateSimError(f"gate-level run gave {len(lines)} result beats, expected "
+    max_cycles = 20 * sum(len(v) for v in ops["streams"].values()) + 100
+    stats = per_pin = None
+    if simulator == "cycle":
+        from . import cyclesim
+        model = cyclesim.build_model(text, nl, lib)
+        t_build = time.monotonic()
+        per_pin = pw.toggle_energy(lib, nl, slew_ns=slew_ns)
+        weights = np.zeros(model.n_nets)
+        for _, inst, conns in nl["instances"]:
+            for pin, net in conns.items():
+                e = per_pin.get((inst, pin))
+                if e:
+                    weights[model.index[net.lstrip("\\")]] += e
+        sim = cyclesim.run_streams(model, ops["streams"], ops["result_beats"],
+                                   reset_cycles=reset_cycles, max_cycles=max_cycles,
+                                   weights=weights)
+        run = {"simulator": "cycle", "build_s": t_build - t0, "run_s": sim["run_s"],
+               "levels": model.levels}
+        beats = sim["results"]
+        net_toggles = sim["toggles"]
+        cycles = sim["cycles"]
+        stats = _batch_error(sim["per_cycle"])
+    else:
+        used = {c for c, _, _ in nl["instances"]}
+        (workdir / "cells.v").write_text(gatesim.cell_models(lib, used))
+        sta_mod.sta_netlist(netlist, workdir / "netlist.v")
+        streams = dict(ops["streams"], __results__=ops["result_beats"])
+        gatesim.write_testbench(workdir, top, nl["ports"], streams, period_ns=10,
+                                reset_cycles=reset_cycles, max_cycles=max_cycles)
+        run = gatesim.simulate(workdir, ["cells.v", "netlist.v", "tb.v"], simulator=simulator)
+        lines = [ln.strip() for ln in (workdir / "results.hex").read_text().splitlines()
+                 if ln.strip()]
+        beats = [int(x, 16) for x in lines]
+    if len(beats) != ops["result_beats"]:
+        raise gatesim.GateSimError(f"gate-level run gave {len(beats)} result beats, expected "
                                    f"{ops['result_beats']} (timeout?); {workdir}")
-    beats = [int(x, 16) for x in lines]
     m = cfg.m
     for i, exp in enumerate(ops["expected"]):
         got = golden.unpack_results(cfg, beats[i * m:(i + 1) * m])
         if not np.array_equal(got, exp):
             raise gatesim.GateSimError(f"mapped netlist differs from the golden model in "
                                        f"operation {i} ({(got != exp).sum()} results); {workdir}")
-    vcd = workdir / "trace.vcd"
-    scale = _vcd_ns(vcd)
-    start_ns = reset_cycles * 10 + 5
-    net_toggles = gatesim.count_net_toggles(vcd, start_ns / scale)
-    end_ns = _vcd_end(vcd) * scale
-    cycles = int(round((end_ns - start_ns) / 10))
+    if simulator != "cycle":
+        vcd = workdir / "trace.vcd"
+        scale = _vcd_ns(vcd)
+        start_ns = reset_cycles * 10 + 5
+        net_toggles = gatesim.count_net_toggles(vcd, start_ns / scale)
+        end_ns = _vcd_end(vcd) * scale
+        cycles = int(round((end_ns - start_ns) / 10))
+        vcd.unlink(missing_ok=True)       # large; the counts are kept in the report
     toggles = gatesim.pin_toggles(nl, net_toggles)
     e = pw.energy(lib, nl, toggles, cycles, period_ns, slew_ns=slew_ns)
     if e["missing_pins"]:
         raise gatesim.GateSimError(f"{len(e['missing_pins'])} cell pins have no toggle count "
                                    f"in the trace (e.g. {e['missing_pins'][:3]}); {workdir}")
     tot = e["energy_pj"]["total"]
-    vcd.unlink(missing_ok=True)       # large; the counts are kept in the report
+    if per_pin is None:
+        per_pin = pw.toggle_energy(lib, nl, slew_ns=slew_ns)
     data_pins = [v for (i, p), v in toggles.items() if p not in ("CLK",)]
     return {"stimulus": stim.__dict__ | {"w_bits": ops["w_bits"]}, "cycles": cycles,
             "macs": ops["macs"], "operations": stim.ops, "results_checked": len(beats),
@@ -119,9 +161,45 @@ def simulate_power(netlist, top, workdir, lib, cfg, kind, stim: Stimulus, *,
             "mean_toggles_per_pin_per_cycle": (sum(data_pins) / len(data_pins) / cycles
                                                if data_pins else 0.0),
             "slew_ns": slew_ns, "internal_rule": e["internal_rule"],
+            "energy_error": stats, "by_block_pj": energy_by_block(toggles, per_pin),
             "simulator": run["simulator"], "sim_build_s": round(run["build_s"], 1),
             "sim_run_s": round(run["run_s"], 1),
-            "wall_s": round(time.monotonic() - t0, 1)}
+            "wall_s": round(time.monotonic() - t0, 1), "cpu_s": round(cpu_seconds() - c0, 1)}
+
+
+def energy_by_block(toggles, per_pin):
+    """Switching + internal energy (pJ) per block: the instance path of each cell without its
+    own name, indices dropped (``pe_3_5.accumulator._12_`` -> ``pe.accumulator``; cells of
+    the top module -> ``top``)."""
+    out = {}
+    for (inst, pin), n in toggles.items():
+        e = per_pin.get((inst, pin))
+        if e and n:
+            parts = inst.lstrip("\\").split(".")[:-1]
+            key = ".".join(_label(x) for x in parts) or "top"
+            out[key] = out.get(key, 0.0) + e * n
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+#: batches of the batch-means estimate of the energy's statistical error
+ERROR_BATCHES = 8
+
+
+def _batch_error(per_cycle, batches=ERROR_BATCHES):
+    """Relative standard error of the mean switching + internal energy per cycle, by batch
+    means: the counted cycles cut into ``batches`` consecutive batches (consecutive cycles
+    are correlated, batch means much less), ``std(batch means) / sqrt(batches) / mean``.
+    The batches also differ by the window's profile (pipeline fill and drain, the operation
+    period), so this overstates the sampling error (docs/ppa.md: two operand seeds 0.4 %
+    apart where this says 6-15 %)."""
+    x = np.asarray(per_cycle, dtype=float)
+    b = min(batches, len(x) // 2)
+    if b < 2 or not x.sum():
+        return None
+    n = len(x) // b
+    means = x[:n * b].reshape(b, n).mean(axis=1)
+    return {"batches": b, "cycles_per_batch": n,
+            "relative_standard_error": float(means.std(ddof=1) / np.sqrt(b) / x.mean())}
 
 
 def _vcd_ns(path):
@@ -180,7 +258,7 @@ def flat_mode_text(run):
 
 def ppa_design(verilog_path, top, workdir, *, liberty=None, clock_ns=None, activity=None,
                pe_module=None, cfg=None, kind="array", check_power=True, timeout=3600,
-               simulator="icarus", reuse=False, flat="map", adder="ripple"):
+               simulator="cycle", reuse=False, flat="map", adder="ripple"):
     """Area, timing and (with ``activity``, a list of :class:`Stimulus`) power of ``top``.
 
     ``liberty``: a Liberty file (default: the vendored sky130hd library). ``clock_ns``: the
@@ -195,10 +273,10 @@ def ppa_design(verilog_path, top, workdir, *, liberty=None, clock_ns=None, activ
     lib_path = Path(liberty) if liberty else vendored_liberty()
     lib = load(lib_path)
     period = float(clock_ns or DEFAULT_CLOCK_NS)
-    t0 = time.monotonic()
+    t0, c0 = time.monotonic(), cpu_seconds()
     hier = map_design(verilog_path, top, workdir / "hier", lib, delay_ps=period * 1000,
                       timeout=timeout, reuse=reuse, adder=adder)
-    t1 = time.monotonic()
+    t1, c1 = time.monotonic(), cpu_seconds()
     if flat == "map":
         flat_run = map_design(verilog_path, top, workdir / "flat", lib, flatten=True,
                               delay_ps=period * 1000, timeout=timeout, reuse=reuse,
@@ -215,12 +293,14 @@ def ppa_design(verilog_path, top, workdir, *, liberty=None, clock_ns=None, activ
     else:
         raise ValueError(f"flat must be map, flatten or buffer, not {flat!r}")
     flat = flat_run
-    t2 = time.monotonic()
+    t2, c2 = time.monotonic(), cpu_seconds()
     timing = {"array": sta_mod.time_design(flat["netlist"], top, workdir / "sta_array", lib,
                                            period, timeout=timeout)}
+    c3 = cpu_seconds()
     if pe_module:
         timing["pe"] = sta_mod.time_design(hier["netlist"], pe_module, workdir / "sta_pe", lib,
                                            period, timeout=timeout)
+    c4 = cpu_seconds()
     res = {
         "top": top, "pe_module": pe_module, "kind": kind, "clock_ns": period, "adder": adder,
         "liberty": {"file": lib_path.name, "library": lib.name,
@@ -241,6 +321,10 @@ def ppa_design(verilog_path, top, workdir, *, liberty=None, clock_ns=None, activ
         "wall_s": {"map_hierarchical": round(t1 - t0, 1), "map_flat": round(t2 - t1, 1),
                    "sta_array": timing["array"]["wall_s"],
                    "sta_pe": timing.get("pe", {}).get("wall_s")},
+        # CPU seconds (Yosys, OpenSTA and this process): the work, whatever the load
+        "cpu_s": {"map_hierarchical": round(c1 - c0, 1), "map_flat": round(c2 - c1, 1),
+                  "sta_array": round(c3 - c2, 1),
+                  "sta_pe": round(c4 - c3, 1) if pe_module else None},
         "power": {},
     }
     if activity:

@@ -310,11 +310,11 @@ def simulate(workdir, sources, *, simulator="icarus", timeout=3600):
 # --------------------------------------------------------------------------------------------
 # Toggle counting
 # --------------------------------------------------------------------------------------------
-def count_net_toggles(vcd_path, t_start, scope=("tb", "dut")):
+def count_net_toggles(vcd_path, t_start, scope=("tb", "dut"), t_end=None):
     """Toggles per net bit of the signals declared directly in ``scope`` from VCD time
-    ``t_start`` on: ``{net: toggles}``, nets named as :func:`parse_netlist` names them
-    (``_0123_``, ``w_bits[1]`` for an escaped scalar, ``i_cmd__payload[3]`` for a port bit).
-    Changes to or from ``x``/``z`` are not counted."""
+    ``t_start`` on (up to ``t_end`` inclusive, if given): ``{net: toggles}``, nets named as
+    :func:`parse_netlist` names them (``_0123_``, ``w_bits[1]`` for an escaped scalar,
+    ``i_cmd__payload[3]`` for a port bit). Changes to or from ``x``/``z`` are not counted."""
     bits = {}       # code -> [net names per alias], index = bit (LSB first)
     path = []
     want = list(scope)
@@ -346,7 +346,8 @@ def count_net_toggles(vcd_path, t_start, scope=("tb", "dut")):
         for line in fh:
             c = line[:1]
             if c == "#":
-                counting = int(line[1:]) >= t_start
+                t = int(line[1:])
+                counting = t >= t_start and (t_end is None or t <= t_end)
             elif c in "01xzXZ":
                 code = line[1:].strip()
                 if code in counts:

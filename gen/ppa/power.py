@@ -21,7 +21,8 @@ from collections import Counter, defaultdict
 
 from .liberty import lookup_table
 
-__all__ = ["net_loads", "energy", "uniform_toggles", "DEFAULT_SLEW_NS", "is_constant"]
+__all__ = ["net_loads", "energy", "uniform_toggles", "toggle_energy", "DEFAULT_SLEW_NS",
+           "is_constant"]
 
 #: input slew for the internal-power tables (ns): a typical transition of a lightly loaded
 #: gate in the mapped netlists (OpenSTA's critical paths show 0.05 - 0.3 ns)
@@ -50,7 +51,16 @@ def net_loads(lib, netlist):
     return {n: (cap[n], fan[n]) for n in set(cap) | set(drivers)}, drivers
 
 
-def _mean_table(entries, kind, slew, load, related):
+def _mean_table(entries, kind, slew, load, related, cache=None):
+    """Mean of the ``kind`` tables of ``entries`` (with / without a related pin) at
+    (``slew``, ``load``); ``cache``: a dict for repeated lookups (keyed by the entries'
+    identity, so only for one library within one call)."""
+    if cache is not None:
+        key = (id(entries), kind, slew, load, related)
+        hit = cache.get(key)
+        if hit is None:
+            hit = cache[key] = _mean_table(entries, kind, slew, load, related)
+        return hit
     vals = []
     for e in entries:
         if related != (e.get("related_pin") is not None):
@@ -83,6 +93,7 @@ def energy(lib, netlist, toggles, cycles, period_ns, *, slew_ns=DEFAULT_SLEW_NS,
     port_nets = 0.0
     missing = []
     leak_unit = _leak_scale(lib)
+    cache = {}  # type: ignore[var-annotated]
     for cell, inst, conns in netlist["instances"]:
         c = lib.cells[cell]
         kind = "sequential" if (c["ff"] or c["latch"]) else "combinational"
@@ -102,14 +113,14 @@ def energy(lib, netlist, toggles, cycles, period_ns, *, slew_ns=DEFAULT_SLEW_NS,
                 if net not in drivers:      # driven by an input port: not this design's
                     port_nets += 0.5 * pd["capacitance"] * v2 * n
                 it = _mean_table(pd["power"], ("rise_power", "fall_power", "power"), slew_ns,
-                                 0.0, related=False) * n
+                                 0.0, related=False, cache=cache) * n
             else:
                 pcap, fanout = loads.get(net, (0.0, 0))
                 wcap = lib.wire_cap(fanout) if wire_load else 0.0
                 sw = 0.5 * (pcap + wcap) * v2 * n
                 if internal == "output":
                     it = _mean_table(pd["power"], ("rise_power", "fall_power", "power"),
-                                     slew_ns, pcap + wcap, related=True) * n
+                                     slew_ns, pcap + wcap, related=True, cache=cache) * n
                 else:
                     for e in pd["power"]:
                         r = e.get("related_pin")
@@ -131,6 +142,36 @@ def energy(lib, netlist, toggles, cycles, period_ns, *, slew_ns=DEFAULT_SLEW_NS,
             "missing_pins": missing, "cycles": cycles, "period_ns": period_ns,
             "slew_ns": slew_ns, "internal_rule": internal,
             "wire_load": lib.data.get("wire_load_name") if wire_load else None}
+
+
+def toggle_energy(lib, netlist, *, slew_ns=DEFAULT_SLEW_NS, wire_load=True):
+    """Energy (pJ) of one toggle of each cell pin, ``{(instance, pin): pJ}``, by
+    :func:`energy`'s rule (internal power charged per output transition): an input pin its own
+    table, an output pin its switching ``0.5 * C_net * V²`` and its internal table at the
+    net's load. Switching and internal energy of a simulation are linear in the toggles, so
+    ``sum(toggles * toggle_energy)`` equals :func:`energy`'s switching + internal (checked in
+    ``tests/test_ppa.py``); per cycle it gives the energy series for a statistical error."""
+    v2 = lib.voltage ** 2
+    loads, _ = net_loads(lib, netlist)
+    out = {}
+    cache = {}  # type: ignore[var-annotated]
+    for cell, inst, conns in netlist["instances"]:
+        c = lib.cells[cell]
+        for pin, net in conns.items():
+            pd = c["pins"].get(pin)
+            if pd is None or is_constant(net):
+                continue
+            if pd["direction"] == "input":
+                e = _mean_table(pd["power"], ("rise_power", "fall_power", "power"), slew_ns,
+                                0.0, related=False, cache=cache)
+            else:
+                pcap, fanout = loads.get(net, (0.0, 0))
+                cap = pcap + (lib.wire_cap(fanout) if wire_load else 0.0)
+                e = 0.5 * cap * v2 + _mean_table(
+                    pd["power"], ("rise_power", "fall_power", "power"), slew_ns, cap,
+                    related=True, cache=cache)
+            out[(inst, pin)] = e
+    return out
 
 
 def _leak_scale(lib):

@@ -81,7 +81,7 @@ def run_scheme(name, cfg, args, ids, position=0):
     """One scheme: float reference and quantized encoder on the same tokens."""
     from gen.model_layer import model_dir
     from .encoder import Encoder, FloatBackend
-    from .quant import GoldenGemm, QuantBackend, RtlGemm
+    from .quant import GoldenGemm, RtlGemm
     from .report import compare, scheme_record
     enc = Encoder(model_dir(), layers=args.layers)
     fb = FloatBackend(enc)
@@ -93,12 +93,12 @@ def run_scheme(name, cfg, args, ids, position=0):
         from tb.fast.runner import FastEngine
         rtl = gemm = RtlGemm(FastEngine(cfg, Path(args.build)), pause=args.pause)
     calib = None
-    if SCHEMES[name].gptq:
+    if SCHEMES[name].calibrated:
         from .gptq import CALIBRATION
         cb = FloatBackend(enc)
         enc.forward(enc.tokenize(CALIBRATION), cb)
         calib = cb.inputs
-    qb = QuantBackend(enc, SCHEMES[name], gemm, calibration=calib)
+    qb = SCHEMES[name].backend(enc, gemm, calibration=calib)
     bar = None
     if not args.no_progress:
         from tqdm import tqdm
@@ -120,7 +120,7 @@ def run_scheme(name, cfg, args, ids, position=0):
         bar.close()
     rec = scheme_record(qb, fb, args.layers, [len(i) for i in ids], rtl)
     rec["compare"] = compare(ref, emb)
-    rec["label"] = LABELS[name]
+    rec["label"] = LABELS.get(name) or SCHEMES[name].label
     return name, rec, ref
 
 

@@ -94,9 +94,8 @@ def run_scheme(name, cfg, args, ids, position=0):
         rtl = gemm = RtlGemm(FastEngine(cfg, Path(args.build)), pause=args.pause)
     calib = None
     if SCHEMES[name].calibrated:
-        from .gptq import CALIBRATION
         cb = FloatBackend(enc)
-        enc.forward(enc.tokenize(CALIBRATION), cb)
+        enc.forward(enc.tokenize(SCHEMES[name].calibration_text), cb)
         calib = cb.inputs
     qb = SCHEMES[name].backend(enc, gemm, calibration=calib)
     bar = None

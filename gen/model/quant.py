@@ -47,6 +47,12 @@ class Scheme:
         """Whether the quantizer needs calibration inputs (``backend(calibration=...)``)."""
         return self.gptq
 
+    @property
+    def calibration_text(self):
+        """The calibration sentences (never the evaluation set)."""
+        from .gptq import CALIBRATION
+        return CALIBRATION
+
     def backend(self, encoder, gemm, act=None, calibration=None):
         """The encoder backend that runs this scheme."""
         return QuantBackend(encoder, self, gemm, act, calibration)
@@ -169,18 +175,27 @@ class W4Scheme(Scheme):
     act_order: bool = False
     awq: bool = False
     label: str = ""
+    damp: float = 0.01            # GPTQ Hessian damping, a fraction of the mean diagonal
+    extra_calibration: bool = False   # 48 calibration sentences instead of 24
 
     @property
     def calibrated(self):
         return True
+
+    @property
+    def calibration_text(self):
+        from .gptq import CALIBRATION, CALIBRATION_EXTRA
+        return CALIBRATION + CALIBRATION_EXTRA if self.extra_calibration else CALIBRATION
 
     def backend(self, encoder, gemm, act=None, calibration=None):
         from .w4 import W4Backend
         return W4Backend(encoder, self, gemm, act, calibration)
 
 
-def _w4(name, group, label, asym=True, gptq=False, act_order=False, awq=False):
-    return W4Scheme(name, "uint" if asym else "int", 4, group, gptq, asym, act_order, awq, label)
+def _w4(name, group, label, asym=True, gptq=False, act_order=False, awq=False, damp=0.01,
+        extra=False):
+    return W4Scheme(name, "uint" if asym else "int", 4, group, gptq, asym, act_order, awq, label,
+                    damp, extra)
 
 
 W4_SCHEMES = {s.name: s for s in (
@@ -200,6 +215,16 @@ W4_SCHEMES = {s.name: s for s in (
         "per 64 K x channel", gptq=True, act_order=True, awq=True),
     _w4("w4g32-awq-gptq", 32, "W4 uint + zero point, AWQ scaling, GPTQ act-order, "
         "per 32 K x channel", gptq=True, act_order=True, awq=True),
+    # GPTQ damping 0.3 (chosen on held-out calibration sentences) and 48 calibration sentences
+    _w4("w4g128-asym-gptq-cal48", 128, "W4 uint + zero point, GPTQ act-order damp 0.3, "
+        "48 calibration sentences, per 128 K x channel", gptq=True, act_order=True, damp=0.3,
+        extra=True),
+    _w4("w4g32-awq-gptq-cal48", 32, "W4 uint + zero point, AWQ scaling, GPTQ act-order damp "
+        "0.3, 48 calibration sentences, per 32 K x channel", gptq=True, act_order=True,
+        awq=True, damp=0.3, extra=True),
+    _w4("w4g32-asym-gptq-cal48", 32, "W4 uint + zero point, GPTQ act-order damp 0.3, "
+        "48 calibration sentences, per 32 K x channel", gptq=True, act_order=True, damp=0.3,
+        extra=True),
 )}
 
 SCHEMES.update(W4_SCHEMES)

@@ -197,7 +197,7 @@ def awq_scales(w, x, group, asym, act, grid=21):
 
 
 def quantize_w4(w, x=None, group=128, asym=True, gptq=False, act_order=False, awq=False,
-                act=None):
+                act=None, damp=0.01):
     """4-bit weights of ``w`` (K x N) for calibration inputs ``x`` (rows x K; needed for
     ``gptq``/``awq`` and for the activation-weighted clipping; None: plain squared error)."""
     k = w.shape[0]
@@ -214,7 +214,7 @@ def quantize_w4(w, x=None, group=128, asym=True, gptq=False, act_order=False, aw
     ws = w * t[:, None]
     xs = None if x is None else x / t
     if gptq:
-        q, s, z = _gptq(ws, xs, group, asym, act_order)
+        q, s, z = _gptq(ws, xs, group, asym, act_order, damp)
     else:
         h = np.ones(k) if xs is None else (xs ** 2).mean(axis=0)
         q, s, z = _rtn(ws, group, asym, h)
@@ -242,7 +242,7 @@ class W4Backend(QuantBackend):
             w, b = self.encoder.weight(layer, name)
             sch = self.scheme
             wq = quantize_w4(w, self.calibration[key], sch.group, sch.asym, sch.gptq,
-                             sch.act_order, sch.awq, self.act)
+                             sch.act_order, sch.awq, self.act, sch.damp)
             self._w[key] = (w, wq, b)
         return self._w[key]
 

@@ -130,3 +130,14 @@ def test_asymmetric_layer_through_the_rtl(tmp_path):
     s = json.loads((out / "report.json").read_text())["schemes"]["w4g64-asym"]
     assert sum(p["gemms"] for p in s["per_layer"]) == 5 * 6 + 24
     assert s["compare"]["mean_cosine"] > 0.95
+
+
+def test_calibration_is_not_the_evaluation_set():
+    from gen.model.quant import SCHEMES
+    from gen.model.sentences import SENTENCES
+    for name, s in SCHEMES.items():
+        if s.calibrated:
+            text = s.calibration_text
+            assert len(set(text)) == len(text) and not set(text) & set(SENTENCES), name
+    assert len(SCHEMES["w4g32-awq-gptq-cal48"].calibration_text) == 48
+    assert SCHEMES["w4g32-awq-gptq-cal48"].fmt == "uint"

@@ -203,19 +203,8 @@ W4_SCHEMES = {s.name: s for s in (
     _w4("w4g64-asym", 64, "W4 uint + zero point RTN, per 64 K x channel"),
     _w4("w4g128-asym-gptq", 128, "W4 uint + zero point GPTQ act-order, per 128 K x channel",
         gptq=True, act_order=True),
-    _w4("w4g64-asym-gptq", 64, "W4 uint + zero point GPTQ act-order, per 64 K x channel",
-        gptq=True, act_order=True),
-    _w4("w4g32-asym-gptq", 32, "W4 uint + zero point GPTQ act-order, per 32 K x channel",
-        gptq=True, act_order=True),
     _w4("w4g128-awq", 128, "W4 uint + zero point, AWQ scaling, RTN, per 128 K x channel",
         awq=True),
-    _w4("w4g128-awq-gptq", 128, "W4 uint + zero point, AWQ scaling, GPTQ act-order, "
-        "per 128 K x channel", gptq=True, act_order=True, awq=True),
-    _w4("w4g64-awq-gptq", 64, "W4 uint + zero point, AWQ scaling, GPTQ act-order, "
-        "per 64 K x channel", gptq=True, act_order=True, awq=True),
-    _w4("w4g32-awq-gptq", 32, "W4 uint + zero point, AWQ scaling, GPTQ act-order, "
-        "per 32 K x channel", gptq=True, act_order=True, awq=True),
-    # GPTQ damping 0.3 (chosen on held-out calibration sentences) and 48 calibration sentences
     _w4("w4g128-asym-gptq-cal48", 128, "W4 uint + zero point, GPTQ act-order damp 0.3, "
         "48 calibration sentences, per 128 K x channel", gptq=True, act_order=True, damp=0.3,
         extra=True),

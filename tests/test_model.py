@@ -81,7 +81,8 @@ def test_cli_bad_option_writes_nothing(tmp_path, capsys):
     for argv in (["--schemes", "w5"], ["--layers", "7"], ["--k-max", "64"], ["--m", "0"],
                  ["--table-bits", "8"], ["--act", "fp16", "--k-max", "512"],
                  ["--act", "fp16", "--scale-block", "3"],
-                 ["--act", "fp16", "--table-bits", "17"]):
+                 ["--act", "fp16", "--table-bits", "17"],
+                 ["--act", "fp16", "--schemes", "w4g128,w4g128-asym"]):
         with pytest.raises(SystemExit) as e:
             main([*argv, "--out", str(tmp_path / "r")])
         assert e.value.code == 2

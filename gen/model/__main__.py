@@ -13,7 +13,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from .quant import SCHEMES
+from .quant import SCHEMES, W4_SCHEMES
 
 LABELS = {"w4g128": "W4 int RTN, scale per 128 K x channel",
           "w2": "W2 int RTN, scale per channel",
@@ -77,6 +77,10 @@ def _check(p, args):
         p.error(f"--pause must be in [0, 1), not {args.pause}")
     if args.jobs < 1:
         p.error(f"--jobs must be >= 1, not {args.jobs}")
+    w4only = [s for s in names if s in W4_SCHEMES]
+    if args.act != "int8" and w4only:
+        # zero points and AWQ factors are applied around the integer engine's INT8 GEMMs
+        p.error(f"--schemes: {', '.join(w4only)} run with --act int8 only")
     if args.act == "int8":
         for opt in ("table_bits", "scale_block"):
             if getattr(args, opt) is not None:
@@ -128,7 +132,7 @@ def run_scheme(name, cfg, args, ids, position=0):
     """One scheme: float reference and quantized encoder on the same tokens."""
     from gen.model_layer import model_dir
     from .encoder import Encoder, FloatBackend
-    from .quant import GoldenGemm, QuantBackend, RtlGemm
+    from .quant import GoldenGemm, RtlGemm
     from .report import compare, scheme_record
     enc = Encoder(model_dir(), layers=args.layers)
     fb = FloatBackend(enc)
@@ -142,16 +146,15 @@ def run_scheme(name, cfg, args, ids, position=0):
         rtl = gemm = RtlGemm(_engine(cfg, args), golden="fast" if fp else "reference",
                              pause=args.pause)
     calib = None
-    if SCHEMES[name].gptq:
-        from .gptq import CALIBRATION
+    if SCHEMES[name].calibrated:
         cb = FloatBackend(enc)
-        enc.forward(enc.tokenize(CALIBRATION), cb)
+        enc.forward(enc.tokenize(SCHEMES[name].calibration_text), cb)
         calib = cb.inputs
     if fp:
         from .fp_quant import FpQuantBackend
         qb = FpQuantBackend(enc, SCHEMES[name], gemm, _act(cfg), calibration=calib)
     else:
-        qb = QuantBackend(enc, SCHEMES[name], gemm, calibration=calib)
+        qb = SCHEMES[name].backend(enc, gemm, calibration=calib)
     bar = None
     if not args.no_progress:
         from tqdm import tqdm
@@ -173,7 +176,7 @@ def run_scheme(name, cfg, args, ids, position=0):
         bar.close()
     rec = scheme_record(qb, fb, args.layers, [len(i) for i in ids], rtl)
     rec["compare"] = compare(ref, emb)
-    rec["label"] = LABELS.get(name, name)
+    rec["label"] = LABELS.get(name) or SCHEMES[name].label
     return name, rec, ref
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from gen.model_layer import quantize_weights
 
-__all__ = ["gptq", "CALIBRATION"]
+__all__ = ["gptq", "CALIBRATION", "CALIBRATION_EXTRA"]
 
 CALIBRATION = (
     "The committee will publish its annual report on energy prices in March.",
@@ -47,6 +47,35 @@ CALIBRATION = (
     "Astronomers discovered a planet orbiting a distant star.",
     "He repaired the old bicycle with parts from a flea market.",
     "The children built a sandcastle near the waves.",
+)
+
+#: 24 more calibration sentences (used by the ``-cal48`` W4 schemes, gen/model/w4.py): a
+#: 384-wide layer's Hessian from 24 sentences (~300 tokens) is not even full rank
+CALIBRATION_EXTRA = (
+    "The pilot announced a short delay because of fog at the airport.",
+    "Our neighbours adopted two kittens from the animal shelter.",
+    "The chemistry lesson covered acids, bases and salts.",
+    "A thunderstorm cut the power in half of the town.",
+    "She writes short poems about the sea and the sky.",
+    "The hospital opened a new wing for children last spring.",
+    "Tourists queued for hours to climb the old tower.",
+    "The bank raised interest rates for the third time this year.",
+    "He learned to sail on a lake in the mountains.",
+    "The printer on the second floor is out of paper again.",
+    "Wolves were seen near the village for the first time in decades.",
+    "The football club signed a young striker from Brazil.",
+    "Students protested against the rise in tuition fees.",
+    "A cup of green tea contains less caffeine than coffee.",
+    "The detective found a hidden letter inside the clock.",
+    "Heavy snow closed the mountain pass for three days.",
+    "The app lets you track your daily steps and sleep.",
+    "They celebrated their anniversary at a small Italian restaurant.",
+    "The river burst its banks after weeks of rain.",
+    "Satellites help farmers decide when to water their crops.",
+    "My uncle collects old coins from around the world.",
+    "The court ruled that the contract was not valid.",
+    "A volunteer group cleaned the beach on Sunday morning.",
+    "The laptop battery lasts about ten hours on a single charge.",
 )
 
 

@@ -29,7 +29,7 @@ from gen.model_layer import quantize_activations_per_token, quantize_weights_gro
 
 from .encoder import SHORT
 
-__all__ = ["Scheme", "SCHEMES", "Int8PerToken", "GoldenGemm", "RtlGemm", "QuantBackend"]
+__all__ = ["Scheme", "W4Scheme", "SCHEMES", "Int8PerToken", "GoldenGemm", "RtlGemm", "QuantBackend"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,21 @@ class Scheme:
     w_bits: int
     group: int | None = None
     gptq: bool = False            # GPTQ error feedback on calibration inputs (gen.model.gptq)
+
+    @property
+    def calibrated(self):
+        """Whether the quantizer needs calibration inputs (``backend(calibration=...)``)."""
+        return self.gptq
+
+    @property
+    def calibration_text(self):
+        """The calibration sentences (never the evaluation set)."""
+        from .gptq import CALIBRATION
+        return CALIBRATION
+
+    def backend(self, encoder, gemm, act=None, calibration=None):
+        """The encoder backend that runs this scheme."""
+        return QuantBackend(encoder, self, gemm, act, calibration)
 
 
 SCHEMES = {s.name: s for s in (
@@ -150,3 +165,55 @@ class QuantBackend:
             self.outputs[(layer, name)] = y
             out.append(y)
         return out
+
+
+@dataclass(frozen=True)
+class W4Scheme(Scheme):
+    """A W4 scheme of ``gen.model.w4``: ``asym`` uint4 + zero points, ``act_order`` GPTQ,
+    ``awq`` input-channel scaling; always calibrated (the clipping is activation-weighted)."""
+    asym: bool = True
+    act_order: bool = False
+    awq: bool = False
+    label: str = ""
+    damp: float = 0.01            # GPTQ Hessian damping, a fraction of the mean diagonal
+    extra_calibration: bool = False   # 48 calibration sentences instead of 24
+
+    @property
+    def calibrated(self):
+        return True
+
+    @property
+    def calibration_text(self):
+        from .gptq import CALIBRATION, CALIBRATION_EXTRA
+        return CALIBRATION + CALIBRATION_EXTRA if self.extra_calibration else CALIBRATION
+
+    def backend(self, encoder, gemm, act=None, calibration=None):
+        from .w4 import W4Backend
+        return W4Backend(encoder, self, gemm, act, calibration)
+
+
+def _w4(name, group, label, asym=True, gptq=False, act_order=False, awq=False, damp=0.01,
+        extra=False):
+    return W4Scheme(name, "uint" if asym else "int", 4, group, gptq, asym, act_order, awq, label,
+                    damp, extra)
+
+
+W4_SCHEMES = {s.name: s for s in (
+    _w4("w4g128-asym", 128, "W4 uint + zero point RTN, per 128 K x channel"),
+    _w4("w4g64-asym", 64, "W4 uint + zero point RTN, per 64 K x channel"),
+    _w4("w4g128-asym-gptq", 128, "W4 uint + zero point GPTQ act-order, per 128 K x channel",
+        gptq=True, act_order=True),
+    _w4("w4g128-awq", 128, "W4 uint + zero point, AWQ scaling, RTN, per 128 K x channel",
+        awq=True),
+    _w4("w4g128-asym-gptq-cal48", 128, "W4 uint + zero point, GPTQ act-order damp 0.3, "
+        "48 calibration sentences, per 128 K x channel", gptq=True, act_order=True, damp=0.3,
+        extra=True),
+    _w4("w4g32-awq-gptq-cal48", 32, "W4 uint + zero point, AWQ scaling, GPTQ act-order damp "
+        "0.3, 48 calibration sentences, per 32 K x channel", gptq=True, act_order=True,
+        awq=True, damp=0.3, extra=True),
+    _w4("w4g32-asym-gptq-cal48", 32, "W4 uint + zero point, GPTQ act-order damp 0.3, "
+        "48 calibration sentences, per 32 K x channel", gptq=True, act_order=True, damp=0.3,
+        extra=True),
+)}
+
+SCHEMES.update(W4_SCHEMES)

@@ -9,7 +9,7 @@ from gen.config import LutConfig
 from gen.tile import unsigned_width
 
 from .fp_lut_array import FpLutArray, fp_cmd_layout, fp_result_row_layout
-from .fp_precompute import FpTablePrecompute, fp_act_layout
+from .fp_precompute import FpTablePrecompute, _check_cfg as check_precompute, fp_act_layout
 from .fp_scale_stage import scale_layout
 from .layouts import stream_ports, table_layout, weight_plane_layout
 
@@ -110,6 +110,9 @@ class FpLutEngine(wiring.Component):
         if cfg.table_format != "q":
             raise ValueError(f"table_format must be 'q' for the FP engine, "
                              f"not {cfg.table_format!r}")
+        if cfg.precompute:
+            # before any sub-component exists: one built and dropped warns as never elaborated
+            check_precompute(cfg)
         self._cfg = cfg
         self._array = FpLutArray(cfg, pe_module=pe_module)
         self._precompute = FpTablePrecompute(cfg) if cfg.precompute else None

@@ -109,12 +109,5 @@ class FpQuantBackend(QuantBackend):
         for name, (res, cyc, ideal) in zip(names, results):
             w, _, _, b = self.weights(layer, name)
             y = np.asarray(res, dtype=np.uint32).view(np.float32).astype(np.float64) + b
-            ref = x @ w + b
-            self.stats[(layer, name)] = {
-                "gemms": 1, "shape": [int(x.shape[0]), int(w.shape[0]), int(w.shape[1])],
-                "cycles": None if cyc is None else int(cyc),
-                "ideal": None if ideal is None else int(ideal)}
-            self.local_error[(layer, name)] = float(np.linalg.norm(y - ref) / np.linalg.norm(ref))
-            self.outputs[(layer, name)] = y
-            out.append(y)
+            out.append(self._record(layer, name, x, w, b, y, [(res, cyc, ideal)]))
         return out

@@ -155,16 +155,22 @@ class QuantBackend:
             w, q, s, b = self.weights(layer, name)
             acc = sum(results[j][0] * s[j - j0][None, :] for j in range(j0, j1))
             y = acc * sa[:, None] + b
-            ref = x @ w + b
-            cyc = [results[j][1] for j in range(j0, j1)]
-            self.stats[(layer, name)] = {
-                "gemms": j1 - j0, "shape": [int(x.shape[0]), int(w.shape[0]), int(w.shape[1])],
-                "cycles": None if None in cyc else int(sum(cyc)),
-                "ideal": None if None in cyc else int(sum(results[j][2] for j in range(j0, j1)))}
-            self.local_error[(layer, name)] = float(np.linalg.norm(y - ref) / np.linalg.norm(ref))
-            self.outputs[(layer, name)] = y
-            out.append(y)
+            out.append(self._record(layer, name, x, w, b, y, results[j0:j1]))
         return out
+
+    def _record(self, layer, name, x, w, b, y, results):
+        """Keep the layer's output ``y``, its error against the float ``x @ w + b`` and the
+        cycles of its engine GEMMs (``results``: ``(result, cycles, ideal)``, cycles None on
+        the golden path); returns ``y``."""
+        ref = x @ w + b
+        cyc = [r[1] for r in results]
+        self.stats[(layer, name)] = {
+            "gemms": len(results), "shape": [int(x.shape[0]), int(w.shape[0]), int(w.shape[1])],
+            "cycles": None if None in cyc else int(sum(cyc)),
+            "ideal": None if None in cyc else int(sum(r[2] for r in results))}
+        self.local_error[(layer, name)] = float(np.linalg.norm(y - ref) / np.linalg.norm(ref))
+        self.outputs[(layer, name)] = y
+        return y
 
 
 @dataclass(frozen=True)

@@ -267,13 +267,5 @@ class W4Backend(QuantBackend):
             w, wq, b = self.weights(layer, name)
             y = grouped_product(qa, wq, [results[j][0] for j in range(j0, j1)]) \
                 * sa[:, None] + b
-            ref = x @ w + b
-            cyc = [results[j][1] for j in range(j0, j1)]
-            self.stats[(layer, name)] = {
-                "gemms": j1 - j0, "shape": [int(x.shape[0]), int(w.shape[0]), int(w.shape[1])],
-                "cycles": None if None in cyc else int(sum(cyc)),
-                "ideal": None if None in cyc else int(sum(results[j][2] for j in range(j0, j1)))}
-            self.local_error[(layer, name)] = float(np.linalg.norm(y - ref) / np.linalg.norm(ref))
-            self.outputs[(layer, name)] = y
-            out.append(y)
+            out.append(self._record(layer, name, x, w, b, y, results[j0:j1]))
         return out

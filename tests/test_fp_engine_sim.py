@@ -63,3 +63,12 @@ def test_fp_engine_precompute_bf16_full_tables_icarus(tmp_path):
                         precompute=True)
     _check_cycles(run_fp_engine_sim(cfg, "icarus", tmp_path, seed=2721, effort="full"),
                   precompute_overhead(cfg))
+
+
+@pytest.mark.slow
+def test_fp_engine_precompute_verilator(tmp_path):
+    """The precompute engine under Verilator (FP16, g = 4, w up to 4, scale_block 8), every
+    shape of ``full`` effort, with the same overhead bound as on Icarus."""
+    cfg = SMALL.replace(w_bits=4, scale_block=8, precompute=True)
+    _check_cycles(run_fp_engine_sim(cfg, "verilator", tmp_path, seed=2722, effort="full"),
+                  precompute_overhead(cfg))

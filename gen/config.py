@@ -2,7 +2,8 @@
 
 Everything that needs a width -- the hardware in ``hw/``, the golden model, the emit CLI, the
 cocotb testbenches and the synthesis reports -- reads it from :class:`LutConfig`. Nothing
-recomputes a width on its own.
+recomputes a width on its own. The widths of FP activations (:mod:`gen.config_fp`) and of the
+pipelining stages (:mod:`gen.config_pipeline`) live in mixins of their own.
 
 Terms follow Mo et al., "LUT Tensor Core" (ISCA 2025, arXiv 2408.06003):
 
@@ -19,6 +20,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .config_fp import FpWidths
+from .config_pipeline import PipelineStages
 from .tile import (A_BITS_RANGE, ACCUMULATIONS, ACT_FORMATS, G_RANGE, K_MAX_RANGE, M_RANGE,
                    N_RANGE, OUTPUT_BUFFERS, SCALE_BLOCK_RANGE, TABLE_BITS_RANGE, TABLE_FORMATS,
                    TABLES_PER_PE_RANGE, W_BITS_RANGE, WeightFormat, _check_int, _TileConfig,
@@ -58,7 +61,7 @@ PRESETS = {
 
 
 @dataclass(frozen=True)
-class LutConfig(_TileConfig):
+class LutConfig(FpWidths, PipelineStages, _TileConfig):
     """A design point of the LUT mpGEMM array.
 
     Parameters
@@ -239,177 +242,6 @@ class LutConfig(_TileConfig):
         """Every derived width, by name (the FP ones only with FP activations)."""
         names = self._DERIVED + (self._DERIVED_FP if self.act_fp is not None else ())
         return {k: getattr(self, k) for k in names}
-
-    # -- floating-point activations (docs/fp-lut.md) -------------------------------------------
-    @property
-    def act_fp(self):
-        """The activations' :class:`gen.fp.FPFormat`, or None for integer activations."""
-        if self.act_format == "int":
-            return None
-        from .fp import fp_format
-        return fp_format(self.act_format)
-
-    @property
-    def _q(self):
-        return self.table_format == "q"
-
-    @property
-    def table_max(self):
-        """Largest magnitude of a ``q`` table entry: ``2**(t-1) - 1`` (symmetric clip)."""
-        return (1 << (self.table_bits - 1)) - 1
-
-    @property
-    def blocks_max(self):
-        """Scale blocks of one FP operation at ``k_max``: ``k_max / (scale_block * g)``,
-        rounded up (``q``); steps of ``step_k`` (``fp``)."""
-        if self._q:
-            return -(-self.k_max // (self.scale_block * self.g))
-        return self.groups_max
-
-    @property
-    def precompute_div_steps(self):
-        """Quotient bits per cycle of the FP precompute's scale dividers (``q``,
-        ``hw.fp_precompute.ScaleDivider``): the ``24 + t + 1`` bits of ``amax``'s significand
-        times ``2**(t+1)`` over the cycles a block's division may take without delaying the
-        quantizer, ``scale_block * (m - 1) - 1`` (the quantizer spends ``m`` cycles on each of
-        the previous block's ``scale_block`` groups, the activations 1 cycle per group), at
-        least 1."""
-        bits = 24 + self.table_bits + 1
-        return -(-bits // max(1, self.scale_block * (self.m - 1) - 1))
-
-    @property
-    def blocks_width(self):
-        """Bits of the FP command's ``blocks`` field."""
-        return unsigned_width(self.blocks_max)
-
-    @property
-    def fp_cmd_width(self):
-        """Bits of the FP array's ``i_cmd``: format (2), w (``plane_width``), blocks."""
-        return 2 + self.plane_width + self.blocks_width
-
-    @property
-    def fp_engine_cmd_width(self):
-        """Bits of the FP engine's ``i_cmd``: the FP array's command, then the row-tile and
-        column-tile counts (``hw.fp_engine.fp_engine_cmd_layout``)."""
-        return self.fp_cmd_width + 2 * self.tile_count_width
-
-    #: bits of one FP32 value (table scales, results)
-    fp_result_width = 32
-
-    @property
-    def table_scale_width(self):
-        """Bits of the ``m`` FP32 table scales of one block (``q``); 0 for ``fp`` tables, which
-        have no table scale (their ``i_scale`` beat holds the ``n`` weight scales alone)."""
-        return self.m * self.fp_result_width if self._q else 0
-
-    @property
-    def weight_scale_width(self):
-        """Bits of the ``n`` weight scales (activation format) of one block."""
-        return self.n * self.act_fp.width
-
-    @property
-    def scale_width(self):
-        """Bits of one ``i_scale`` beat: table scales, then weight scales."""
-        return self.table_scale_width + self.weight_scale_width
-
-    @property
-    def row_cycles(self):
-        """Cycles the FP stage may spend on one result row so that a block's ``m`` rows are
-        done before the next block's (``scale_block / tables_per_pe`` steps of at least
-        ``scale_stage_w`` cycles): ``scale_stage_w * (scale_block / tables_per_pe) // m``."""
-        return (max(1, self.scale_stage_w * (self.scale_block // self.tables_per_pe) // self.m)
-                if self._q else 1)
-
-    @property
-    def scale_lanes(self):
-        """FP lanes of the shared scale stage: ``ceil(n / row_cycles)``."""
-        return -(-self.n // self.row_cycles)
-
-    @property
-    def scale_product_width(self):
-        """Bits of the FP stage's exact product ``|r2| * sig(ts) * sig(ws)`` (``q``):
-        ``result_width`` (the magnitude of a ``result_width``-bit signed integer) plus the
-        significands of the table scale (``scale_sig_bits``) and of the activation format."""
-        return self.result_width + self.scale_sig_bits + self.act_fp.sig_bits
-
-    @property
-    def scale_window(self):
-        """Alignment frame of the FP stage's fused add ``acc + product``: the product's field
-        plus 8 bits (as the fused dot product: ``gen.fp.DOT_EXTRA_BITS``)."""
-        from .fp import DOT_EXTRA_BITS
-        return self.scale_product_width + DOT_EXTRA_BITS
-
-    @property
-    def fp_result_row_width(self):
-        """Bits of one FP ``o_result`` beat: ``n`` FP32 results."""
-        return self.n * self.fp_result_width
-
-    # -- pipelining ---------------------------------------------------------------------------
-    @property
-    def pe_stages(self):
-        """Cycles from a weight beat to the PE output register write it causes, beyond the
-        first: ``pipeline`` (the lookup register, the partial register, the accumulator's
-        high half one cycle behind its low half)."""
-        return self.pipeline
-
-    @property
-    def acc_low_width(self):
-        """Bits of the accumulator's low half with ``pipeline`` 3 (the high half adds one
-        cycle later, with the registered carry out of these): ``ceil(acc_width / 2)``."""
-        return (self.acc_width + 1) // 2
-
-    @staticmethod
-    def _pieces(width, most):
-        """How many pieces of ``ceil(width / most)`` bits make up ``width`` bits."""
-        return -(-width // -(-width // most))
-
-    @property
-    def correction_piece_width(self):
-        """Bits of each piece of the output stage's ``acc + corr`` adder but the top one
-        (which takes the rest of ``acc`` and ``corr`` with their signs): ``ceil(acc_width /
-        4)`` with ``pipeline`` 3, else ``acc_width`` (one adder)."""
-        return -(-self.acc_width // 4) if self.pipeline >= 3 else self.acc_width
-
-    @property
-    def correction_pieces(self):
-        """Pieces of the correction adder, one register stage each (``pipeline`` 3: 4 for
-        ``acc_width >= 10``), else 1."""
-        return -(-self.acc_width // self.correction_piece_width)
-
-    @property
-    def sum_pieces(self):
-        """Pieces (one edge each) of the activation sum's adder (``pipeline`` 3: up to 3 of
-        ``ceil(sum_width / 3)`` bits), else 1."""
-        return self._pieces(self.sum_width, 3) if self.pipeline >= 3 else 1
-
-    @property
-    def term_pieces(self):
-        """Pieces (one edge each) of the correction term's subtraction (``pipeline`` 3: up to
-        3 of ``ceil(correction_width / 3)`` bits), else 1."""
-        return self._pieces(self.correction_width, 3) if self.pipeline >= 3 else 1
-
-    @property
-    def drain_delay(self):
-        """Edges from an operation's capture to the output drain's load: ``pe_stages`` (the PE
-        output registers are written then); with ``pipeline`` 3 at least ``sum_pieces +
-        term_pieces + 1`` (the pieced activation sum, the shift, the pieced correction term)."""
-        if self.pipeline >= 3:
-            return max(self.pe_stages, self.sum_pieces + self.term_pieces + 1)
-        return self.pe_stages
-
-    @property
-    def out_stages(self):
-        """Registers between the output drain and ``o_result``: none without pipelining, the
-        result register (``pipeline`` 1, 2); with ``pipeline`` 3 also the selected
-        accumulator row before the correction adder and one register per correction piece but
-        the top one (``1 + correction_pieces``)."""
-        return 1 + self.correction_pieces if self.pipeline >= 3 else 1 if self.pipeline else 0
-
-    @property
-    def pipeline_latency(self):
-        """Cycles ``pipeline`` adds between an operation's last weight beat and each of its
-        result beats: ``drain_delay + out_stages`` (0 without pipelining)."""
-        return self.drain_delay + self.out_stages
 
     # -- tables -------------------------------------------------------------------------------
     @property

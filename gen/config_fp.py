@@ -1,0 +1,117 @@
+"""The widths of FP activations through the LUT array (docs/fp-lut.md), part of
+:class:`gen.config.LutConfig`: the ``q`` tables' scale blocks and FP scale stage, the FP
+commands, scales and result rows. Only meaningful with ``act_format`` fp16/bf16; they read the
+config's fields and its integer widths (``result_width``, ``groups_max``, ``plane_width``).
+"""
+from __future__ import annotations
+
+from .tile import unsigned_width
+
+__all__ = ["FpWidths"]
+
+
+class FpWidths:
+    """Mixin of :class:`gen.config.LutConfig`: every width of the FP activation path."""
+
+    @property
+    def act_fp(self):
+        """The activations' :class:`gen.fp.FPFormat`, or None for integer activations."""
+        if self.act_format == "int":
+            return None
+        from .fp import fp_format
+        return fp_format(self.act_format)
+
+    @property
+    def _q(self):
+        return self.table_format == "q"
+
+    @property
+    def table_max(self):
+        """Largest magnitude of a ``q`` table entry: ``2**(t-1) - 1`` (symmetric clip)."""
+        return (1 << (self.table_bits - 1)) - 1
+
+    @property
+    def blocks_max(self):
+        """Scale blocks of one FP operation at ``k_max``: ``k_max / (scale_block * g)``,
+        rounded up (``q``); steps of ``step_k`` (``fp``)."""
+        if self._q:
+            return -(-self.k_max // (self.scale_block * self.g))
+        return self.groups_max
+
+    @property
+    def precompute_div_steps(self):
+        """Quotient bits per cycle of the FP precompute's scale dividers (``q``,
+        ``hw.fp_precompute.ScaleDivider``): the ``24 + t + 1`` bits of ``amax``'s significand
+        times ``2**(t+1)`` over the cycles a block's division may take without delaying the
+        quantizer, ``scale_block * (m - 1) - 1`` (the quantizer spends ``m`` cycles on each of
+        the previous block's ``scale_block`` groups, the activations 1 cycle per group), at
+        least 1."""
+        bits = 24 + self.table_bits + 1
+        return -(-bits // max(1, self.scale_block * (self.m - 1) - 1))
+
+    @property
+    def blocks_width(self):
+        """Bits of the FP command's ``blocks`` field."""
+        return unsigned_width(self.blocks_max)
+
+    @property
+    def fp_cmd_width(self):
+        """Bits of the FP array's ``i_cmd``: format (2), w (``plane_width``), blocks."""
+        return 2 + self.plane_width + self.blocks_width
+
+    @property
+    def fp_engine_cmd_width(self):
+        """Bits of the FP engine's ``i_cmd``: the FP array's command, then the row-tile and
+        column-tile counts (``hw.fp_engine.fp_engine_cmd_layout``)."""
+        return self.fp_cmd_width + 2 * self.tile_count_width
+
+    #: bits of one FP32 value (table scales, results)
+    fp_result_width = 32
+
+    @property
+    def table_scale_width(self):
+        """Bits of the ``m`` FP32 table scales of one block (``q``); 0 for ``fp`` tables, which
+        have no table scale (their ``i_scale`` beat holds the ``n`` weight scales alone)."""
+        return self.m * self.fp_result_width if self._q else 0
+
+    @property
+    def weight_scale_width(self):
+        """Bits of the ``n`` weight scales (activation format) of one block."""
+        return self.n * self.act_fp.width
+
+    @property
+    def scale_width(self):
+        """Bits of one ``i_scale`` beat: table scales, then weight scales."""
+        return self.table_scale_width + self.weight_scale_width
+
+    @property
+    def row_cycles(self):
+        """Cycles the FP stage may spend on one result row so that a block's ``m`` rows are
+        done before the next block's (``scale_block / tables_per_pe`` steps of at least
+        ``scale_stage_w`` cycles): ``scale_stage_w * (scale_block / tables_per_pe) // m``."""
+        return (max(1, self.scale_stage_w * (self.scale_block // self.tables_per_pe) // self.m)
+                if self._q else 1)
+
+    @property
+    def scale_lanes(self):
+        """FP lanes of the shared scale stage: ``ceil(n / row_cycles)``."""
+        return -(-self.n // self.row_cycles)
+
+    @property
+    def scale_product_width(self):
+        """Bits of the FP stage's exact product ``|r2| * sig(ts) * sig(ws)`` (``q``):
+        ``result_width`` (the magnitude of a ``result_width``-bit signed integer) plus the
+        significands of the table scale (``scale_sig_bits``) and of the activation format."""
+        return self.result_width + self.scale_sig_bits + self.act_fp.sig_bits
+
+    @property
+    def scale_window(self):
+        """Alignment frame of the FP stage's fused add ``acc + product``: the product's field
+        plus 8 bits (as the fused dot product: ``gen.fp.DOT_EXTRA_BITS``)."""
+        from .fp import DOT_EXTRA_BITS
+        return self.scale_product_width + DOT_EXTRA_BITS
+
+    @property
+    def fp_result_row_width(self):
+        """Bits of one FP ``o_result`` beat: ``n`` FP32 results."""
+        return self.n * self.fp_result_width

@@ -11,7 +11,7 @@ from .layouts import (act_layout, engine_cmd_layout, result_row_layout, stream_p
 from .lut_array import LutArray
 from .precompute import TablePrecompute
 
-__all__ = ["LutEngine"]
+__all__ = ["LutEngine", "sequence_tiles"]
 
 
 class LutEngine(wiring.Component):
@@ -132,33 +132,46 @@ class LutEngine(wiring.Component):
             with m.Else():
                 m.d.sync += r_group.eq(r_group + 1)
 
-        # -- one array operation per tile -----------------------------------------------------
-        tiles = Signal(cfg.tiles_width)
-        tiles_issued = Signal(cfg.tiles_width)
-        m.d.comb += [
-            tiles.eq(op.m_tiles * op.n_tiles),
-            array.i_cmd.payload.eq(op.cmd),
-            array.i_cmd.valid.eq(active & (tiles_issued < tiles)),
-        ]
-        with m.If(array.i_cmd.valid & array.i_cmd.ready):
-            m.d.sync += tiles_issued.eq(tiles_issued + 1)
-
-        # -- weights in, results out: straight through ----------------------------------------
-        wiring.connect(m, wiring.flipped(self.i_weight), array.i_weight)
-        wiring.connect(m, array.o_result, wiring.flipped(self.o_result))
-
-        rows = Signal(cfg.rows_count_width)
-        rows_total = Signal(cfg.rows_count_width)
-        m.d.comb += rows_total.eq(tiles * cfg.m)
-        cycles = Signal(cfg.cycles_width)
-        m.d.comb += [self.o_cycles.eq(cycles), self.o_busy.eq(active)]
-        with m.If(active):
-            m.d.sync += cycles.eq(cycles + 1)
-        with m.If(self.o_result.valid & self.o_result.ready):
-            m.d.sync += rows.eq(rows + 1)
-            with m.If(rows == rows_total - 1):
-                m.d.sync += [active.eq(0), rows.eq(0), tiles_issued.eq(0),
-                             blocks_written.eq(0), blocks_read.eq(0)]
-        with m.If(self.i_cmd.valid & self.i_cmd.ready):
-            m.d.sync += cycles.eq(1)
+        done = sequence_tiles(m, self, array, cfg, active, op.cmd, op.m_tiles * op.n_tiles)
+        with m.If(done):
+            m.d.sync += [blocks_written.eq(0), blocks_read.eq(0)]
         return m
+
+
+def sequence_tiles(m, engine, array, cfg, active, cmd, tiles_value):
+    """The part of an engine around its array that does not depend on the tables: one array
+    operation (``cmd``) per tile while ``active``, ``tiles_value`` tiles in all; weights in and
+    result rows out straight through; ``o_cycles`` counts from the command's handshake (cycle
+    1) to the last result row, ``o_busy`` is ``active``. After the ``tiles * m``-th result row
+    it clears ``active``; returns the signal that is high in that cycle, for the engine's own
+    end-of-GEMM resets. Shared by :class:`LutEngine` and :class:`hw.fp_engine.FpLutEngine`."""
+    tiles = Signal(cfg.tiles_width)
+    tiles_issued = Signal(cfg.tiles_width)
+    m.d.comb += [
+        tiles.eq(tiles_value),
+        array.i_cmd.payload.eq(cmd),
+        array.i_cmd.valid.eq(active & (tiles_issued < tiles)),
+    ]
+    with m.If(array.i_cmd.valid & array.i_cmd.ready):
+        m.d.sync += tiles_issued.eq(tiles_issued + 1)
+
+    # -- weights in, results out: straight through --------------------------------------------
+    wiring.connect(m, wiring.flipped(engine.i_weight), array.i_weight)
+    wiring.connect(m, array.o_result, wiring.flipped(engine.o_result))
+
+    rows = Signal(cfg.rows_count_width)
+    rows_total = Signal(cfg.rows_count_width)
+    m.d.comb += rows_total.eq(tiles * cfg.m)
+    cycles = Signal(cfg.cycles_width)
+    done = Signal()
+    m.d.comb += [engine.o_cycles.eq(cycles), engine.o_busy.eq(active)]
+    with m.If(active):
+        m.d.sync += cycles.eq(cycles + 1)
+    with m.If(engine.o_result.valid & engine.o_result.ready):
+        m.d.sync += rows.eq(rows + 1)
+        with m.If(rows == rows_total - 1):
+            m.d.comb += done.eq(1)
+            m.d.sync += [active.eq(0), rows.eq(0), tiles_issued.eq(0)]
+    with m.If(engine.i_cmd.valid & engine.i_cmd.ready):
+        m.d.sync += cycles.eq(1)
+    return done

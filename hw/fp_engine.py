@@ -8,6 +8,7 @@ from amaranth.lib.wiring import Out
 from gen.config import LutConfig
 from gen.tile import unsigned_width
 
+from .engine import sequence_tiles
 from .fp_lut_array import FpLutArray, fp_cmd_layout, fp_result_row_layout
 from .fp_precompute import FpTablePrecompute, _check_cfg as check_precompute, fp_act_layout
 from .fp_scale_stage import scale_layout
@@ -180,31 +181,7 @@ class FpLutEngine(wiring.Component):
             tscales.take.eq(array.i_scale.valid & array.i_scale.ready),
         ]
 
-        # -- one array operation per tile -----------------------------------------------------
-        tiles = Signal(cfg.tiles_width)
-        tiles_issued = Signal(cfg.tiles_width)
-        m.d.comb += [
-            tiles.eq(m_tiles * n_tiles),
-            array.i_cmd.payload.eq(op.cmd),
-            array.i_cmd.valid.eq(active & (tiles_issued < tiles)),
-        ]
-        with m.If(array.i_cmd.valid & array.i_cmd.ready):
-            m.d.sync += tiles_issued.eq(tiles_issued + 1)
-
-        # -- weights in, results out: straight through ----------------------------------------
-        wiring.connect(m, wiring.flipped(self.i_weight), array.i_weight)
-        wiring.connect(m, array.o_result, wiring.flipped(self.o_result))
-
-        rows = Signal(cfg.rows_count_width)
-        cycles = Signal(cfg.cycles_width)
-        m.d.comb += [self.o_cycles.eq(cycles), self.o_busy.eq(active)]
-        with m.If(active):
-            m.d.sync += cycles.eq(cycles + 1)
-        with m.If(self.o_result.valid & self.o_result.ready):
-            m.d.sync += rows.eq(rows + 1)
-            with m.If(rows == tiles * cfg.m - 1):
-                m.d.sync += [active.eq(0), rows.eq(0), tiles_issued.eq(0)]
-                m.d.comb += [tables.clear.eq(1), tscales.clear.eq(1)]
-        with m.If(self.i_cmd.valid & self.i_cmd.ready):
-            m.d.sync += cycles.eq(1)
+        done = sequence_tiles(m, self, array, cfg, active, op.cmd, m_tiles * n_tiles)
+        with m.If(done):
+            m.d.comb += [tables.clear.eq(1), tscales.clear.eq(1)]
         return m

@@ -25,7 +25,7 @@ import re
 from pathlib import Path
 
 from ..synth import SynthesisError, run_yosys
-from .mapped import MAPPED_LIB, _yid, copy_library
+from .mapped import MAPPED_LIB, _yid, copy_library, single_input_cells
 
 __all__ = ["buffer_fanout", "buffer_cell", "split_bits", "sink_counts", "DEFAULT_MAX_FANOUT"]
 
@@ -45,16 +45,7 @@ def buffer_cell(lib):
     """The non-inverting buffer of ``lib`` used for the trees: among the single-input cells
     whose ``function`` is their input (clock and delay buffers excluded when others exist),
     the median by area (sky130 HD: ``buf_8``-like drive)."""
-    bufs = []
-    for name, c in lib.cells.items():
-        if c["dont_use"] or "lpflow" in name or c["ff"] or c["latch"]:
-            continue
-        outs = [p for p, d in c["pins"].items() if d["direction"] == "output"]
-        ins = [p for p, d in c["pins"].items() if d["direction"] == "input"]
-        if len(outs) == 1 and len(ins) == 1:
-            f = (c["pins"][outs[0]]["function"] or "").replace(" ", "").strip("()")
-            if f == ins[0]:
-                bufs.append((c["area"], name, ins[0], outs[0]))
+    bufs = [(c["area"], name, a, y) for name, c, a, y, f in single_input_cells(lib) if f == a]
     plain = [b for b in bufs if not re.search(r"clk|dly|probe", b[1])] or bufs
     if not plain:
         raise SynthesisError(f"{lib.path}: no buffer cell for the fanout trees")

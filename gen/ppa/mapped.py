@@ -50,10 +50,11 @@ CONSTR = "abc.constr"
 KEY = "inputs.sha256"
 
 
-def abc_constraints(lib):
-    """``(driving cell, load)`` for ABC's constraint file: a mid-size inverter of ``lib`` (the
-    third smallest by area, so not the weakest) and a load of four of its inputs."""
-    invs = []
+def single_input_cells(lib):
+    """``(name, cell, input pin, output pin, function)`` of every usable one-input, one-output
+    combinational cell of ``lib`` (no ``dont_use``, no ``lpflow`` power-domain cell, no
+    flip-flop or latch); ``function`` without blanks and outer parentheses, e.g. ``A`` for a
+    buffer, ``!A`` for an inverter."""
     for name, c in lib.cells.items():
         if c["dont_use"] or "lpflow" in name or c["ff"] or c["latch"]:
             continue
@@ -61,8 +62,14 @@ def abc_constraints(lib):
         ins = [p for p, d in c["pins"].items() if d["direction"] == "input"]
         if len(outs) == 1 and len(ins) == 1:
             f = (c["pins"][outs[0]]["function"] or "").replace(" ", "").strip("()")
-            if f in (f"!{ins[0]}", f"{ins[0]}'"):
-                invs.append((c["area"], name, c["pins"][ins[0]]["capacitance"]))
+            yield name, c, ins[0], outs[0], f
+
+
+def abc_constraints(lib):
+    """``(driving cell, load)`` for ABC's constraint file: a mid-size inverter of ``lib`` (the
+    third smallest by area, so not the weakest) and a load of four of its inputs."""
+    invs = [(c["area"], name, c["pins"][a]["capacitance"])
+            for name, c, a, _, f in single_input_cells(lib) if f in (f"!{a}", f"{a}'")]
     if not invs:
         raise SynthesisError(f"{lib.path}: no inverter cell for ABC's driving-cell constraint")
     invs.sort()

@@ -7,7 +7,31 @@ from __future__ import annotations
 
 from .tile import unsigned_width
 
-__all__ = ["FpWidths"]
+__all__ = ["FpWidths", "scale_div_cycles", "quantize_stage_cuts"]
+
+#: The precompute's entry quantizer (``hw.fp_quantize.EntryQuantizer``) in restoring-division
+#: steps of logic depth: its ``t + 2`` steps (a 25-bit compare and select each), the unpacking
+#: and normalizing in front and the shift, rounding and clip after (about a step each), and
+#: the steps' worth per pipeline stage (about one FP32 adder's depth). Yosys generic gates,
+#: docs/fp-lut-q-hw.md "Hardware precompute".
+QUANTIZE_PREP_STEPS, QUANTIZE_POST_STEPS = 1, 1
+PRECOMPUTE_QUANTIZE_STEPS = 4
+
+
+def quantize_stage_cuts(table_bits, stages):
+    """Division steps done before each of the ``stages - 1`` pipeline registers of the entry
+    quantizer: its ``t + 2`` steps and the parts in front and after split as evenly as whole
+    steps allow."""
+    steps = table_bits + 2
+    total = QUANTIZE_PREP_STEPS + steps + QUANTIZE_POST_STEPS
+    return [min(steps, max(0, round(i * total / stages) - QUANTIZE_PREP_STEPS))
+            for i in range(1, stages)]
+
+
+def scale_div_cycles(table_bits, steps):
+    """Cycles of one scale division (``hw.fp_precompute.ScaleDivider``): the ``24 + t + 1``
+    quotient bits of ``amax``'s significand times ``2**(t+1)``, ``steps`` per cycle."""
+    return -(-(24 + table_bits + 1) // steps)
 
 
 class FpWidths:
@@ -45,9 +69,47 @@ class FpWidths:
         times ``2**(t+1)`` over the cycles a block's division may take without delaying the
         quantizer, ``scale_block * (m - 1) - 1`` (the quantizer spends ``m`` cycles on each of
         the previous block's ``scale_block`` groups, the activations 1 cycle per group), at
-        least 1."""
+        least 1. The amax pipeline starts a division ``precompute_sum_stages - 1`` cycles
+        after the block's last activation, and the table-sum pipeline lets the block's first
+        row wait for its scales ``precompute_sum_stages`` cycles after it is read, so the
+        slack is the same as without them."""
         bits = 24 + self.table_bits + 1
         return -(-bits // max(1, self.scale_block * (self.m - 1) - 1))
+
+    @property
+    def precompute_div_cycles(self):
+        """Cycles of one scale division of the FP precompute (``q``)."""
+        return scale_div_cycles(self.table_bits, self.precompute_div_steps)
+
+    @property
+    def precompute_sum_stages(self):
+        """Pipeline registers of the FP precompute's FP32 adder trees, one per adder level
+        (``g - 1``): the table sums (read from the block memory, then ``g - 1`` levels) and
+        the sums of magnitudes (``g - 1`` adders in a row; the last register is the running
+        maximum's, so a block's amax is final ``g - 1`` cycles after its last activation)."""
+        return self.g - 1
+
+    @property
+    def precompute_quantize_stages(self):
+        """Cycles of the precompute's entry quantizer (``hw.fp_quantize.EntryQuantizer``):
+        its ``t + 2`` restoring-division steps, the unpacking in front and the rounding after,
+        ``PRECOMPUTE_QUANTIZE_STEPS`` steps' worth per cycle."""
+        depth = QUANTIZE_PREP_STEPS + self.table_bits + 2 + QUANTIZE_POST_STEPS
+        return -(-depth // PRECOMPUTE_QUANTIZE_STEPS)
+
+    @property
+    def precompute_latency(self):
+        """Cycles from the edge that takes a scale block's last ``i_act`` beat to the edge its
+        first ``o_table`` beat becomes valid, in an idle FP precompute with ``o_table`` ready:
+        the amax pipeline (its first adder's sum is registered on the taking edge, the last
+        one's goes through the running maximum into the dividers ``precompute_sum_stages - 1``
+        edges later), the division, one edge to move the scales into the scale register, the
+        quantizer, then the beat's other ``m - 1`` rows. The table-sum pipeline fills while
+        the block is being divided (its ``g - 1`` stages end before the scales move in), so it
+        adds nothing here. One cycle more than the precompute without pipeline registers for
+        each of them: ``precompute_sum_stages - 1 + precompute_quantize_stages - 1``."""
+        return (self.precompute_sum_stages - 1 + self.precompute_div_cycles + 1
+                + self.precompute_quantize_stages + self.m - 1)
 
     @property
     def blocks_width(self):

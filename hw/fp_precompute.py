@@ -15,7 +15,13 @@ Three steps per scale block of ``b`` groups (docs/fp-lut-q-hw.md, "Hardware prec
 * **quantize**, one row of one group per cycle: the ``2**(g-1)`` sums ``T[idx]`` with index
   MSB 0 (the stored half; the other half is their negation, exact) from a tree of FP32 adders
   that keeps the golden order, then ``q = clip(RNE(T / s), +-Qmax)`` for each by a restoring
-  divider of the significands with a round bit and a sticky remainder.
+  divider of the significands with a round bit and a sticky remainder
+  (``hw.fp_quantize.EntryQuantizer``).
+
+Both adder trees and the quantizer are pipelined, one FP32 adder level per cycle
+(``LutConfig.precompute_sum_stages``) and ``precompute_quantize_stages`` cycles for the
+quantizer, so no path holds more than about one FP32 adder; ``LutConfig.precompute_latency``
+is the resulting latency of a block's first table beat.
 """
 from __future__ import annotations
 
@@ -24,9 +30,11 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 
 from gen.config import LutConfig
+from gen.config_fp import scale_div_cycles
 from gen.fp import FP32, default_window
 
 from .fp.common import FPUnit, exp_width
+from .fp_quantize import EntryQuantizer, stage_register
 from .layouts import stream_ports, table_layout
 
 __all__ = ["FpTablePrecompute", "ScaleDivider", "EntryQuantizer", "FpAdd", "fp_act_layout"]
@@ -87,20 +95,27 @@ def _abs(bits):
     return Cat(bits[:-1], C(0, 1))
 
 
-def abs_sum(m, acts, fmt, name):
-    """FP32 bits of ``((|a_0| + |a_1|) + ...)``: the largest ``|T|`` of the group."""
+def abs_sum(m, acts, fmt, name, cut=None):
+    """FP32 bits of ``((|a_0| + |a_1|) + ...)``: the largest ``|T|`` of the group. ``cut``:
+    a function taking the values live after an adder (all but the last) and returning them
+    through a pipeline register."""
+    acts = list(acts)
     acc, fmt_acc = _abs(acts[0]), fmt
     for i in range(1, len(acts)):
         acc, fmt_acc = _add(m, acc, fmt_acc, _abs(acts[i]), fmt, f"{name}_s{i}"), FP32
+        if cut is not None and i < len(acts) - 1:
+            acc, *acts[i + 1:] = cut([acc, *acts[i + 1:]])
     return acc
 
 
-def half_table_sums(m, acts, fmt, name):
+def half_table_sums(m, acts, fmt, name, cut=None):
     """FP32 bits of ``T[idx]`` for ``idx < 2**(g-1)`` (``a_{g-1}`` subtracted), in the golden
     order ``((±a_0 ± a_1) ± a_2) ...``. A prefix sum and its negation differ only in sign
     (RNE is sign-symmetric; an exact zero is +0 both ways, which no quotient sees), so each
-    level adds only the prefixes with ``+a_0``: ``2**g - 2`` adders in all (14 at g = 4)."""
+    level adds only the prefixes with ``+a_0``: ``2**g - 2`` adders in all (14 at g = 4).
+    ``cut``: as for :func:`abs_sum`, after every level (the last one's sums included)."""
     g = len(acts)
+    acts = list(acts)
     # prefix[p] for patterns p of bits 0..j with bit 0 set: the bits of sum_i ±a_i, its format
     prefix = {1: (acts[0], fmt)}
     for j in range(1, g - 1):
@@ -111,6 +126,11 @@ def half_table_sums(m, acts, fmt, name):
                 nxt[key] = (_add(m, v, f, acts[j] if bit else _neg(acts[j]), fmt,
                                  f"{name}_p{j}_{key}"), FP32)
         prefix = nxt
+        if cut is not None:
+            keys = sorted(prefix)
+            vals = cut([prefix[k][0] for k in keys] + acts[j + 1:])
+            prefix = {k: (v, FP32) for k, v in zip(keys, vals)}
+            acts[j + 1:] = vals[len(keys):]
     out = []
     for idx in range(1 << (g - 1)):
         if idx & 1:
@@ -119,39 +139,47 @@ def half_table_sums(m, acts, fmt, name):
         else:          # T[idx] = -(P(~idx) + a_{g-1}): the value with every sign flipped
             v, f = prefix[~idx & ((1 << (g - 1)) - 1)]
             out.append(_neg(_add(m, v, f, acts[g - 1], fmt, f"{name}_t{idx}")))
-    return out
+    return out if cut is None else cut(out)
 
 
 class _GroupSums(wiring.Component):
-    """One row's group in its own module (so synthesis sees one adder tree at a time):
-    ``kind = "abs"``: ``out`` = :func:`abs_sum` (32 bits); ``"half"``: ``out`` = the
-    ``2**(g-1)`` sums of :func:`half_table_sums`, entry ``e`` at ``[32 e +: 32]``."""
+    """One row's group in its own module (so synthesis sees one adder tree at a time), one
+    FP32 adder level per cycle (``LutConfig.precompute_sum_stages`` registers):
+
+    * ``kind = "abs"``: ``out`` = :func:`abs_sum` (32 bits) of the ``acts`` of ``g - 2``
+      cycles earlier, a register after every adder but the last (whose sum goes on into
+      the running maximum's register); the registers load on every cycle.
+    * ``"half"``: ``out`` = the ``2**(g-1)`` sums of :func:`half_table_sums`, entry ``e`` at
+      ``[32 e +: 32]``, of the ``acts`` of ``g - 1`` cycles with ``en`` high earlier (a
+      register after every level)."""
 
     def __init__(self, fmt, g, kind):
         self.fmt, self.g, self.kind = fmt, g, kind
-        width = 32 if kind == "abs" else 32 << (g - 1)
-        super().__init__({"acts": wiring.In(g * fmt.width), "out": wiring.Out(width)})
+        ports = {"acts": wiring.In(g * fmt.width)}
+        if kind == "abs":
+            ports["out"] = wiring.Out(32)
+        else:
+            ports.update(en=wiring.In(1), out=wiring.Out(32 << (g - 1)))
+        super().__init__(ports)
 
     def elaborate(self, platform):
         m = Module()
         w = self.fmt.width
         acts = [self.acts[i * w:(i + 1) * w] for i in range(self.g)]
+        level = 0
+
+        def cut(values):
+            nonlocal level
+            level += 1
+            en = None if self.kind == "abs" else self.en
+            return [stage_register(m, Value.cast(v), f"s{level}_{i}", en)
+                    for i, v in enumerate(values)]
+
         if self.kind == "abs":
-            m.d.comb += self.out.eq(abs_sum(m, acts, self.fmt, "pabs"))
+            m.d.comb += self.out.eq(abs_sum(m, acts, self.fmt, "pabs", cut))
         else:
-            m.d.comb += self.out.eq(Cat(*half_table_sums(m, acts, self.fmt, "tab")))
+            m.d.comb += self.out.eq(Cat(*half_table_sums(m, acts, self.fmt, "tab", cut)))
         return m
-
-
-def _normalize(m, sig, width, name):
-    """``sig`` shifted left until bit ``width - 1`` is set, and the shift (``sig`` != 0)."""
-    lz = Signal(range(width), name=f"{name}_lz")
-    for i in range(width):                        # later (higher) set bits win
-        with m.If(sig[i]):
-            m.d.comb += lz.eq(width - 1 - i)
-    norm = Signal(width, name=f"{name}_norm")
-    m.d.comb += norm.eq(sig << lz)
-    return norm, lz
 
 
 class ScaleDivider(FPUnit):
@@ -182,7 +210,7 @@ class ScaleDivider(FPUnit):
         self.qmax = (1 << (table_bits - 1)) - 1
         self.n_bits = FP32.sig_bits + table_bits + 1
         self.steps = steps
-        self.cycles = -(-self.n_bits // steps)
+        self.cycles = scale_div_cycles(table_bits, steps)
         super().__init__({"start": wiring.In(1), "amax": wiring.In(32), "busy": wiring.Out(1),
                           "done": wiring.Out(1), "out": wiring.Out(32)}, False)
 
@@ -231,95 +259,18 @@ class ScaleDivider(FPUnit):
         return m
 
 
-class EntryQuantizer(FPUnit):
-    """``q_i = clip(RNE(T_i / s), -Qmax, Qmax)`` for ``lanes`` FP32 entries sharing one FP32
-    scale (golden: ``gen.fp_lut.quantize_tables``); combinational.
-
-    Both significands normalized to 24 bits (``MT``, ``Ms``), ``T / s = (MT / Ms) * 2**d``
-    with ``MT / Ms`` in (1/2, 2): ``d >= t`` clips, ``d <= -2`` gives 0, otherwise a restoring
-    divider forms ``X = floor(MT * 2**(t+1) / Ms)`` (``t + 2`` quotient bits) and the
-    remainder; ``X >> (t + 1 - d)`` is the integer part, the next bit the round bit, the rest
-    of ``X`` and the remainder the sticky bit. ``s`` zero, NaN or Inf, or ``T`` zero, gives 0.
-
-    Attributes
-    ----------
-    entries : Signal(32 * lanes), in     entry ``i`` at ``[32 i +: 32]``
-    scale : Signal(32), in
-    q : Signal(table_bits * lanes), out  two's complement, entry ``i`` at ``[t i +: t]``
-    """
-
-    def __init__(self, table_bits, lanes=1):
-        for name, v, lo, hi in (("table_bits", table_bits, 4, 16), ("lanes", lanes, 1, 64)):
-            if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-                raise ValueError(f"{name} must be in {lo}..{hi}, not {v!r}")
-        self.t = table_bits
-        self.lanes = lanes
-        super().__init__({"entries": wiring.In(32 * lanes), "scale": wiring.In(32),
-                          "q": wiring.Out(table_bits * lanes)}, False)
-
-    def _q_round_up(self, lsb, round_bit, sticky):
-        """RNE to an integer (the decision a rounding mutant changes)."""
-        return self._round_up(lsb, round_bit, sticky)
-
-    def elaborate(self, platform):
-        m = Module()
-        t, sw = self.t, FP32.sig_bits
-        qmax = (1 << (t - 1)) - 1
-        ew = exp_width(FP32)
-        ps = self.unpack(m, self.scale, FP32, ew, "s")
-        ms, ls = _normalize(m, ps.sig, sw, "s")
-        s_dead = ps.zero | ps.nan | ps.inf
-        for i in range(self.lanes):
-            pt = self.unpack(m, self.entries[32 * i:32 * (i + 1)], FP32, ew, f"t{i}")
-            mt, lt = _normalize(m, pt.sig, sw, f"t{i}")
-            d = Signal(signed(ew + 1), name=f"d{i}")
-            m.d.comb += d.eq((pt.e_lsb - lt) - (ps.e_lsb - ls))
-            # restoring division, MSB first: remainder < 2 Ms fits sw + 1 bits
-            r = Signal(sw + 1, name=f"r{i}_0")
-            m.d.comb += r.eq(mt)
-            xbits = []
-            for k in range(t + 2):
-                fits = r >= ms
-                diff = Signal(sw + 1, name=f"r{i}_{k}_d")
-                m.d.comb += diff.eq(Mux(fits, r - ms, r))
-                xbits.append(fits)
-                if k < t + 1:
-                    nr = Signal(sw + 1, name=f"r{i}_{k + 1}")
-                    m.d.comb += nr.eq(diff << 1)
-                    r = nr
-                else:
-                    r = diff
-            x = Signal(t + 2, name=f"x{i}")
-            m.d.comb += x.eq(Cat(*reversed(xbits)))
-            sh = Signal(range(t + 3), name=f"sh{i}")
-            m.d.comb += sh.eq(t + 1 - d)                # in 2..t+2 where it is used
-            ext = Signal(2 * (t + 2), name=f"ext{i}")
-            m.d.comb += ext.eq(Cat(C(0, t + 2), x) >> sh)
-            whole = ext[t + 2:]
-            round_bit = ext[t + 1]
-            sticky = ext[:t + 1].any() | r.any()
-            mag = Signal(t + 3, name=f"mag{i}")
-            m.d.comb += mag.eq(whole + self._q_round_up(whole[0], round_bit, sticky))
-            clipped = Signal(t, name=f"qabs{i}")
-            with m.If(s_dead | pt.zero | (d <= -2)):
-                m.d.comb += clipped.eq(0)
-            with m.Elif((d >= t) | (mag > qmax)):
-                m.d.comb += clipped.eq(qmax)
-            with m.Else():
-                m.d.comb += clipped.eq(mag)
-            m.d.comb += self.q[t * i:t * (i + 1)].eq(Mux(pt.sign, -clipped, clipped))
-        return m
-
-
 class FpTablePrecompute(wiring.Component):
     """The ``q`` tables (``o_table``, one beat per group) and the table scales (``o_tscale``,
     one beat per scale block) of a stream of FP activations (``i_act``, one beat per group:
     ``m x g`` patterns), every ``scale_block`` beats one block.
 
     Blocks flow through three stages that overlap across blocks: the activations go into one
-    of two banks of a block memory while their amax is taken; the row dividers form the block's
-    scales; the quantizer reads the bank back one row of one group per cycle (``m`` cycles per
-    table beat). Timing and ports: docs/fp-lut-q-hw.md, "Hardware precompute".
+    of two banks of a block memory while their amax is taken (a pipeline of
+    ``precompute_sum_stages`` cycles); the row dividers form the block's scales; the bank is
+    read back one row of one group per cycle (``m`` cycles per table beat) into a pipeline of
+    the table sums (``precompute_sum_stages`` cycles) and the quantizer
+    (``precompute_quantize_stages``), which waits in front of the quantizer for the block's
+    scales. Timing and ports: docs/fp-lut-q-hw.md, "Hardware precompute".
     """
 
     def __init__(self, cfg: LutConfig, *, quantizer=EntryQuantizer, divider=ScaleDivider):
@@ -330,24 +281,59 @@ class FpTablePrecompute(wiring.Component):
                                 "o_tscale": data.ArrayLayout(32, cfg.m)}
         super().__init__(stream_ports(self.payload_layouts))
 
+    def _flag(self, name):
+        """A control register of the pipelines (valid bits and their block marks): reset
+        clears it (a test mutant overrides this)."""
+        return Signal(name=name)
+
+    def _delay(self, m, values, name, en=None):
+        """``(value, is_flag)`` pairs one pipeline stage later (loaded on every cycle, or when
+        ``en``): flags through :meth:`_flag`, the others through a data register."""
+        out = []
+        for i, (v, is_flag) in enumerate(values):
+            if not is_flag:
+                out.append(stage_register(m, Value.cast(v), f"{name}_{i}", en))
+                continue
+            reg = self._flag(f"{name}_{i}")
+            with m.If(1 if en is None else en):
+                m.d.sync += reg.eq(v)
+            out.append(reg)
+        return out
+
+    def _quantize_delay(self):
+        """Cycles from the quantizer's inputs to its ``q`` (a test mutant overrides this)."""
+        return self._cfg.precompute_quantize_stages - 1
+
     def elaborate(self, platform):
         cfg = self._cfg
         m = Module()
         b, rows, g, t = cfg.scale_block, cfg.m, cfg.g, cfg.table_bits
         half = 1 << (g - 1)
         fmt = cfg.act_fp
+        stages = cfg.precompute_sum_stages
+        assert stages == g - 1     # one register per adder level (_GroupSums)
 
         mem = Memory(shape=cfg.act_width, depth=2 * b, init=[])
         m.submodules.acts = mem
         wport = mem.write_port()
         rport = mem.read_port(domain="comb")
 
-        # -- stage 1: take activations, running amax per row --------------------------------
+        # -- stage 1: take activations; their sums of magnitudes, one adder per cycle, go into
+        # the running amax per row; a block's amax starts the dividers (or waits in ``pend``)
         acts_in = data.View(fp_act_layout(cfg), self.i_act.payload)
         a_grp = Signal(range(b))
         a_bank = Signal()
-        full = Signal(range(3))            # blocks in the memory, not yet quantized
+        full = Signal(range(3))            # blocks in the memory, not yet all read
+        take_in = self.i_act.valid & self.i_act.ready
+        last_in = a_grp == b - 1
+        # (valid, first beat, last beat) of the beats in the amax pipeline, by stage
+        marks = [(take_in, a_grp == 0, take_in & last_in)]
+        for i in range(stages - 1):
+            marks.append(self._delay(m, [(x, True) for x in marks[-1]], f"amax_mark{i}"))
+        end_valid, end_first, end_last = marks[-1]
         amax = [Signal(32, name=f"amax{r}") for r in range(rows)]
+        pend = [Signal(32, name=f"amax{r}_pend", reset_less=True) for r in range(rows)]
+        pend_valid = self._flag("amax_pend_valid")
         new_max = []
         for r in range(rows):
             m.submodules[f"amax_sum{r}"] = absum = _GroupSums(fmt, g, "abs")
@@ -355,8 +341,10 @@ class FpTablePrecompute(wiring.Component):
             p = absum.out
             nm = Signal(32, name=f"amax{r}_next")
             # non-negative FP32 patterns order as integers; the canonical NaN is above Inf
-            m.d.comb += nm.eq(Mux((a_grp == 0) | (p > amax[r]), p, amax[r]))
+            m.d.comb += nm.eq(Mux(end_first | (p > amax[r]), p, amax[r]))
             new_max.append(nm)
+        with m.If(end_valid):
+            m.d.sync += [amax[r].eq(new_max[r]) for r in range(rows)]
 
         divs = []
         for r in range(rows):
@@ -364,22 +352,30 @@ class FpTablePrecompute(wiring.Component):
             m.submodules[f"div{r}"] = d
             divs.append(d)
         div_idle = Signal()
+        # a block's amax starts the dividers on the edge it is final when they are idle, else
+        # it waits in ``pend``
+        block_amax = end_valid & end_last
+        div_start = (pend_valid | block_amax) & div_idle
         div_done = divs[0].done & ~divs[0].busy
-        last_in = a_grp == b - 1
+        # a block's last beat goes in only once the amax path is free of the previous block
+        amax_free = ~pend_valid & ~Cat(*(mk[2] for mk in marks[1:])).any()
         m.d.comb += [
-            self.i_act.ready.eq((full < 2) & (~last_in | div_idle)),
+            self.i_act.ready.eq((full < 2) & (~last_in | amax_free)),
             wport.addr.eq(Mux(a_bank, b, 0) + a_grp),
             wport.data.eq(self.i_act.payload),
-            wport.en.eq(self.i_act.valid & self.i_act.ready),
+            wport.en.eq(take_in),
         ]
-        take_in = self.i_act.valid & self.i_act.ready
         with m.If(take_in):
-            m.d.sync += [amax[r].eq(new_max[r]) for r in range(rows)]
             m.d.sync += a_grp.eq(Mux(last_in, 0, a_grp + 1))
             with m.If(last_in):
                 m.d.sync += a_bank.eq(~a_bank)
+        with m.If(div_start):
+            m.d.sync += pend_valid.eq(0)
+        with m.If(block_amax & ~div_idle):
+            m.d.sync += [pend_valid.eq(1), *(pend[r].eq(new_max[r]) for r in range(rows))]
         for r, d in enumerate(divs):
-            m.d.comb += [d.amax.eq(new_max[r]), d.start.eq(take_in & last_in)]
+            m.d.comb += [d.amax.eq(Mux(pend_valid, pend[r], new_max[r])),
+                         d.start.eq(div_start)]
 
         # -- stage 2: scales; a finished division moves into the block's scale register ------
         holding = Signal()                 # the dividers hold a result not yet moved
@@ -387,7 +383,7 @@ class FpTablePrecompute(wiring.Component):
         s_full = Signal()
         s_release = Signal()
         m.d.comb += div_idle.eq(~divs[0].busy & ~holding)
-        with m.If(take_in & last_in):
+        with m.If(div_start):
             m.d.sync += holding.eq(1)
         move = Signal()
         m.d.comb += move.eq(holding & div_done & (~s_full | s_release))
@@ -402,57 +398,83 @@ class FpTablePrecompute(wiring.Component):
         with m.If(self.o_tscale.valid & self.o_tscale.ready & ~move):
             m.d.sync += ts_sent.eq(1)
 
-        # -- stage 3: quantize one row of one group per cycle --------------------------------
+        # -- stage 3: read one row of one group per cycle; table sums; quantize ---------------
+        # ``run``: the whole pipeline moves (the beat register is free); ``run_sums``: the
+        # part in front of the quantizer moves too (its last row has its block's scales)
+        run, run_sums = Signal(), Signal()
         b_grp = Signal(range(b))
         b_row = Signal(range(rows))
         b_bank = Signal()
-        b_finished = Signal()              # the block's last row is quantized
-        beat = Signal(cfg.table_width)
-        beat_view = data.View(table_layout(cfg), beat)
-        m.d.comb += self.o_table.payload.eq(beat)
+        b_finished = Signal()              # the block's last row went into the quantizer
+        issue = run_sums & (full != 0)
+        issue_last = issue & (b_row == rows - 1) & (b_grp == b - 1)
         acts_rd = data.View(fp_act_layout(cfg), rport.data)
         m.d.comb += rport.addr.eq(Mux(b_bank, b, 0) + b_grp)
         row_acts = Signal(g * fmt.width)
         m.d.comb += row_acts.eq(acts_rd.as_value().word_select(b_row, g * fmt.width))
-        m.submodules.table_sums = tsum = _GroupSums(fmt, g, "half")
-        m.d.comb += tsum.acts.eq(row_acts)
-        sums = [tsum.out[32 * e:32 * (e + 1)] for e in range(half)]
-        m.submodules.quant = quant = self._quantizer(t, half)
-        row_scale = Signal(32)
-        m.d.comb += [row_scale.eq(Cat(*scale).word_select(b_row, 32)),
-                     quant.scale.eq(row_scale), quant.entries.eq(Cat(*sums))]
-        q_row = Signal(cfg.table_row_width)
-        qs = [quant.q[t * e:t * (e + 1)] for e in range(half)]
-        if cfg.symmetric:
-            m.d.comb += q_row.eq(Cat(*qs))
-        else:                              # q[idx] = -q[~idx] for the index-MSB-1 half
-            mask = (1 << g) - 1
-            m.d.comb += q_row.eq(Cat(*(qs[e] if e < half else (-qs[~e & mask].as_signed())[:t]
-                                       for e in range(1 << g))))
-        advance = Signal()
-        m.d.comb += advance.eq(s_full & ~b_finished & (~self.o_table.valid | self.o_table.ready))
-        with m.If(self.o_table.valid & self.o_table.ready):
-            m.d.sync += self.o_table.valid.eq(0)
-        with m.If(advance):
-            for r in range(rows):
-                with m.If(b_row == r):
-                    m.d.sync += beat_view[r].as_value().eq(q_row)
+        with m.If(issue):
             with m.If(b_row == rows - 1):
-                m.d.sync += [self.o_table.valid.eq(1), b_row.eq(0)]
+                m.d.sync += b_row.eq(0)
                 with m.If(b_grp == b - 1):
-                    m.d.sync += [b_grp.eq(0), b_bank.eq(~b_bank), b_finished.eq(1)]
+                    m.d.sync += [b_grp.eq(0), b_bank.eq(~b_bank)]
                 with m.Else():
                     m.d.sync += b_grp.eq(b_grp + 1)
             with m.Else():
                 m.d.sync += b_row.eq(b_row + 1)
-        # the scale register frees on the edge the block's last row is quantized (and its
-        # beat of scales has gone out), so the next block's scales move in without a gap
-        block_done = advance & (b_row == rows - 1) & (b_grp == b - 1)
+        m.submodules.table_sums = tsum = _GroupSums(fmt, g, "half")
+        m.d.comb += [tsum.acts.eq(row_acts), tsum.en.eq(run_sums)]
+        # (valid, row, the block's last row) of the rows in the table-sum pipeline, by stage
+        sum_marks = [(issue, b_row, issue_last)]
+        for i in range(stages):
+            sum_marks.append(self._delay(m, zip(sum_marks[-1], (True, False, True)),
+                                         f"sum_mark{i}", run_sums))
+        q_valid, q_row, q_last = sum_marks[-1]     # the row at the quantizer's inputs
+        scale_ok = s_full & ~b_finished
+        m.d.comb += [run.eq(~self.o_table.valid | self.o_table.ready),
+                     run_sums.eq(run & (~q_valid | scale_ok))]
+        block_done = run_sums & q_valid & q_last
+
+        m.submodules.quant = quant = self._quantizer(t, half, cfg.precompute_quantize_stages)
+        m.d.comb += [quant.scale.eq(Cat(*scale).word_select(q_row, 32)),
+                     quant.entries.eq(tsum.out)]
+        if cfg.precompute_quantize_stages > 1:
+            m.d.comb += quant.en.eq(run)
+        # (valid, row) of the rows in the quantizer, by stage
+        out_marks = [(run_sums & q_valid, q_row)]
+        for i in range(self._quantize_delay()):
+            out_marks.append(self._delay(m, zip(out_marks[-1], (True, False)),
+                                         f"quant_mark{i}", run))
+        out_valid, out_row = out_marks[-1]
+        qs = [quant.q[t * e:t * (e + 1)] for e in range(half)]
+        q_entries = Signal(cfg.table_row_width)
+        if cfg.symmetric:
+            m.d.comb += q_entries.eq(Cat(*qs))
+        else:                              # q[idx] = -q[~idx] for the index-MSB-1 half
+            mask = (1 << g) - 1
+            m.d.comb += q_entries.eq(Cat(*(qs[e] if e < half
+                                           else (-qs[~e & mask].as_signed())[:t]
+                                           for e in range(1 << g))))
+        beat = Signal(cfg.table_width)
+        beat_view = data.View(table_layout(cfg), beat)
+        m.d.comb += self.o_table.payload.eq(beat)
+        with m.If(self.o_table.valid & self.o_table.ready):
+            m.d.sync += self.o_table.valid.eq(0)
+        with m.If(run & out_valid):
+            for r in range(rows):
+                with m.If(out_row == r):
+                    m.d.sync += beat_view[r].as_value().eq(q_entries)
+            with m.If(out_row == rows - 1):
+                m.d.sync += self.o_table.valid.eq(1)
+
+        # the scale register frees on the edge the block's last row goes into the quantizer
+        # (and its beat of scales has gone out), so the next block's scales move in without a
+        # gap; the quantizer's later stages carry the row's scale with it
         m.d.comb += s_release.eq((b_finished | block_done) & (
             ts_sent | (self.o_tscale.valid & self.o_tscale.ready)))
+        with m.If(block_done):
+            m.d.sync += b_finished.eq(1)
         with m.If(s_release):
             m.d.sync += b_finished.eq(0)
         block_in = take_in & last_in
-        m.d.sync += full.eq(full + block_in - block_done)
+        m.d.sync += full.eq(full + block_in - issue_last)
         return m
-

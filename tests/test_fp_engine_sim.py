@@ -4,7 +4,6 @@ bit-exactly against gen.fp_lut.q_gemm_streams (tb/test_fp_engine.py)."""
 import pytest
 
 from gen.config import LutConfig
-from hw.fp_precompute import ScaleDivider
 from tb.test_fp_engine import run_fp_engine_sim
 
 pytestmark = pytest.mark.sim
@@ -30,10 +29,10 @@ def precompute_overhead(cfg):
     """A bound on the precompute engine's cycles beyond its plane cycles: the engine's own
     (the first table's way in, the FP stage's last block and the last tile's rows, as
     tests/test_fp_engine.py bounds it) plus the precompute's first table beat: the first scale
-    block's activations, its division and the beat's ``m`` rows."""
+    block's activations and ``LutConfig.precompute_latency`` (its amax and quantizer
+    pipelines, its division and the beat's ``m`` rows)."""
     engine = 4 + cfg.m + cfg.m * cfg.row_cycles + 2
-    div = ScaleDivider(cfg.table_bits, cfg.precompute_div_steps).cycles
-    return engine + cfg.scale_block + div + cfg.m
+    return engine + cfg.scale_block + cfg.precompute_latency
 
 
 def test_fp_engine_precompute_icarus(tmp_path):

@@ -9,9 +9,11 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from amaranth import ClockDomain, Module, Signal
 from amaranth.sim import Simulator
 
 from gen.config import LutConfig
+from gen.config_fp import quantize_stage_cuts
 from gen.fp import FP32
 from gen.fp_lut import fp_tables, pack_fp_acts, pack_q_tables, quantize_tables
 from hw.fp_precompute import EntryQuantizer, FpTablePrecompute, ScaleDivider
@@ -138,22 +140,48 @@ def test_truncating_scale_divider_fails():
 
 # -- the entry quantizer -------------------------------------------------------------------------
 
-def run_quantizer(pairs, t, lanes=8, cls=EntryQuantizer):
-    """``q`` of ``(entries, scale)`` pairs (``lanes`` entries each)."""
-    dut = cls(t, lanes)
+def run_quantizer(pairs, t, lanes=8, cls=EntryQuantizer, stages=1, hold=0.0):
+    """``q`` of ``(entries, scale)`` pairs (``lanes`` entries each). ``stages > 1``: one pair
+    per enabled cycle, ``en`` low with probability ``hold`` (other inputs then, and ``q`` must
+    not change)."""
+    dut = cls(t, lanes, stages)
     out = []
+    pace = random.Random(SEED)
 
-    async def tb(ctx):
+    def put(ctx, entries, s):
+        ctx.set(dut.entries, sum(int(x) << (32 * i) for i, x in enumerate(entries)))
+        ctx.set(dut.scale, int(s))
+
+    def take(v):
+        for i in range(lanes):
+            x = v >> (t * i) & ((1 << t) - 1)
+            out.append(x - (1 << t) if x >> (t - 1) else x)
+
+    async def comb(ctx):
         for entries, s in pairs:
-            ctx.set(dut.entries, sum(int(x) << (32 * i) for i, x in enumerate(entries)))
-            ctx.set(dut.scale, int(s))
-            v = ctx.get(dut.q)
-            for i in range(lanes):
-                x = v >> (t * i) & ((1 << t) - 1)
-                out.append(x - (1 << t) if x >> (t - 1) else x)
+            put(ctx, entries, s)
+            take(ctx.get(dut.q))
+
+    async def clocked(ctx):
+        feed = list(pairs) + [pairs[0]] * (stages - 1)
+        done = 0                                      # pairs gone into the pipeline
+        while len(out) < lanes * len(pairs):
+            en = pace.random() >= hold
+            put(ctx, *(feed[done] if en else pace.choice(pairs)))
+            ctx.set(dut.en, en)
+            before = ctx.get(dut.q)
+            await ctx.tick()
+            if not en:
+                assert ctx.get(dut.q) == before
+                continue
+            done += 1
+            if done >= stages - 1:             # q: the pair of stages - 1 edges earlier
+                take(ctx.get(dut.q))
 
     sim = Simulator(dut)
-    sim.add_testbench(tb)
+    if stages > 1:
+        sim.add_clock(1e-8)
+    sim.add_testbench(clocked if stages > 1 else comb)
     sim.run()
     return out
 
@@ -172,6 +200,32 @@ def test_entry_quantizer_matches_golden(t):
     cfg = q_cfg(t=t, b=1, m=1)
     pairs, want = quantizer_cases(cfg, np.random.default_rng([SEED, t]))
     assert run_quantizer(pairs, t) == want
+
+
+@pytest.mark.parametrize("t,stages", [(8, None), pytest.param(16, None, marks=pytest.mark.slow),
+                                      (4, None), (4, 6)])
+def test_pipelined_entry_quantizer_matches_golden(t, stages):
+    """The quantizer as the precompute builds it (``precompute_quantize_stages`` cycles, the
+    divider cut between its steps; at t = 4 also a register in front of the first step and
+    one after the last), with ``en`` low at random: the same ``q``."""
+    cfg = q_cfg(t=t, b=1, m=1)
+    stages = stages or cfg.precompute_quantize_stages
+    assert stages > 1
+    pairs, want = quantizer_cases(cfg, np.random.default_rng([SEED, t]))
+    assert run_quantizer(pairs, t, stages=stages, hold=0.3) == want
+
+
+def test_quantize_stage_cuts():
+    """Every register of the pipelined quantizer sits between two steps (or in front of the
+    first, after the last), in order, none twice, for every ``t`` and stage count."""
+    for t in range(4, 17):
+        assert quantize_stage_cuts(t, 1) == []
+        for stages in range(2, t + 3):
+            cuts = quantize_stage_cuts(t, stages)
+            assert len(cuts) == stages - 1 and cuts == sorted(set(cuts))
+            assert 0 <= cuts[0] and cuts[-1] <= t + 2
+    cuts = quantize_stage_cuts(4, 6)      # the extreme case run above
+    assert cuts[0] == 0 and cuts[-1] == 4 + 2
 
 
 class _HalfUpQuantizer(EntryQuantizer):
@@ -254,6 +308,151 @@ def test_precompute_g4():
     acts = random_acts(np.random.default_rng(SEED), cfg, 16)
     got_t, got_s, want_t, want_s = run_precompute(cfg, acts)
     assert got_s == want_s and got_t == want_t
+
+
+# -- timing: full rate, latency, reset -----------------------------------------------------------
+
+def run_full_rate(cfg, acts):
+    """The unit with ``i_act`` always valid and both outputs always ready: (the cycles whose
+    edge takes an ``i_act`` beat, the cycles whose edge makes an ``o_table`` beat valid, the
+    table beats, the scale beats), and the golden tables and scales."""
+    beats = pack_fp_acts(cfg, acts)
+    q, s = quantize_tables(fp_tables(acts, cfg), cfg)
+    want_t = pack_q_tables(cfg, q)
+    want_s = [sum(int(s[r, k]) << (32 * r) for r in range(cfg.m)) for k in range(s.shape[1])]
+    dut = FpTablePrecompute(cfg)
+    took, made, tables, scales = [], [], [], []
+
+    async def tb(ctx):
+        ctx.set(dut.o_table.ready, 1)
+        ctx.set(dut.o_tscale.ready, 1)
+        cycle = 0
+        while len(tables) < len(want_t):
+            ctx.set(dut.i_act.valid, len(took) < len(beats))
+            ctx.set(dut.i_act.payload, beats[min(len(took), len(beats) - 1)])
+            _, _, took_now, t_valid, t_beat, s_valid, s_beat = await ctx.tick().sample(
+                dut.i_act.ready & dut.i_act.valid, dut.o_table.valid, dut.o_table.payload,
+                dut.o_tscale.valid, dut.o_tscale.payload)
+            if took_now:
+                took.append(cycle)
+            if t_valid:            # valid in the cycle after ``cycle - 1``'s edge
+                made.append(cycle - 1)
+                tables.append(t_beat)
+            if s_valid:
+                scales.append(s_beat)
+            cycle += 1
+            assert cycle < 20 * len(beats) * cfg.m + 100, "the unit stopped"
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    return took, made, tables, scales, want_t, want_s
+
+
+@pytest.mark.parametrize("g,b,m", [(2, 2, 2), (3, 3, 3), (2, 4, 1)])
+def test_precompute_full_rate(g, b, m):
+    """A table beat every ``m`` cycles at full input rate, across scale-block boundaries too
+    (the next block's activations, amax pipeline and division overlap the current block's
+    rows; its first rows wait in the table-sum pipeline for its scales); the first beat
+    ``precompute_latency`` cycles after its block's last activation; every beat bit-exact.
+    At ``m = 1`` the division has no slack: at most one missing beat per block."""
+    cfg = q_cfg(g=g, b=b, m=m)
+    blocks = 4
+    acts = random_acts(np.random.default_rng([SEED, g, b, m]), cfg, blocks * b * g)
+    took, made, tables, scales, want_t, want_s = run_full_rate(cfg, acts)
+    assert tables == want_t and scales == want_s
+    assert made[0] - took[b - 1] == cfg.precompute_latency
+    gaps = np.diff(made).tolist()
+    if m > 1:
+        assert gaps == [m] * (len(made) - 1)
+    else:                          # within a block a beat every cycle, across at most one gap
+        assert all(gap == 1 if (i + 1) % b else gap <= 2 for i, gap in enumerate(gaps))
+
+
+class _UnresetFlags(FpTablePrecompute):
+    """Mutant: the pipelines' valid bits keep their value through reset."""
+
+    def _flag(self, name):
+        return Signal(name=name, reset_less=True)
+
+
+class _EarlyRows(FpTablePrecompute):
+    """Mutant: the rows' marks leave the quantizer one cycle before their entries."""
+
+    def _quantize_delay(self):
+        return super()._quantize_delay() - 1
+
+
+def run_reset(cfg, before, after, cls=FpTablePrecompute):
+    """``before`` streamed in until the pipelines are full (the first table beat held back),
+    one cycle of reset, then ``after``: its (table beats, scale beats, golden tables, golden
+    scales)."""
+    q, s = quantize_tables(fp_tables(after, cfg), cfg)
+    want_t = pack_q_tables(cfg, q)
+    want_s = [sum(int(s[r, k]) << (32 * r) for r in range(cfg.m)) for k in range(s.shape[1])]
+    dut = cls(cfg)
+    top = Module()
+    top.domains.sync = sync = ClockDomain()
+    top.submodules.dut = dut
+    state = {"reset": False}
+    got = {}
+
+    async def first(ctx):
+        beats = pack_fp_acts(cfg, before)
+        ctx.set(dut.o_tscale.ready, 1)
+        seen = 0
+        for beat in beats:
+            ctx.set(dut.i_act.valid, 1)
+            ctx.set(dut.i_act.payload, beat)
+            _, _, valid = await ctx.tick().sample(dut.o_table.valid)
+            seen += valid
+            if seen > cfg.m:          # the pipelines hold rows, more activations are in
+                break
+        ctx.set(dut.i_act.valid, 0)
+        ctx.set(dut.o_tscale.ready, 0)
+        ctx.set(sync.rst, 1)
+        await ctx.tick()
+        ctx.set(sync.rst, 0)
+        state["reset"] = True
+
+    async def wait(ctx):
+        while not state["reset"]:
+            await ctx.tick()
+
+    async def put(ctx):
+        await wait(ctx)
+        await stream_put(ctx, dut.i_act, pack_fp_acts(cfg, after))
+
+    async def get_tables(ctx):
+        await wait(ctx)
+        got["t"] = await stream_get(ctx, dut.o_table, len(want_t))
+
+    async def get_scales(ctx):
+        await wait(ctx)
+        got["s"] = await stream_get(ctx, dut.o_tscale, len(want_s))
+
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+    for tb in (first, put, get_tables, get_scales):
+        sim.add_testbench(tb)
+    sim.run()
+    return got["t"], got["s"], want_t, want_s
+
+
+def test_precompute_reset_and_mutants():
+    """Reset with every pipeline holding rows (and the next block's amax in flight) clears
+    them: the next stream comes out exactly; a mutant whose valid bits survive reset fails,
+    and so does one whose row marks run one cycle ahead of the quantizer's entries."""
+    cfg = q_cfg(g=2, b=2, m=2)
+    rng = np.random.default_rng(SEED + 7)
+    before, after = random_acts(rng, cfg, 16), random_acts(rng, cfg, 8)
+    got_t, got_s, want_t, want_s = run_reset(cfg, before, after)
+    assert got_t == want_t and got_s == want_s
+    got_t, got_s, _, _ = run_reset(cfg, before, after, _UnresetFlags)
+    assert (got_t, got_s) != (want_t, want_s)
+    got_t, _, want_t, _ = run_precompute(cfg, after, dut=_EarlyRows(cfg))
+    assert got_t != want_t
 
 
 def test_precompute_rejects_other_configs():

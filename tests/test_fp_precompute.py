@@ -350,13 +350,15 @@ def run_full_rate(cfg, acts):
     return took, made, tables, scales, want_t, want_s
 
 
-@pytest.mark.parametrize("g,b,m", [(2, 2, 2), (3, 3, 3), (2, 4, 1)])
+@pytest.mark.parametrize("g,b,m", [(2, 2, 2), (3, 3, 3), (2, 4, 1),
+                                   pytest.param(4, 16, 2, marks=pytest.mark.slow)])
 def test_precompute_full_rate(g, b, m):
     """A table beat every ``m`` cycles at full input rate, across scale-block boundaries too
     (the next block's activations, amax pipeline and division overlap the current block's
     rows; its first rows wait in the table-sum pipeline for its scales); the first beat
     ``precompute_latency`` cycles after its block's last activation; every beat bit-exact.
-    At ``m = 1`` the division has no slack: at most one missing beat per block."""
+    At ``m = 1`` the division has no slack: at most one missing beat per block. ``g = 4``,
+    ``b = 16`` (the default point's unit) under ``slow``."""
     cfg = q_cfg(g=g, b=b, m=m)
     blocks = 4
     acts = random_acts(np.random.default_rng([SEED, g, b, m]), cfg, blocks * b * g)

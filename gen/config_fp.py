@@ -84,9 +84,10 @@ class FpWidths:
     @property
     def precompute_sum_stages(self):
         """Pipeline registers of the FP precompute's FP32 adder trees, one per adder level
-        (``g - 1``): the table sums (read from the block memory, then ``g - 1`` levels) and
-        the sums of magnitudes (``g - 1`` adders in a row; the last register is the running
-        maximum's, so a block's amax is final ``g - 1`` cycles after its last activation)."""
+        (``g - 1``): the table sums (read from the block memory, then ``g - 1`` levels, a
+        register after each) and the sums of magnitudes (``g - 1`` adders in a row, a
+        register after each but the last, whose sum goes through the maximum into the
+        running-maximum register ``g - 2`` edges after the edge that takes the beat)."""
         return self.g - 1
 
     @property
@@ -106,8 +107,8 @@ class FpWidths:
         edges later), the division, one edge to move the scales into the scale register, the
         quantizer, then the beat's other ``m - 1`` rows. The table-sum pipeline fills while
         the block is being divided (its ``g - 1`` stages end before the scales move in), so it
-        adds nothing here. One cycle more than the precompute without pipeline registers for
-        each of them: ``precompute_sum_stages - 1 + precompute_quantize_stages - 1``."""
+        adds nothing here. The pipeline registers add ``precompute_sum_stages - 1 +
+        precompute_quantize_stages - 1`` cycles to it (4 at ``g = 4``, ``t = 8``)."""
         return (self.precompute_sum_stages - 1 + self.precompute_div_cycles + 1
                 + self.precompute_quantize_stages + self.m - 1)
 

@@ -60,10 +60,7 @@ class FpTableEngine(wiring.Component):
 
     def __init__(self, cfg: LutConfig, *, pe_module=None, column_module=None):
         # every check before the array exists: one built and dropped warns as never elaborated
-        check_config(cfg)
-        if cfg.precompute:
-            raise ValueError("precompute must be False for the fp-table engine (no hardware "
-                             "precompute of fp tables), not True")
+        check_config(cfg)     # (LutConfig itself refuses precompute with fp tables)
         for name, value in (("pe_module", pe_module), ("column_module", column_module)):
             if value is not None and not isinstance(value, str):
                 raise TypeError(f"{name} must be a module name or None, not {value!r}")

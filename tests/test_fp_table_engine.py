@@ -3,6 +3,7 @@
 gen.fp_lut_fp.lut_fp_mpgemm (the whole GEMM, through gen.fp_lut_fp.fp_gemm_streams), its
 cycles and its mutants; the golden's tiling claim against per-tile operations."""
 import contextlib
+import json
 import random
 from unittest import mock
 
@@ -293,10 +294,53 @@ def test_bad_configs():
     with pytest.raises(ValueError, match="tables_per_pe must be 1 with fp tables, not 2"):
         FpTableEngine(CFG.replace(tables_per_pe=2))
     with mock.patch.object(E, "FpTableArray") as array:
-        with pytest.raises(ValueError, match="precompute must be False"):
-            FpTableEngine(CFG.replace(precompute=True))
         with pytest.raises(TypeError, match="pe_module must be a module name or None, not 3"):
             FpTableEngine(CFG, pe_module=3)
         array.assert_not_called()
     with pytest.raises(TypeError, match="cfg must be a LutConfig"):
         FpTableEngine("cfg")
+
+
+# -- gen.emit ---------------------------------------------------------------------------------
+
+def test_emit_cli(tmp_path, capsys):
+    """``--top engine --table-format fp`` emits the engine, its PE and column stage once each as
+    their own modules, under the config's engine name; the manifest records the formats, the
+    command width and every payload layout; bad combinations exit 2 with one line and write
+    nothing."""
+    from gen.emit import default_name, main
+    argv = ["--top", "engine", "--act", "bf16", "--table-format", "fp", "--m", "1", "--n", "2",
+            "--group", "2", "--k-max", "32", "--w-bits", "2"]
+    assert main(argv + ["--out", str(tmp_path / "ok")]) == 0
+    files = sorted(p.name for p in (tmp_path / "ok").iterdir())
+    manifest = json.loads((tmp_path / "ok" / files[0]).read_text())
+    cfg = LutConfig.from_dict(manifest["params"])
+    name = default_name(cfg, "engine")
+    assert files == [f"{name}.json", f"{name}.v"] and manifest["name"] == name
+    assert (manifest["top"], manifest["act"], cfg.table_format) == ("engine", "bf16", "fp")
+    assert manifest["top_cmd_width"] == cfg.fp_engine_cmd_width
+    ports = {p["name"]: p["width"] for p in manifest["ports"]}
+    want = {"i_cmd": cfg.fp_engine_cmd_width, "i_table": cfg.table_width,
+            "i_wscale": cfg.weight_scale_width, "i_weight": cfg.weight_width,
+            "o_result": cfg.fp_result_row_width}
+    assert {p: ports[f"{p}__payload"] for p in want} == want
+    assert (ports["o_busy"], ports["o_cycles"]) == (1, cfg.cycles_width)
+    layouts = manifest["layouts"]
+    assert {k: v["width"] for k, v in layouts.items()} == {f"{p}__payload": w
+                                                           for p, w in want.items()}
+    assert [f["name"] for f in layouts["i_cmd__payload"]["fields"]] == ["cmd", "m_tiles",
+                                                                        "n_tiles"]
+    text = (tmp_path / "ok" / files[1]).read_text()
+    pe, col = manifest["pe_module"], manifest["column_module"]
+    assert text.count(f"module {pe}(") == 1 and text.count(f"  {pe} pe_") == cfg.m * cfg.n
+    assert text.count(f"module {col}(") == 1 and text.count(f"  {col} col_") == cfg.n
+    for extra, err in [
+        (["--precompute"], "precompute must be False with table_format 'fp'"),
+        (["--tables-per-pe", "2"], "--table-format fp: tables_per_pe must be 1 with fp tables"),
+        (["--scale-block", "4"], "--scale-block applies to --table-format q only")]:
+        with pytest.raises(SystemExit) as exc:
+            main(argv + extra + ["--out", str(tmp_path / "bad")])
+        assert exc.value.code == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert err in lines[-1], lines
+    assert not (tmp_path / "bad").exists()

@@ -132,3 +132,21 @@ def test_fp_layer_rtl_tables_option(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--rtl-tables takes one spec (q or fp)" in err[0], err
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("spec", ["fp", "q8bmax"])
+def test_fp_linear_bf16_takes_fp16_scales(spec):
+    """``fp_linear`` with BF16 activations: the FP16 weight scales of ``quantize_layer`` are
+    rounded into BF16 (the LUT path's scale format), not read as BF16 patterns (which gave
+    100 % error before); the result stays near the float64 product."""
+    from gen.model.fp_gemm import act_values, to_act_bits
+    from gen.model.fp_layer import FP_SCHEMES, _parse_specs, fp_linear
+    rng = np.random.default_rng(5)
+    sch = FP_SCHEMES["w4g64"]
+    xb = to_act_bits(rng.standard_normal((4, 128)), "bf16")
+    q = random_weights(rng, (128, 8), sch.fmt, sch.w_bits)
+    s = to_act_bits(rng.uniform(0.01, 0.02, (2, 8)), "fp16")
+    ideal = act_values(xb, "bf16").astype(np.float64) @ (
+        q * np.repeat(act_values(s, "fp16").astype(np.float64), 64, axis=0))
+    y = fp_linear(xb, q, s, sch, _parse_specs(spec)[0], "bf16")
+    assert np.linalg.norm(y - ideal) / np.linalg.norm(ideal) < 0.02

@@ -79,15 +79,20 @@ def fp_linear(x_bits, q, s_bits, scheme, spec, act_format="fp16", k_max=1536, ge
     """``x @ (q * s)`` through the LUT path (no bias): float64 ``M x N`` from the FP32 results.
 
     ``x_bits``: M x K activation patterns; ``q``: K x N weight values; ``s_bits``: weight scales
-    (groups x N, activation-format patterns). ``q`` tables: one operation over the whole K, the
-    group's scale repeated over its scale blocks. ``fp`` tables (one weight scale per channel
-    and operation): one operation per weight group, the FP32 results summed in float64 here.
+    (groups x N, FP16 patterns as :func:`quantize_layer` gives them; rounded to BF16 for BF16
+    activations, since the LUT path takes them in the activation format). ``q`` tables: one
+    operation over the whole K, the group's scale repeated over its scale blocks. ``fp`` tables
+    (one weight scale per channel and operation): one operation per weight group, the FP32
+    results summed in float64 here.
     ``gemm``: ``"golden"`` for ``gen.fp_lut``, a ``tb.fast.fp_array.FpArrayEngine`` (``q``)
     or a ``tb.fast.fp_table_engine.FastFpTableEngine`` (``fp``) for the emitted RTL, else the
     vectorized ``gen.model.fp_gemm``."""
     k = x_bits.shape[1]
     group = k // s_bits.shape[0]
     s_bits = s_bits.astype(np.uint16)
+    if act_format != "fp16":
+        # the LUT path takes weight scales in the activation format: FP16 scales rounded once
+        s_bits = to_act_bits(act_values(s_bits, "fp16"), act_format)
     if spec.table_format == "q":
         b = spec.scale_block(scheme)
         cfg = LutConfig(act_format=act_format, table_format="q", table_bits=spec.bits,

@@ -150,3 +150,14 @@ def test_fp_linear_bf16_takes_fp16_scales(spec):
         q * np.repeat(act_values(s, "fp16").astype(np.float64), 64, axis=0))
     y = fp_linear(xb, q, s, sch, _parse_specs(spec)[0], "bf16")
     assert np.linalg.norm(y - ideal) / np.linalg.norm(ideal) < 0.02
+
+
+def test_fp_layer_rtl_fp_n_option(tmp_path, capsys):
+    """``--rtl-fp-n`` outside 1..256 is one line and exit 2, nothing written."""
+    from gen.model.fp_layer import main
+    with pytest.raises(SystemExit) as e:
+        main(["--rtl-fp-n", "0", "--out", str(tmp_path / "r")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--rtl-fp-n must be in 1..256, not 0" in err[0], err
+    assert not (tmp_path / "r").exists()

@@ -168,19 +168,21 @@ def layer_table(rows=64, weight="encoder.layer.0.attention.self.query.weight",
     return out
 
 
-#: the tile of the ``fp``-table engine of ``--rtl --rtl-tables fp``: the M2N64 ``fp`` array is
-#: about 1.1 MGE, and a Verilator build of an FP design grows with its PEs and columns
+#: the default tile of the ``fp``-table engine of ``--rtl --rtl-tables fp`` (``--rtl-fp-n``
+#: sets ``n``): the M2N64 ``fp`` array is about 1.1 MGE, and its Verilator build took 339 s
+#: against 61 s for M2N8 (one run each on the shared machine)
 RTL_FP_TILE = (2, 8)
 
 
 def rtl_layer(rows, schemes, spec, build, act_format="fp16",
-              weight="encoder.layer.0.attention.self.query.weight"):
+              weight="encoder.layer.0.attention.self.query.weight", fp_n=None):
     """The layer's GEMM on the RTL under Verilator: ``q`` tables through the emitted
     ``FpLutArray`` (tb.fast.fp_array; every tile bit-exact with ``gen.fp_lut``), ``fp`` tables
     through the emitted ``FpTableEngine`` (tb.fast.fp_table_engine, an :data:`RTL_FP_TILE`
-    tile; one GEMM per weight group, as :func:`fp_linear`); the whole ``M x N`` result checked
-    against ``gen.model.fp_gemm``. Error, correlation, the cycles (command to last result row
-    of each operation or GEMM, summed) and the ideal ``steps * w`` per tile."""
+    tile, ``fp_n`` columns if given; one GEMM per weight group, as :func:`fp_linear`); the
+    whole ``M x N`` result checked against ``gen.model.fp_gemm``. Error, correlation, the
+    cycles (command to last result row of each operation or GEMM, summed) and the ideal
+    ``steps * w`` per tile."""
     from gen.model_layer import load_layer
     x, w, bias = load_layer(rows, weight)
     ref = x @ w + bias
@@ -191,7 +193,7 @@ def rtl_layer(rows, schemes, spec, build, act_format="fp16",
         b = spec.scale_block(sch) if spec.table_format == "q" else None
         if spec.table_format == "fp" and "fp" not in engines:
             from tb.fast.fp_table_engine import FastFpTableEngine
-            m, n = RTL_FP_TILE
+            m, n = RTL_FP_TILE[0], fp_n or RTL_FP_TILE[1]
             cfg = LutConfig(act_format=act_format, table_format="fp", m=m, n=n, w_bits=4,
                             k_max=w.shape[0])
             sub = f"fp_table_engine_m{m}n{n}" + ("" if act_format == "fp16" else "_bf16")
@@ -358,6 +360,9 @@ def main(argv=None):
                         "FpLutArray for q tables, the FpTableEngine for fp tables")
     p.add_argument("--rtl-tables", default="q8bmax",
                    help="the table spec of the RTL run: one q spec, or fp (default q8bmax)")
+    p.add_argument("--rtl-fp-n", type=int, default=None, metavar="N",
+                   help=f"tile columns of the FpTableEngine of --rtl-tables fp (1..256, "
+                        f"default {RTL_FP_TILE[1]}; m = {RTL_FP_TILE[0]})")
     p.add_argument("--build", default="build/fp_layer", help="RTL build directory")
     p.add_argument("--golden", action="store_true",
                    help="run gen.fp_lut itself (slow) instead of the vectorized model")
@@ -383,6 +388,8 @@ def main(argv=None):
                                          f"divide {s}'s weight group")
     except ValueError as e:
         p.error(f"--tables: {e}")
+    if args.rtl_fp_n is not None and not 1 <= args.rtl_fp_n <= 256:
+        p.error(f"--rtl-fp-n must be in 1..256, not {args.rtl_fp_n}")
     if not 1 <= args.rows <= 64:
         p.error(f"--rows must be in 1..64, not {args.rows}")
     if args.sentences is not None and not 2 <= args.sentences <= 32:
@@ -395,7 +402,8 @@ def main(argv=None):
     layer = layer_table(args.rows, schemes=schemes, specs=specs, act_format=args.act, gemm=gemm)
     enc = (encoder_table(schemes, especs, args.sentences, act_format=args.act, gemm=gemm)
            if args.encoder else None)
-    rtl = (rtl_layer(args.rows, schemes, rspec[0], args.build, args.act) if args.rtl
+    rtl = (rtl_layer(args.rows, schemes, rspec[0], args.build, args.act, fp_n=args.rtl_fp_n)
+           if args.rtl
            else None)
     md = markdown(layer, enc, rtl)
     from gen.tools import atomic_write

@@ -52,9 +52,10 @@ def build_top(cfg: LutConfig, top="array", pe_module=None, column_module=None):
     if top == "array" and cfg.table_format == "q":
         from hw.fp_lut_array import FpLutArray
         return FpLutArray(cfg, pe_module=pe_module)
-    if getattr(cfg, "table_format", "int") == "fp":     # no engine around it yet
-        if top != "array":
-            raise ValueError(f"top must be array with table_format 'fp', not {top!r}")
+    if top == "engine" and cfg.table_format == "fp":
+        from hw.fp_table_engine import FpTableEngine
+        return FpTableEngine(cfg, pe_module=pe_module, column_module=column_module)
+    if top == "array" and cfg.table_format == "fp":
         from hw.fp_table_array import FpTableArray
         return FpTableArray(cfg, pe_module=pe_module, column_module=column_module)
     if top == "array":
@@ -250,7 +251,8 @@ def main(argv=None):
                    help="table entries: exact integer sums of integer activations (int, "
                         "default), FP tables quantized to --table-bits integers with one "
                         "FP32 scale per scale block (q), or FP tables kept in the --act "
-                        "format with an FP32 accumulator per PE (fp, hw/fp_table_array.py); "
+                        "format with an FP32 accumulator per PE (fp, hw/fp_table_array.py, "
+                        "engine: hw/fp_table_engine.py); "
                         "q and fp need --act fp16 or bf16")
     f.add_argument("--table-bits", type=int, default=None, metavar="T",
                    help=f"bits of a quantized table entry (q only; default "
@@ -281,8 +283,6 @@ def main(argv=None):
         if args.top not in ("array", "engine"):
             p.error(f"--table-format {args.table_format} applies to --top array or engine, "
                     f"not --top {args.top}")
-        if args.table_format == "fp" and args.top != "array":
-            p.error(f"--table-format fp applies to --top array, not --top {args.top}")
         if args.act == "int":
             p.error(f"--act must be fp16 or bf16 with --table-format {args.table_format}, "
                     f"not int")

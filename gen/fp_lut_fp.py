@@ -34,7 +34,8 @@ from .fp import FP32, decode, default_window, dot_window, fp_mul, fused_sum, rou
 
 __all__ = ["check_fp_config", "to_fp32", "round_to", "fp32_tables", "fp_entries",
            "stored_fp_tables", "fp_lookup", "entry_term", "acc_add", "correction",
-           "lut_fp_mpgemm", "pack_fp_tables", "pack_weight_scales", "fp_stream"]
+           "lut_fp_mpgemm", "pack_fp_tables", "pack_weight_scales", "fp_stream",
+           "fp_gemm_streams"]
 
 
 def check_fp_config(cfg):
@@ -257,3 +258,55 @@ def fp_stream(cfg, acts, w, fmt, w_bits, wscales):
     return (pack_cmd(cfg, fmt, w_bits, groups), pack_fp_tables(cfg, acts),
             pack_weight_planes(cfg, w, fmt, w_bits), [pack_weight_scales(cfg, wscales)],
             lut_fp_mpgemm(acts, w, fmt, w_bits, cfg, wscales))
+
+
+def fp_gemm_streams(cfg, acts, w, fmt, w_bits, wscales):
+    """Everything the ``fp``-table engine (``hw.fp_table_engine``) needs for ``A (M x K) @
+    W (K x N)`` with ``N`` weight scales, padded to whole tiles: rows of +0 activations, weight
+    columns of the format's smallest value (binary has no 0) with scale +0.
+
+    Every result is one array operation over all of K, and ``lut_fp_mpgemm`` computes each
+    ``(r, c)`` from row ``r`` and column ``c`` alone, so the expected results are
+    ``lut_fp_mpgemm`` of the whole padded matrices. Returns a dict: ``cmd`` (the engine's
+    ``i_cmd`` beat) and its ``fields``; ``tables``: per row block, per group (``i_table``);
+    ``weights``: per row block, per column block, per group, ``w`` planes MSB first;
+    ``wscales``: per row block, per column block, one beat of the ``n`` scales (``i_wscale``);
+    ``rows``: result beats in engine order; ``expected``: the padded ``M' x N'`` FP32
+    patterns; ``shape``: ``(M, N)``.
+    """
+    from .golden import pack_engine_cmd, pack_weight_planes
+    check_fp_config(cfg)
+    act = cfg.act_fp
+    fmt = cfg.check_op(fmt, w_bits)
+    acts = _patterns(acts, act, "acts")
+    w = np.asarray(w)
+    wscales = _patterns(wscales, act, "wscales")
+    if acts.ndim != 2 or w.ndim != 2 or acts.shape[1] != w.shape[0]:
+        raise ValueError(f"acts (M x K) and w (K x N) do not match: {acts.shape}, {w.shape}")
+    if not 1 <= acts.shape[1] <= cfg.k_max:
+        raise ValueError(f"K must be in 1..{cfg.k_max} (k_max), not {acts.shape[1]}")
+    rows, cols = acts.shape[0], w.shape[1]
+    if wscales.shape != (cols,):
+        raise ValueError(f"wscales must hold N = {cols} patterns, not of shape {wscales.shape}")
+    m_tiles, n_tiles = -(-rows // cfg.m), -(-cols // cfg.n)
+    acts = np.pad(acts, ((0, m_tiles * cfg.m - rows), (0, 0)))
+    w = np.pad(w, ((0, 0), (0, n_tiles * cfg.n - cols)),
+               constant_values=fmt.value_range(w_bits)[0])
+    wscales = np.pad(wscales, (0, n_tiles * cfg.n - cols))
+    expected = lut_fp_mpgemm(acts, w, fmt, w_bits, cfg, wscales)
+    groups = -(-acts.shape[1] // cfg.g)
+    out = {"cmd": pack_engine_cmd(cfg, fmt, w_bits, groups, m_tiles, n_tiles),
+           "fields": {"format": fmt, "w_bits": w_bits, "groups": groups,
+                      "m_tiles": m_tiles, "n_tiles": n_tiles},
+           "tables": [], "weights": [], "wscales": [], "rows": [], "expected": expected,
+           "shape": (rows, cols)}
+    for mi in range(m_tiles):
+        rs = slice(mi * cfg.m, (mi + 1) * cfg.m)
+        out["tables"] += pack_fp_tables(cfg, acts[rs])
+        for ni in range(n_tiles):
+            cs = slice(ni * cfg.n, (ni + 1) * cfg.n)
+            out["weights"] += pack_weight_planes(cfg, w[:, cs], fmt, w_bits)
+            out["wscales"].append(pack_weight_scales(cfg, wscales[cs]))
+            out["rows"] += [sum(int(x) << (32 * c) for c, x in enumerate(row))
+                            for row in expected[rs, cs]]
+    return out

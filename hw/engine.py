@@ -5,13 +5,14 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import Out
 
 from gen.config import LutConfig
+from gen.tile import unsigned_width
 
 from .layouts import (act_layout, engine_cmd_layout, result_row_layout, stream_ports,
                       table_layout, weight_plane_layout)
 from .lut_array import LutArray
 from .precompute import TablePrecompute
 
-__all__ = ["LutEngine", "sequence_tiles"]
+__all__ = ["LutEngine", "BankedStore", "sequence_tiles"]
 
 
 class LutEngine(wiring.Component):
@@ -175,3 +176,64 @@ def sequence_tiles(m, engine, array, cfg, active, cmd, tiles_value):
     with m.If(engine.i_cmd.valid & engine.i_cmd.ready):
         m.d.sync += cycles.eq(1)
     return done
+
+
+class BankedStore:
+    """A double-buffered memory filled by one input stream, one entry per ``count`` beat, and
+    read in order ``n_tiles`` times per row block (``per_block`` beats each).
+
+    The writer may run one row block ahead of the reader (the other bank); an entry of the
+    row block being written can be read as soon as it is in memory, so the first tile does not
+    wait for all of its row block. Used by :class:`hw.fp_engine.FpLutEngine` (tables and table
+    scales) and :class:`hw.fp_table_engine.FpTableEngine` (tables).
+    """
+
+    def __init__(self, m, name, width, depth, cfg, active, m_tiles, n_tiles, per_block):
+        tw = cfg.tile_count_width
+        cw = unsigned_width(depth)
+        self.mem = Memory(shape=width, depth=2 * depth, init=[])
+        m.submodules[name] = self.mem
+        wport = self.mem.write_port()
+        rport = self.mem.read_port(domain="comb")
+        written = Signal(tw, name=f"{name}_blocks_written")
+        read = Signal(tw, name=f"{name}_blocks_read")
+        w_idx = Signal(cw, name=f"{name}_w")
+        r_idx = Signal(cw, name=f"{name}_r")
+        r_ntile = Signal(tw, name=f"{name}_r_ntile")
+        self.can_write = Signal(name=f"{name}_can_write")
+        self.write = Signal(name=f"{name}_write")
+        self.wdata = Signal(width, name=f"{name}_wdata")
+        self.readable = Signal(name=f"{name}_readable")
+        self.rdata = rport.data
+        self.take = Signal(name=f"{name}_take")
+        self.clear = Signal(name=f"{name}_clear")
+        m.d.comb += [
+            self.can_write.eq(active & (written < m_tiles) & (written - read < 2)),
+            wport.addr.eq(self._bank(written, depth) + w_idx),
+            wport.data.eq(self.wdata),
+            wport.en.eq(self.write),
+            rport.addr.eq(self._bank(read, depth) + r_idx),
+            self.readable.eq(active & (read < m_tiles) & (
+                (written != read) | ((written == read) & (w_idx > r_idx)))),
+        ]
+        with m.If(self.write):
+            with m.If(w_idx == per_block - 1):
+                m.d.sync += [w_idx.eq(0), written.eq(written + 1)]
+            with m.Else():
+                m.d.sync += w_idx.eq(w_idx + 1)
+        with m.If(self.take):
+            with m.If(r_idx == per_block - 1):
+                m.d.sync += r_idx.eq(0)
+                with m.If(r_ntile == n_tiles - 1):
+                    m.d.sync += [r_ntile.eq(0), read.eq(read + 1)]
+                with m.Else():
+                    m.d.sync += r_ntile.eq(r_ntile + 1)
+            with m.Else():
+                m.d.sync += r_idx.eq(r_idx + 1)
+        with m.If(self.clear):
+            m.d.sync += [written.eq(0), read.eq(0)]
+
+    @staticmethod
+    def _bank(blocks, depth):
+        """First address of the bank of the ``blocks``-th row block: the banks alternate."""
+        return Mux(blocks[0], depth, 0)

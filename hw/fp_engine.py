@@ -2,13 +2,12 @@
 through one FP LUT array (``q`` tables, docs/fp-lut.md)."""
 from amaranth import *
 from amaranth.lib import data, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import Out
 
 from gen.config import LutConfig
 from gen.tile import unsigned_width
 
-from .engine import sequence_tiles
+from .engine import BankedStore, sequence_tiles
 from .fp_lut_array import FpLutArray, fp_cmd_layout, fp_result_row_layout
 from .fp_precompute import FpTablePrecompute, _check_cfg as check_precompute, fp_act_layout
 from .fp_scale_stage import scale_layout
@@ -22,61 +21,6 @@ def fp_engine_cmd_layout(cfg: LutConfig):
     then ``m_tiles`` and ``n_tiles`` (``tile_count_width`` bits each)."""
     return data.StructLayout({"cmd": fp_cmd_layout(cfg), "m_tiles": cfg.tile_count_width,
                               "n_tiles": cfg.tile_count_width})
-
-
-class _BankedStore:
-    """A double-buffered memory filled by one input stream, one entry per ``count`` beat, and
-    read in order ``n_tiles`` times per row block (``per_block`` beats each).
-
-    The writer may run one row block ahead of the reader (the other bank); an entry of the
-    row block being written can be read as soon as it is in memory, so the first tile does not
-    wait for all of its row block.
-    """
-
-    def __init__(self, m, name, width, depth, cfg, active, m_tiles, n_tiles, per_block):
-        tw = cfg.tile_count_width
-        cw = unsigned_width(depth)
-        self.mem = Memory(shape=width, depth=2 * depth, init=[])
-        m.submodules[name] = self.mem
-        wport = self.mem.write_port()
-        rport = self.mem.read_port(domain="comb")
-        written = Signal(tw, name=f"{name}_blocks_written")
-        read = Signal(tw, name=f"{name}_blocks_read")
-        w_idx = Signal(cw, name=f"{name}_w")
-        r_idx = Signal(cw, name=f"{name}_r")
-        r_ntile = Signal(tw, name=f"{name}_r_ntile")
-        self.can_write = Signal(name=f"{name}_can_write")
-        self.write = Signal(name=f"{name}_write")
-        self.wdata = Signal(width, name=f"{name}_wdata")
-        self.readable = Signal(name=f"{name}_readable")
-        self.rdata = rport.data
-        self.take = Signal(name=f"{name}_take")
-        self.clear = Signal(name=f"{name}_clear")
-        m.d.comb += [
-            self.can_write.eq(active & (written < m_tiles) & (written - read < 2)),
-            wport.addr.eq(Mux(written[0], depth, 0) + w_idx),
-            wport.data.eq(self.wdata),
-            wport.en.eq(self.write),
-            rport.addr.eq(Mux(read[0], depth, 0) + r_idx),
-            self.readable.eq(active & (read < m_tiles) & (
-                (written != read) | ((written == read) & (w_idx > r_idx)))),
-        ]
-        with m.If(self.write):
-            with m.If(w_idx == per_block - 1):
-                m.d.sync += [w_idx.eq(0), written.eq(written + 1)]
-            with m.Else():
-                m.d.sync += w_idx.eq(w_idx + 1)
-        with m.If(self.take):
-            with m.If(r_idx == per_block - 1):
-                m.d.sync += r_idx.eq(0)
-                with m.If(r_ntile == n_tiles - 1):
-                    m.d.sync += [r_ntile.eq(0), read.eq(read + 1)]
-                with m.Else():
-                    m.d.sync += r_ntile.eq(r_ntile + 1)
-            with m.Else():
-                m.d.sync += r_idx.eq(r_idx + 1)
-        with m.If(self.clear):
-            m.d.sync += [written.eq(0), read.eq(0)]
 
 
 class FpLutEngine(wiring.Component):
@@ -153,9 +97,9 @@ class FpLutEngine(wiring.Component):
         m.d.comb += steps.eq(blocks * steps_per_block)
 
         # -- tables and table scales: double-buffered, reused across column blocks ----------
-        tables = _BankedStore(m, "tables", cfg.table_width, cfg.blocks_max * steps_per_block,
+        tables = BankedStore(m, "tables", cfg.table_width, cfg.blocks_max * steps_per_block,
                               cfg, active, m_tiles, n_tiles, steps)
-        tscales = _BankedStore(m, "tscales", cfg.table_scale_width, cfg.blocks_max, cfg,
+        tscales = BankedStore(m, "tscales", cfg.table_scale_width, cfg.blocks_max, cfg,
                                active, m_tiles, n_tiles, blocks)
         if cfg.precompute:
             # the precompute takes activations only during a GEMM, and its table and scale

@@ -39,6 +39,8 @@ TEST_MODULES = {"array": "tb.test_lut_array", "engine": "tb.test_engine",
                 "mac_dequant": "tb.test_lut_array", "mac_direct": "tb.test_lut_array"}
 #: cocotb module of an array with ``fp`` tables (manifest ``params.table_format`` fp)
 FP_TABLE_TEST_MODULE = "tb.test_fp_table_array"
+#: cocotb module of the engine around it (``params.table_format`` fp, ``top`` engine)
+FP_TABLE_ENGINE_TEST_MODULE = "tb.test_fp_table_engine"
 
 #: Icarus compiles the emitted Verilog as Verilog-2005 (it comes after the runner's -g2012, so
 #: it wins). Yosys' Verilog starts every `always @*` block at time 0 through a register with a
@@ -136,7 +138,8 @@ def run_sim(verilog, manifest, sim: str, workdir, *, waves=False, testcase=None,
     which names the top module (``name``) and the design kind (``top``: ``array``, ``engine``,
     ``mac_dequant``, ``mac_direct``, which picks the cocotb module from :data:`TEST_MODULES`;
     an array with ``q`` tables, ``params.table_format``, runs ``tb.test_fp_lut_array``, one
-    with ``fp`` tables :data:`FP_TABLE_TEST_MODULE`,
+    with ``fp`` tables :data:`FP_TABLE_TEST_MODULE`, the engines around them
+    ``tb.test_fp_engine`` and :data:`FP_TABLE_ENGINE_TEST_MODULE`,
     unless ``test_module`` is given). ``extra_env`` (dict) goes to the simulator process.
 
     ``waves`` (or ``WAVES=1`` in the environment) dumps FST waveforms. ``testcase``: one name
@@ -161,7 +164,9 @@ def run_sim(verilog, manifest, sim: str, workdir, *, waves=False, testcase=None,
         test_module = "tb.test_fp_engine" if info.get("top") == "engine" else \
             "tb.test_fp_lut_array"
     if test_module is None and info.get("params", {}).get("table_format") == "fp":
-        test_module = FP_TABLE_TEST_MODULE            # FP tables (FpTableArray)
+        # FP tables: FpTableEngine or FpTableArray
+        test_module = FP_TABLE_ENGINE_TEST_MODULE if info.get("top") == "engine" else \
+            FP_TABLE_TEST_MODULE
     test_module = test_module or TEST_MODULES[info.get("top", "array")]
     waves = bool(waves) or _env_bool("WAVES")
     if seed is None:

@@ -206,8 +206,8 @@ def test_emit_cli(tmp_path, capsys):
     assert text.count(f"module {pe}(") == 1 and text.count(f"  {pe} pe_") == 1 * 2
     for argv, err in [
         (["--table-format", "fp"], "--act must be fp16 or bf16 with --table-format fp, not int"),
-        (["--table-format", "fp", "--act", "fp16", "--top", "engine"],
-         "--table-format fp applies to --top array, not --top engine"),
+        (["--table-format", "fp", "--act", "fp16", "--top", "mac_direct"],
+         "--table-format fp applies to --top array or engine, not --top mac_direct"),
         (["--table-format", "fp", "--act", "fp16", "--tables-per-pe", "2"],
          "--table-format fp: tables_per_pe must be 1 with fp tables, not 2"),
         (["--table-format", "fp", "--act", "fp16", "--table-bits", "8"],

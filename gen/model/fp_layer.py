@@ -12,6 +12,7 @@ group of 64 rows is 16 scale blocks of ``b`` = 1, or one of ``b`` = 16).
     python -m gen.model.fp_layer                      # the layer table (docs/model.md)
     python -m gen.model.fp_layer --encoder            # + the whole encoder, 32 sentences
     python -m gen.model.fp_layer --rtl                # + the layer's GEMM on the FpLutArray RTL
+    python -m gen.model.fp_layer --rtl --rtl-tables fp   # ... on the FpTableEngine RTL
     python -m gen.model --act fp16                    # all 36 layers on the FpLutEngine RTL
 
 GEMMs run on the vectorized model ``gen.model.fp_gemm`` (bit-exact with the golden model
@@ -78,14 +79,20 @@ def fp_linear(x_bits, q, s_bits, scheme, spec, act_format="fp16", k_max=1536, ge
     """``x @ (q * s)`` through the LUT path (no bias): float64 ``M x N`` from the FP32 results.
 
     ``x_bits``: M x K activation patterns; ``q``: K x N weight values; ``s_bits``: weight scales
-    (groups x N, activation-format patterns). ``q`` tables: one operation over the whole K, the
-    group's scale repeated over its scale blocks. ``fp`` tables (one weight scale per channel
-    and operation): one operation per weight group, the FP32 results summed in float64 here.
-    ``gemm``: ``"golden"`` for ``gen.fp_lut``, a ``tb.fast.fp_array.FpArrayEngine`` for the
-    emitted RTL (``q`` only), else the vectorized ``gen.model.fp_gemm``."""
+    (groups x N, FP16 patterns as :func:`quantize_layer` gives them; rounded to BF16 for BF16
+    activations, since the LUT path takes them in the activation format). ``q`` tables: one
+    operation over the whole K, the group's scale repeated over its scale blocks. ``fp`` tables
+    (one weight scale per channel and operation): one operation per weight group, the FP32
+    results summed in float64 here.
+    ``gemm``: ``"golden"`` for ``gen.fp_lut``, a ``tb.fast.fp_array.FpArrayEngine`` (``q``)
+    or a ``tb.fast.fp_table_engine.FastFpTableEngine`` (``fp``) for the emitted RTL, else the
+    vectorized ``gen.model.fp_gemm``."""
     k = x_bits.shape[1]
     group = k // s_bits.shape[0]
     s_bits = s_bits.astype(np.uint16)
+    if act_format != "fp16":
+        # the LUT path takes weight scales in the activation format: FP16 scales rounded once
+        s_bits = to_act_bits(act_values(s_bits, "fp16"), act_format)
     if spec.table_format == "q":
         b = spec.scale_block(scheme)
         cfg = LutConfig(act_format=act_format, table_format="q", table_bits=spec.bits,
@@ -111,7 +118,9 @@ def fp_linear(x_bits, q, s_bits, scheme, spec, act_format="fp16", k_max=1536, ge
     y = np.zeros((x_bits.shape[0], q.shape[1]))
     for j in range(s_bits.shape[0]):
         sl = slice(j * group, (j + 1) * group)
-        if gemm == "golden":
+        if hasattr(gemm, "gemm"):            # an emitted FpTableEngine (tb.fast)
+            out = gemm.gemm(x_bits[:, sl], q[sl], scheme.fmt, scheme.w_bits, s_bits[j])
+        elif gemm == "golden":
             from gen.fp_lut import lut_fp_mpgemm
             out = lut_fp_mpgemm(x_bits[:, sl], q[sl], scheme.fmt, scheme.w_bits, cfg, s_bits[j])
         else:
@@ -159,34 +168,51 @@ def layer_table(rows=64, weight="encoder.layer.0.attention.self.query.weight",
     return out
 
 
+#: the default tile of the ``fp``-table engine of ``--rtl --rtl-tables fp`` (``--rtl-fp-n``
+#: sets ``n``): the M2N64 ``fp`` array is about 1.1 MGE, and its Verilator build took 339 s
+#: against 61 s for M2N8 (one run each on the shared machine)
+RTL_FP_TILE = (2, 8)
+
+
 def rtl_layer(rows, schemes, spec, build, act_format="fp16",
-              weight="encoder.layer.0.attention.self.query.weight"):
-    """The layer's GEMM through the emitted ``FpLutArray`` (``q`` tables; tb.fast.fp_array,
-    Verilator): every tile bit-exact with ``gen.fp_lut``, the whole ``M x N`` result with
-    ``gen.model.fp_gemm``; error, correlation, the array's cycles (command to last result row
-    of each operation, summed) and the ideal ``steps * w`` per operation."""
+              weight="encoder.layer.0.attention.self.query.weight", fp_n=None):
+    """The layer's GEMM on the RTL under Verilator: ``q`` tables through the emitted
+    ``FpLutArray`` (tb.fast.fp_array; every tile bit-exact with ``gen.fp_lut``), ``fp`` tables
+    through the emitted ``FpTableEngine`` (tb.fast.fp_table_engine, an :data:`RTL_FP_TILE`
+    tile, ``fp_n`` columns if given; one GEMM per weight group, as :func:`fp_linear`); the
+    whole ``M x N`` result checked against ``gen.model.fp_gemm``. Error, correlation, the
+    cycles (command to last result row of each operation or GEMM, summed) and the ideal
+    ``steps * w`` per tile."""
     from gen.model_layer import load_layer
-    from tb.fast.fp_array import FpArrayEngine
     x, w, bias = load_layer(rows, weight)
     ref = x @ w + bias
     xb = to_act_bits(x, act_format)
     out, engines = {}, {}
     for name in schemes:
         sch = FP_SCHEMES[name]
-        b = spec.scale_block(sch)
-        if (spec.bits, b) not in engines:
+        b = spec.scale_block(sch) if spec.table_format == "q" else None
+        if spec.table_format == "fp" and "fp" not in engines:
+            from tb.fast.fp_table_engine import FastFpTableEngine
+            m, n = RTL_FP_TILE[0], fp_n or RTL_FP_TILE[1]
+            cfg = LutConfig(act_format=act_format, table_format="fp", m=m, n=n, w_bits=4,
+                            k_max=w.shape[0])
+            sub = f"fp_table_engine_m{m}n{n}" + ("" if act_format == "fp16" else "_bf16")
+            engines["fp"] = FastFpTableEngine(cfg, Path(build) / sub)
+        elif spec.table_format == "q" and (spec.bits, b) not in engines:
+            from tb.fast.fp_array import FpArrayEngine
             cfg = LutConfig(act_format=act_format, table_format="q", table_bits=spec.bits,
                             scale_block=b, m=min(2, b), n=64, w_bits=4, k_max=w.shape[0])
             sub = f"fp_array_q{spec.bits}b{b}" + ("" if act_format == "fp16" else "_bf16")
             engines[(spec.bits, b)] = FpArrayEngine(cfg, Path(build) / sub)
-        eng = engines[(spec.bits, b)]
+        eng = engines["fp" if spec.table_format == "fp" else (spec.bits, b)]
         c0, i0, s0, t0 = eng.op_cycles, eng.ideal, eng.sim_cycles, time.perf_counter()
         q, s = quantize_layer(w, sch)
         y = fp_linear(xb, q, s, sch, spec, act_format, gemm=eng)
         st = _stats(y + bias, ref)
         st.update(design=eng.name, build_s=eng.build_s, cycles=eng.op_cycles - c0,
                   ideal=eng.ideal - i0, sim_cycles=eng.sim_cycles - s0,
-                  wall_s=time.perf_counter() - t0, block=b, label=spec.label)
+                  wall_s=time.perf_counter() - t0, block=b, label=spec.label,
+                  top="FpTableEngine" if spec.table_format == "fp" else "FpLutArray")
         out[name] = st
     return out
 
@@ -272,12 +298,17 @@ def markdown(layer, enc=None, rtl=None):
                  for s in rec["specs"].values()]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if rtl:
-        lines += ["", "Through the emitted `FpLutArray` under Verilator (every tile bit-exact "
-                  "with `gen.fp_lut`, the whole result with `gen.model.fp_gemm`):", "",
-                  "| weights | tables | design | error / correlation | array cycles | ideal "
+        top = next(iter(rtl.values())).get("top", "FpLutArray")
+        check = ("every tile bit-exact with `gen.fp_lut`, the whole result with "
+                 "`gen.model.fp_gemm`" if top == "FpLutArray" else
+                 "every GEMM bit-exact with `gen.model.fp_gemm`, the NumPy twin of "
+                 "`gen.fp_lut_fp`")
+        lines += ["", f"Through the emitted `{top}` under Verilator ({check}):", "",
+                  "| weights | tables | design | error / correlation | cycles | ideal "
                   "(steps x w) | utilization |", "|---|---|---|---|---|---|---|"]
         for name, r in rtl.items():
-            lines.append(f"| {name} | {r['label']} (b={r['block']}) | `{r['design']}` | "
+            block = f" (b={r['block']})" if r["block"] else ""
+            lines.append(f"| {name} | {r['label']}{block} | `{r['design']}` | "
                          f"{100 * r['error']:.3f} % / {r['corr']:.5f} | {r['cycles']:,} | "
                          f"{r['ideal']:,} | {100 * r['ideal'] / r['cycles']:.2f} % |")
     if enc:
@@ -325,9 +356,14 @@ def main(argv=None):
                    help="table specs of the encoder run")
     p.add_argument("--sentences", type=int, default=None, help="first N sentences (2..32)")
     p.add_argument("--rtl", action="store_true",
-                   help="also run the layer's GEMM through the emitted FpLutArray (Verilator)")
-    p.add_argument("--rtl-tables", default="q8bmax", help="the q table spec of the RTL run")
-    p.add_argument("--build", default="build/fp_layer", help="FpLutArray build directory")
+                   help="also run the layer's GEMM on the RTL (Verilator): the emitted "
+                        "FpLutArray for q tables, the FpTableEngine for fp tables")
+    p.add_argument("--rtl-tables", default="q8bmax",
+                   help="the table spec of the RTL run: one q spec, or fp (default q8bmax)")
+    p.add_argument("--rtl-fp-n", type=int, default=None, metavar="N",
+                   help=f"tile columns of the FpTableEngine of --rtl-tables fp (1..256, "
+                        f"default {RTL_FP_TILE[1]}; m = {RTL_FP_TILE[0]})")
+    p.add_argument("--build", default="build/fp_layer", help="RTL build directory")
     p.add_argument("--golden", action="store_true",
                    help="run gen.fp_lut itself (slow) instead of the vectorized model")
     p.add_argument("--out", default="reports/fp_layer", help="report directory")
@@ -339,8 +375,8 @@ def main(argv=None):
         specs = _parse_specs(args.tables)
         especs = _parse_specs(args.encoder_tables)
         rspec = _parse_specs(args.rtl_tables)
-        if len(rspec) != 1 or rspec[0].table_format != "q":
-            raise ValueError(f"--rtl-tables takes one q spec, not {args.rtl_tables!r}")
+        if len(rspec) != 1:
+            raise ValueError(f"--rtl-tables takes one spec (q or fp), not {args.rtl_tables!r}")
         for sp in specs + especs + rspec:
             if sp.table_format == "q":
                 for s in schemes:
@@ -352,6 +388,8 @@ def main(argv=None):
                                          f"divide {s}'s weight group")
     except ValueError as e:
         p.error(f"--tables: {e}")
+    if args.rtl_fp_n is not None and not 1 <= args.rtl_fp_n <= 256:
+        p.error(f"--rtl-fp-n must be in 1..256, not {args.rtl_fp_n}")
     if not 1 <= args.rows <= 64:
         p.error(f"--rows must be in 1..64, not {args.rows}")
     if args.sentences is not None and not 2 <= args.sentences <= 32:
@@ -364,7 +402,8 @@ def main(argv=None):
     layer = layer_table(args.rows, schemes=schemes, specs=specs, act_format=args.act, gemm=gemm)
     enc = (encoder_table(schemes, especs, args.sentences, act_format=args.act, gemm=gemm)
            if args.encoder else None)
-    rtl = (rtl_layer(args.rows, schemes, rspec[0], args.build, args.act) if args.rtl
+    rtl = (rtl_layer(args.rows, schemes, rspec[0], args.build, args.act, fp_n=args.rtl_fp_n)
+           if args.rtl
            else None)
     md = markdown(layer, enc, rtl)
     from gen.tools import atomic_write

@@ -260,3 +260,17 @@ def test_fp_array_gemm_on_verilator(tmp_path, monkeypatch):
     monkeypatch.setattr(golden, "q_stream", flipped)
     with pytest.raises(MismatchError, match="differ from gen.fp_lut"):
         eng.gemm(acts, w, fmt, w_bits, ws)
+
+
+@pytest.mark.parametrize("act", ["fp16", "bf16"])
+def test_to_act_bits_canonical_nan(act):
+    """Every NaN becomes the format's canonical quiet NaN (sign, payload dropped); finite
+    values and infinities round as the golden's RNE conversion."""
+    from gen.fp import BF16, FP16
+    fmt = FP16 if act == "fp16" else BF16
+    x = np.array([np.nan, -np.nan, np.float32(np.nan), 1.0, -2.5, np.inf, -np.inf, 1e30])
+    x[0] = np.frombuffer(np.uint64(0x7FF0000000000123).tobytes(), np.float64)[0]  # payload
+    bits = to_act_bits(x, act)
+    assert list(bits[:3]) == [fmt.qnan] * 3
+    assert act_values(bits[3:5], act).tolist() == [1.0, -2.5]
+    assert bits[5] == fmt.inf and bits[6] == fmt.inf | (1 << (fmt.width - 1))

@@ -33,6 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from gen.config import LutConfig, WeightFormat
+from gen.fp import FP16
 from gen.golden import weight_codes
 
 __all__ = ["act_values", "to_act_bits", "full_tables", "quantize_tables_fast", "q_r2",
@@ -60,11 +61,15 @@ def to_act_bits(x, act_format):
     x = np.asarray(x)
     if act_format == "fp16":
         with np.errstate(over="ignore"):            # beyond FP16's range: +-Inf, as RNE says
-            return x.astype(np.float64).astype(np.float16).view(np.uint16)
+            b = x.astype(np.float64).astype(np.float16).view(np.uint16)
+        # NumPy keeps a NaN's sign and payload; the docstring promises the canonical one
+        return np.where(np.isnan(x.astype(np.float64)), np.uint16(FP16.qnan), b)
     if act_format == "bf16":
-        b = np.asarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
+        with np.errstate(invalid="ignore"):         # a signalling NaN: canonical below
+            f = np.asarray(x, dtype=np.float32)
+        b = f.view(np.uint32).astype(np.uint64)
         r = ((b + 0x7FFF + ((b >> 16) & 1)) >> 16).astype(np.uint16)
-        return np.where(np.isnan(np.asarray(x, dtype=np.float32)), np.uint16(0x7FC0), r)
+        return np.where(np.isnan(f), np.uint16(0x7FC0), r)
     raise ValueError(f"act_format must be fp16 or bf16, not {act_format!r}")
 
 

@@ -290,8 +290,9 @@ def markdown(layer, enc=None, rtl=None):
         ide = rec["ideal"]
         lines.append(f"| {name} | {100 * ide['error']:.3f} % / {ide['corr']:.5f} | "
                      + " | ".join(cells) + " |")
-    lines += ["", "GEMM alone (relative error against the float64 product of the same FP16 "
-              "activations and quantized weights), and the scale block `b` used:", "",
+    lines += ["", "GEMM alone (relative error against the float64 product of the same "
+              f"{layer['act_format'].upper()} activations and quantized weights), and the "
+              "scale block `b` used:", "",
               "| weights | " + " | ".join(specs) + " |", "|---|" + "---|" * len(specs)]
     for name, rec in layer["schemes"].items():
         cells = [f"{100 * s['gemm_error']:.3f} %" + (f" (b={s['block']})" if s["block"] else "")

@@ -36,7 +36,8 @@ from gen.golden import _group_indices, bit_planes, ideal_cycles, stored_tables, 
 
 from .runner import FastEngine, MismatchError, pack_fields
 
-__all__ = ["FpGemmJob", "FastFpEngine", "fp_engine_beats", "int_words", "fp32_bits"]
+__all__ = ["FpGemmJob", "FastFpEngine", "FastFpEngineBase", "fp_engine_beats", "int_words",
+           "fp32_bits"]
 
 #: the canonical FP32 NaN (docs/fp.md)
 _QNAN = np.uint32(0x7FC00000)
@@ -133,31 +134,51 @@ class FpGemmJob:
     golden: str = "lut"
 
 
-class FastFpEngine(FastEngine):
-    """The emitted ``FpLutEngine`` of a ``q`` config, compiled once with the generated harness;
-    :meth:`run` takes :class:`FpGemmJob` and returns ``GemmResult`` with ``result`` the FP32
-    bit patterns (uint32 ``M x N``)."""
+class FastFpEngineBase(FastEngine):
+    """What the fast runners of the FP engines share: the emitted engine of a config checked
+    for its table format and input streams, the FP32 result rows unpacked into ``M x N``, the
+    bit-exact check against :meth:`expected` and of ``o_cycles`` against the harness' span.
+
+    A subclass names its ``table_format``, its ``engine`` class name and its ``per_gemm`` and
+    ``per_tile`` input streams, and gives :meth:`beats` (the packed streams of one job) and
+    :meth:`expected` (the golden FP32 patterns of one job)."""
+
+    table_format = ""
+    engine = ""
+    #: input streams sent once per GEMM, and once per row block (replayed ``m_tiles`` times)
+    per_gemm: tuple = ()
+    per_tile: tuple = ()
 
     def __init__(self, cfg: LutConfig, workdir, opt="-O2"):
         if not isinstance(cfg, LutConfig):
             raise TypeError(f"cfg must be a LutConfig, not {cfg!r}")
-        if cfg.table_format != "q":
-            raise ValueError(f"table_format must be 'q' for the FP engine, not "
-                             f"{cfg.table_format!r}")
+        if cfg.table_format != self.table_format:
+            raise ValueError(f"table_format must be {self.table_format!r} for the "
+                             f"{self.engine}, not {cfg.table_format!r}")
         super().__init__(cfg, workdir, top="engine", opt=opt)
         names = sorted(s for s, _ in self.inputs)
-        if names != ["i_cmd", "i_table", "i_tscale", "i_weight", "i_wscale"]:
-            raise ValueError(f"an FpLutEngine has i_cmd, i_table, i_tscale, i_weight, "
-                             f"i_wscale, not {names}")
+        want = sorted(self.per_gemm + self.per_tile)
+        if names != want:
+            raise ValueError(f"an {self.engine} has {', '.join(want)}, not {names}")
+
+    def beats(self, job):
+        """The packed beats of one job (``cmd``, one entry per input stream, ``m_tiles``,
+        ``n_tiles``), as ``fp_engine_beats`` returns them."""
+        raise NotImplementedError
+
+    def expected(self, job):
+        """The golden FP32 patterns of a job (``M x N`` uint32)."""
+        raise NotImplementedError
 
     def job_beats(self, job):
         if job.wscales is None:
             raise ValueError(f"{job.name or 'FP GEMM'}: wscales are required")
-        b = fp_engine_beats(self.cfg, job.a, job.w, job.fmt, job.w_bits, job.wscales)
+        b = self.beats(job)
         mt = b["m_tiles"]
-        b["streams"] = {"i_cmd": (b["cmd"], 1), "i_table": (b["tables"], 1),
-                        "i_tscale": (b["tscales"], 1), "i_weight": (b["weights"], mt),
-                        "i_wscale": (b["wscales"], mt)}
+        # the beats of stream i_<x> are b["cmd"] for the command, else b["<x>s"]
+        key = {s: "cmd" if s == "i_cmd" else s[2:] + "s" for s in self.per_gemm + self.per_tile}
+        b["streams"] = {**{s: (b[key[s]], 1) for s in self.per_gemm},
+                        **{s: (b[key[s]], mt) for s in self.per_tile}}
         b["want"] = mt * b["n_tiles"] * self.cfg.m
         b["ideal"] = ideal_cycles(self.cfg, job.a.shape[0], job.w.shape[1], job.a.shape[1],
                                   job.w_bits)
@@ -170,8 +191,34 @@ class FastFpEngine(FastEngine):
         res = res.transpose(0, 2, 1, 3).reshape(beats["m_tiles"] * cfg.m, -1)
         return res[: job.a.shape[0], : job.w.shape[1]]
 
-    def expected(self, job, wscales):
+    def check(self, job, r, span):
+        want = self.expected(job)
+        if r.result.shape != want.shape or not np.array_equal(r.result, want):
+            bad = (int((r.result != want).sum()) if r.result.shape == want.shape else "all")
+            raise MismatchError(f"{job.name or 'FP GEMM'} {job.a.shape}x{job.w.shape} "
+                                f"{job.fmt}{job.w_bits}: RTL differs from the golden model "
+                                f"({job.golden}) in {bad} results")
+        if r.cycles != span:
+            raise MismatchError(f"{job.name}: o_cycles {r.cycles}, the harness saw {span} edges")
+
+
+class FastFpEngine(FastFpEngineBase):
+    """The emitted ``FpLutEngine`` of a ``q`` config, compiled once with the generated harness;
+    :meth:`run` takes :class:`FpGemmJob` and returns ``GemmResult`` with ``result`` the FP32
+    bit patterns (uint32 ``M x N``)."""
+
+    table_format = "q"
+    engine = "FpLutEngine"
+    per_gemm = ("i_cmd", "i_table", "i_tscale")
+    per_tile = ("i_weight", "i_wscale")
+
+    def beats(self, job):
+        return fp_engine_beats(self.cfg, job.a, job.w, job.fmt, job.w_bits, job.wscales)
+
+    def expected(self, job):
         """The golden FP32 patterns of a job (``M x N`` uint32)."""
+        blocks = -(-job.a.shape[1] // (self.cfg.scale_block * self.cfg.g))
+        wscales = _wscales(job.wscales, job.w.shape[1], blocks, self.cfg.act_fp.width)
         a = np.asarray(job.a, dtype=np.int64)
         if job.golden == "lut":
             from gen.fp_lut import lut_q_mpgemm
@@ -180,15 +227,3 @@ class FastFpEngine(FastEngine):
             from gen.model.fp_gemm import q_mpgemm_fast
             return q_mpgemm_fast(a, job.w, job.fmt, job.w_bits, self.cfg, wscales)
         raise ValueError(f"golden must be 'lut' or 'fast', not {job.golden!r}")
-
-    def check(self, job, r, span):
-        blocks = -(-job.a.shape[1] // (self.cfg.scale_block * self.cfg.g))
-        ws = _wscales(job.wscales, job.w.shape[1], blocks, self.cfg.act_fp.width)
-        want = self.expected(job, ws)
-        if r.result.shape != want.shape or not np.array_equal(r.result, want):
-            bad = (int((r.result != want).sum()) if r.result.shape == want.shape else "all")
-            raise MismatchError(f"{job.name or 'FP GEMM'} {job.a.shape}x{job.w.shape} "
-                                f"{job.fmt}{job.w_bits}: RTL differs from the golden model "
-                                f"({job.golden}) in {bad} results")
-        if r.cycles != span:
-            raise MismatchError(f"{job.name}: o_cycles {r.cycles}, the harness saw {span} edges")

@@ -29,11 +29,11 @@ from __future__ import annotations
 import numpy as np
 
 from gen.config import LutConfig
-from gen.golden import (_group_indices, bit_planes, ideal_cycles, pack_engine_cmd,
+from gen.golden import (_group_indices, bit_planes, pack_engine_cmd,
                         stored_tables, weight_codes)
 
-from .fp_engine import FpGemmJob, int_words
-from .runner import FastEngine, MismatchError, pack_fields
+from .fp_engine import FastFpEngineBase, FpGemmJob, int_words
+from .runner import pack_fields
 
 __all__ = ["FastFpTableEngine", "fp_table_engine_beats", "FpGemmJob"]
 
@@ -101,40 +101,24 @@ def fp_table_engine_beats(cfg: LutConfig, acts, w, fmt, w_bits, wscales):
             "m_tiles": m_tiles, "n_tiles": n_tiles, "groups": groups}
 
 
-class FastFpTableEngine(FastEngine):
+class FastFpTableEngine(FastFpEngineBase):
     """The emitted ``FpTableEngine`` of an ``fp`` config, compiled once with the generated
     harness; :meth:`run` takes :class:`~tb.fast.fp_engine.FpGemmJob` (``wscales``: ``N``
     patterns) and returns ``GemmResult`` with ``result`` the FP32 patterns (uint32 ``M x N``).
     :meth:`gemm` runs one GEMM and keeps the totals ``op_cycles``, ``ideal`` and
     ``sim_cycles`` (as ``tb.fast.fp_array.FpArrayEngine``, for ``gen.model.fp_layer``)."""
 
+    table_format = "fp"
+    engine = "FpTableEngine"
+    per_gemm = ("i_cmd", "i_table")
+    per_tile = ("i_weight", "i_wscale")
+
     def __init__(self, cfg: LutConfig, workdir, opt="-O2"):
-        _check_cfg(cfg)
-        super().__init__(cfg, workdir, top="engine", opt=opt)
-        names = sorted(s for s, _ in self.inputs)
-        if names != ["i_cmd", "i_table", "i_weight", "i_wscale"]:
-            raise ValueError(f"an FpTableEngine has i_cmd, i_table, i_weight, i_wscale, "
-                             f"not {names}")
+        super().__init__(cfg, workdir, opt=opt)
         self.op_cycles = self.ideal = self.sim_cycles = 0
 
-    def job_beats(self, job):
-        if job.wscales is None:
-            raise ValueError(f"{job.name or 'FP GEMM'}: wscales are required")
-        b = fp_table_engine_beats(self.cfg, job.a, job.w, job.fmt, job.w_bits, job.wscales)
-        mt = b["m_tiles"]
-        b["streams"] = {"i_cmd": (b["cmd"], 1), "i_table": (b["tables"], 1),
-                        "i_weight": (b["weights"], mt), "i_wscale": (b["wscales"], mt)}
-        b["want"] = mt * b["n_tiles"] * self.cfg.m
-        b["ideal"] = ideal_cycles(self.cfg, job.a.shape[0], job.w.shape[1], job.a.shape[1],
-                                  job.w_bits)
-        return b
-
-    def decode(self, job, beats, rows):
-        cfg = self.cfg
-        res = rows[:, : cfg.n].astype(np.uint32)            # FP32 R[c] at [32 c +: 32]
-        res = res.reshape(beats["m_tiles"], beats["n_tiles"], cfg.m, cfg.n)
-        res = res.transpose(0, 2, 1, 3).reshape(beats["m_tiles"] * cfg.m, -1)
-        return res[: job.a.shape[0], : job.w.shape[1]]
+    def beats(self, job):
+        return fp_table_engine_beats(self.cfg, job.a, job.w, job.fmt, job.w_bits, job.wscales)
 
     def expected(self, job):
         """The golden FP32 patterns of a job (``M x N`` uint32)."""
@@ -147,16 +131,6 @@ class FastFpTableEngine(FastEngine):
             from gen.model.fp_gemm import fp_mpgemm_fast
             return fp_mpgemm_fast(a, job.w, job.fmt, job.w_bits, self.cfg, ws)
         raise ValueError(f"golden must be 'lut' or 'fast', not {job.golden!r}")
-
-    def check(self, job, r, span):
-        want = self.expected(job)
-        if r.result.shape != want.shape or not np.array_equal(r.result, want):
-            bad = (int((r.result != want).sum()) if r.result.shape == want.shape else "all")
-            raise MismatchError(f"{job.name or 'FP GEMM'} {job.a.shape}x{job.w.shape} "
-                                f"{job.fmt}{job.w_bits}: RTL differs from the golden model "
-                                f"({job.golden}) in {bad} results")
-        if r.cycles != span:
-            raise MismatchError(f"{job.name}: o_cycles {r.cycles}, the harness saw {span} edges")
 
     def gemm(self, acts, w, fmt, w_bits, wscales, pause=0.0, seed=1):
         """FP32 patterns ``M x N`` of one GEMM from the RTL, checked against

@@ -119,6 +119,26 @@ def test_fp_point():
         dse.Point("lut", 2, 8, 4, 2, 64, act="fp16", table_bits=2)
 
 
+
+def test_fp_scale_stage_counts_its_submodules():
+    """The FP LUT point's ``fp_scale_ge`` is the whole shared scale stage: its own logic and
+    every module under it (the lanes are modules of their own, hw/fp_scale_stage.py), i.e.
+    the stage's area with submodules; modules beside it (the integer array) do not count."""
+    from gen.dse.report import _fp_areas
+    pt = dse.Point("lut", 2, 16, 4, 2, 64, act="fp16")
+
+    def t(path, instances, local):
+        return {"type": path, "instances": instances, "local_ge": local,
+                "total_ge": instances * local}
+    types = [t("arr", 1, 170.5), t("arr.array", 1, 4730.0), t("arr.array.correction", 1, 379.5),
+             t("arr.array.correction.col", 64, 189.5), t("arr_pe.lookup", 128, 219.5),
+             t("arr.block_flags", 1, 114.0), t("arr.stage", 1, 48897.0),
+             t("arr.stage.lane0", 8, 14110.0)]
+    below = {"arr.stage", "arr.stage.lane0"}
+    stage_with_submodules = sum(x["total_ge"] for x in types if x["type"] in below)
+    assert _fp_areas(pt, {"name": "arr", "types": types}) == (stage_with_submodules, None)
+    assert _fp_areas(dse.Point("lut", 2, 8, 4, 2, 64), {"name": "arr", "types": types}) \
+        == (None, None)
 def test_macs_per_cycle():
     assert dse.Point("lut", 2, 8, 4, 2, 64).macs_per_cycle() == 256
     assert dse.Point("lut", 1, 8, 4, 2, 64).macs_per_cycle() == 512

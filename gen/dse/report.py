@@ -32,14 +32,16 @@ CSV_FIELDS = [
 
 def _fp_areas(point, rec):
     """``(fp_scale_ge, fp_unit_ge)`` of an FP point from its module types: the LUT array's
-    shared FP scale stage (the ``stage`` submodule of the FP array top), the FP MAC's
-    dequantizers or output scalers (emit's unit module ``<name>_deq`` / ``<name>_scale``)."""
+    shared FP scale stage (the ``stage`` submodule of the FP array top with every module
+    under it, e.g. its lanes ``stage.lane0``), the FP MAC's dequantizers or output scalers
+    (emit's unit module ``<name>_deq`` / ``<name>_scale``)."""
     if not point.fp:
         return None, None
     name = rec["name"]
     if point.kind == "lut":
         stage = sum(t["total_ge"] for t in rec["types"]
-                    if t["type"].startswith(name + ".") and t["type"].endswith(".stage"))
+                    if t["type"].startswith(name + ".")
+                    and "stage" in t["type"][len(name) + 1:].split("."))
         return stage, None
     units = sum(t["total_ge"] for t in rec["types"]
                 if t["type"] in (f"{name}_deq", f"{name}_scale"))

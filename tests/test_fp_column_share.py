@@ -259,3 +259,13 @@ def test_emitted_icarus(tmp_path):
     every format and w, specials, back-pressure, reset)."""
     from tb.test_fp_table_array import run_fp_table_sim
     run_fp_table_sim(SIM_CFG.replace(fp_column_lanes=2), "icarus", tmp_path, seed=SEED)
+
+
+def test_compare_designs():
+    """``gen.synth --compare --act``: the lanes go to the fp-table array only."""
+    from gen.synth import compare_fp_designs
+    ds = compare_fp_designs(LutConfig(w_bits=1), "fp16", fp_column_lanes=8)
+    cfgs = {d["key"]: d["cfg"] for d in ds}
+    assert cfgs["lut_fp"].fp_column_lanes == 8 and cfgs["lut_fp"].fp_column_cycles == 8
+    assert cfgs["lut"].fp_column_lanes is None
+    assert compare_fp_designs(LutConfig(w_bits=1), "fp16")[1]["cfg"].fp_column_lanes is None

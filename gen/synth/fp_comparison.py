@@ -258,7 +258,11 @@ def render_fp_compare_markdown(res):
           f"one FP32 scale of {p.get('scale_sig_bits', 24)} significant bits per "
           f"{p['scale_block']} groups, FP scale stage keeping pace with w >= "
           f"{p.get('scale_stage_w', 1)}), FP MAC in its own shape "
-          f"{res['shapes']['mac']} and again at the LUT's tile.", "",
+          f"{res['shapes']['mac']} and again at the LUT's tile."
+          + ("" if p.get("fp_column_lanes") is None else
+             f" `fp`: the column output stages shared by {p['fp_column_lanes']} lanes "
+             f"(`fp_column_lanes`: a result row in n / {p['fp_column_lanes']} cycles into a "
+             f"registered row, docs/fp-lut.md section 5)."), "",
           "## How the figures are formed", "",
           f"- **MACs per cycle**, LUT array: `{res['macs_formula']['array']}`, here w = {w}.",
           f"- **MACs per cycle**, FP MAC: `{res['macs_formula']['mac_dequant']}`.",

@@ -269,3 +269,13 @@ def test_compare_designs():
     assert cfgs["lut_fp"].fp_column_lanes == 8 and cfgs["lut_fp"].fp_column_cycles == 8
     assert cfgs["lut"].fp_column_lanes is None
     assert compare_fp_designs(LutConfig(w_bits=1), "fp16")[1]["cfg"].fp_column_lanes is None
+
+
+@pytest.mark.sim
+@pytest.mark.slow
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+@pytest.mark.parametrize("act,lanes", [("fp16", 1), ("bf16", 4)])
+def test_emitted_full(act, lanes, sim, tmp_path):
+    from tb.test_fp_table_array import run_fp_table_sim
+    run_fp_table_sim(SIM_CFG.replace(act_format=act, fp_column_lanes=lanes), sim, tmp_path,
+                     seed=SEED, effort="full")

@@ -64,12 +64,16 @@ class FpTableArray(FPUnit):
     drained row into ``R = RNE_fp32(corr(acc, S) * ws[c])`` with ``corr`` one fused sum of
     ``acc`` and ``S`` (binary: ``acc``; int/ternary: ``(acc - S)/2``; uint:
     ``(acc + S*2**w - S)/2``) in the dot product's frame (``gen.fp.dot_window``).
+    With ``cfg.fp_column_lanes = L`` the ``n`` column stages are ``L`` lanes shared over the
+    columns (:class:`~hw.fp_column_share.SharedColumnDrain`): a row in ``n / L`` cycles into a
+    registered result row, the same results.
 
     Parameters
     ----------
     cfg : LutConfig
         ``act_format`` fp16/bf16, ``table_format`` fp; ``tables_per_pe`` 1 and
-        ``output_buffer`` double (the FP PE keeps the per-PE output register).
+        ``output_buffer`` double (the FP PE keeps the per-PE output register);
+        ``fp_column_lanes`` None (a stage per column) or a divisor of ``n``.
     pe_module : str or None
         As :class:`~hw.lut_array.LutArray`: the PE's Verilog module name, emitted once.
     """

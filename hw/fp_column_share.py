@@ -41,7 +41,9 @@ class SharedColumnDrain:
         self.cycles = cfg.fp_column_cycles
         self.pending = Signal(name="out_pending")   # captured rows not all computed yet
         self.row = Signal(cfg.row_index_width, name="out_row")
-        self.chunk = Signal(range(self.cycles), name="out_chunk")
+        # L = n: one cycle per row, no counter (a 0-bit register is an empty range in Verilog)
+        self.chunk = (Signal(range(self.cycles), name="out_chunk") if self.cycles > 1
+                      else Const(0, 1))
         self.free = Signal(name="out_free")
         self.valid = Signal(name="out_valid")       # rows pending or a beat on o_result
         self.held = Signal(name="out_held")
@@ -66,6 +68,7 @@ class SharedColumnDrain:
         ins)``: lane ``l`` as a submodule, its FP32 output."""
         cfg, lanes = self.cfg, self.lanes
         last_chunk = self.row_done()
+        counting = self.cycles > 1
         last_row = self.row == cfg.m - 1
         write = Signal(name="out_write")
         m.d.comb += [
@@ -88,11 +91,16 @@ class SharedColumnDrain:
                     for lane, out in enumerate(outs):
                         c = self.write_slot(j, lane)
                         m.d.sync += self.hold[c * FP32.width:(c + 1) * FP32.width].eq(out)
-            m.d.sync += self.chunk.eq(self.chunk + 1)
+            if counting:
+                m.d.sync += self.chunk.eq(self.chunk + 1)
             with m.If(last_chunk):
-                m.d.sync += [self.chunk.eq(0), self.held.eq(1), self.row.eq(self.row + 1)]
+                m.d.sync += [self.held.eq(1), self.row.eq(self.row + 1)]
+                if counting:
+                    m.d.sync += self.chunk.eq(0)
                 with m.If(last_row):
                     m.d.sync += [self.pending.eq(0), self.row.eq(0)]
         with m.If(capture):
-            m.d.sync += [self.pending.eq(1), self.row.eq(0), self.chunk.eq(0)]
+            m.d.sync += [self.pending.eq(1), self.row.eq(0)]
+            if counting:
+                m.d.sync += self.chunk.eq(0)
             m.d.sync += [reg.eq(value) for reg, value in latch]

@@ -225,6 +225,11 @@ def test_emit_cli(tmp_path, capsys):
     col = manifest["column_module"]
     assert text.count(f"module {col}(") == 1 and text.count(f"  {col} lane_") == 2
     assert f"  {col} col_" not in text
+    # L = n: a row per cycle and no chunk counter (a 0-bit wire would be [-1:0]: Verilator
+    # refuses it)
+    assert main(base + ["--fp-column-lanes", "4", "--out", str(tmp_path / "ln")]) == 0
+    (vpath,) = (tmp_path / "ln").glob("*.v")
+    assert "[-1:0]" not in vpath.read_text()
     for argv, err in [
         (base + ["--fp-column-lanes", "3"],
          "--fp-column-lanes: fp_column_lanes must be None or a divisor of n = 4 (1, 2, 4), "

@@ -23,7 +23,7 @@ OPTION_OF = {"w_bits": "--w-bits", "a_bits": "--a-bits", "g": "--group", "m": "-
              "output_buffer": "--output-buffer", "act_format": "--act",
              "table_bits": "--table-bits", "scale_block": "--scale-block",
              "pipeline": "--pipeline", "scale_stage_w": "--scale-stage-w",
-             "scale_sig_bits": "--scale-sig-bits"}
+             "scale_sig_bits": "--scale-sig-bits", "fp_column_lanes": "--fp-column-lanes"}
 
 #: config field -> the argparse destination of its option (where they differ)
 _DEST_OF = {"g": "group"}

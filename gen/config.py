@@ -18,6 +18,7 @@ Terms follow Mo et al., "LUT Tensor Core" (ISCA 2025, arXiv 2408.06003):
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 from .config_fp import FpWidths
@@ -110,6 +111,12 @@ class LutConfig(FpWidths, PipelineStages, _TileConfig):
         ``p`` bits: software quantizes with such scales and the FP stage rounds every ``ts`` it
         takes to ``p`` bits, so its exact product is ``24 - p`` bits narrower
         (docs/fp-lut.md, section 2).
+    fp_column_lanes : int or None
+        ``fp`` tables only: ``L``, output stages shared by the ``n`` columns (a divisor of
+        ``n``). ``None`` (default): one combinational stage per column. With ``L`` the lanes
+        compute a drained row in ``fp_column_cycles = n / L`` cycles into a registered row,
+        which then leaves as the ``o_result`` beat; operations of at least
+        ``m * fp_column_cycles`` cycles never wait for the output (docs/fp-lut.md section 5).
     precompute : bool
         Engine only: build the tables in hardware from activations (``i_act``) instead of
         taking tables precomputed by software (``i_table``, the paper's fused precompute);
@@ -160,6 +167,7 @@ class LutConfig(FpWidths, PipelineStages, _TileConfig):
     pipeline: int = 0
     scale_stage_w: int = 1
     scale_sig_bits: int = 24
+    fp_column_lanes: int = None
 
     _DERIVED = ("step_k", "tree_width", "pe_table_width", "pe_index_width",
                 "table_bits_per_cycle", "entry_width", "table_entries", "index_width",
@@ -236,7 +244,23 @@ class LutConfig(FpWidths, PipelineStages, _TileConfig):
                                  f"{self.m * self.tables_per_pe} (the FP stage takes a block's "
                                  f"m result rows while the next block runs), not "
                                  f"{self.scale_block}")
+        self._check_column_lanes()
         self._check_formats()
+
+    def _check_column_lanes(self):
+        lanes = self.fp_column_lanes
+        if lanes is None:
+            return
+        if self.table_format != "fp":
+            raise ValueError(f"fp_column_lanes applies to table_format 'fp' only: it must be "
+                             f"None with table_format {self.table_format!r}, not {lanes!r}")
+        allowed = [d for d in range(1, self.n + 1) if self.n % d == 0]
+        if isinstance(lanes, bool) or not isinstance(lanes, numbers.Integral):
+            raise TypeError(f"fp_column_lanes must be an integer or None, not {lanes!r}")
+        if int(lanes) not in allowed:
+            raise ValueError(f"fp_column_lanes must be None or a divisor of n = {self.n} "
+                             f"({', '.join(map(str, allowed))}), not {lanes}")
+        object.__setattr__(self, "fp_column_lanes", int(lanes))
 
     def derived(self):
         """Every derived width, by name (the FP ones only with FP activations)."""
@@ -414,8 +438,8 @@ class LutConfig(FpWidths, PipelineStages, _TileConfig):
         a name, e.g. ``lut_array_w2a8_g4_m2n64_k4096_sym`` (``_full`` for non-symmetric tables,
         ``_fmt_<letters>`` for a restricted format set, ``_pre`` for hardware precompute,
         ``_c<c>`` for several tables per PE, ``_shifted`` for shifted accumulation,
-        ``_ob<row|none>`` for the output buffering, ``_p<stages>`` for pipelining; defaults add
-        nothing)."""
+        ``_ob<row|none>`` for the output buffering, ``_p<stages>`` for pipelining, ``_cl<L>``
+        for shared fp-table column stages; defaults add nothing)."""
         sym = "sym" if self.symmetric else "full"
         name = f"lut_array_{self._name_fields()}_{sym}"
         if self._q:
@@ -434,6 +458,8 @@ class LutConfig(FpWidths, PipelineStages, _TileConfig):
             name += f"_ob{self.output_buffer}"
         if self.pipeline:
             name += f"_p{self.pipeline}"
+        if self.fp_column_lanes is not None:
+            name += f"_cl{self.fp_column_lanes}"
         return name + ("_pre" if self.precompute else "")
 
     def _name_fields(self):

@@ -156,6 +156,17 @@ class FpWidths:
                 if self._q else 1)
 
     @property
+    def fp_column_cycles(self):
+        """Cycles the ``fp``-table array spends on one drained row: ``n / fp_column_lanes``
+        with shared column stages (the lanes fill a registered row, which then leaves as the
+        beat), else 1 (one combinational stage per column, a row per beat). The array's last
+        plane of an operation waits while the previous operation's rows are not all computed,
+        so operations of at least ``m * fp_column_cycles`` cycles (``groups * w``) never wait
+        with ``o_result`` always ready."""
+        lanes = getattr(self, "fp_column_lanes", None)
+        return 1 if lanes is None else self.n // lanes
+
+    @property
     def scale_lanes(self):
         """FP lanes of the shared scale stage: ``ceil(n / row_cycles)``."""
         return -(-self.n // self.row_cycles)

@@ -268,7 +268,14 @@ def main(argv=None):
                    help="significant bits of a table scale: FP32 scales rounded to P bits, "
                         f"a narrower FP stage product (q only; default "
                         f"{LutConfig().scale_sig_bits})")
+    f.add_argument("--fp-column-lanes", type=int, default=None, metavar="L",
+                   help="the fp-table array's n column output stages shared by L lanes, a "
+                        "row in n/L cycles into a registered row (fp only; a divisor of --n; "
+                        "default: one stage per column; docs/fp-lut.md section 5)")
     args = p.parse_args(argv)
+    if args.fp_column_lanes is not None and args.table_format != "fp":
+        p.error(f"--fp-column-lanes applies to --table-format fp only, "
+                f"not --table-format {args.table_format}")
     if args.table_format != "q":
         for opt in ("table_bits", "scale_block", "scale_stage_w", "scale_sig_bits"):
             if getattr(args, opt) is not None:
@@ -287,7 +294,7 @@ def main(argv=None):
             p.error(f"--act must be fp16 or bf16 with --table-format {args.table_format}, "
                     f"not int")
         fields = {k: getattr(args, k) for k in ("table_bits", "scale_block", "scale_stage_w",
-                                                 "scale_sig_bits")
+                                                 "scale_sig_bits", "fp_column_lanes")
                   if getattr(args, k) is not None}
         cfg = config_from_args(p, args, act_format=args.act, table_format=args.table_format,
                                **fields)

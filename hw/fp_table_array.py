@@ -19,6 +19,7 @@ from gen.fp import FP32, default_window, dot_window
 from .control import OperationControl, OutputDrain, add_pe
 from .fp.common import FPUnit, Term, exp_width
 from .fp.units import finish, product_term
+from .fp_column_share import SharedColumnDrain
 from .fp_table_pe import FpTablePE
 from .layouts import cmd_layout, stream_ports, table_layout, weight_plane_layout
 
@@ -63,12 +64,16 @@ class FpTableArray(FPUnit):
     drained row into ``R = RNE_fp32(corr(acc, S) * ws[c])`` with ``corr`` one fused sum of
     ``acc`` and ``S`` (binary: ``acc``; int/ternary: ``(acc - S)/2``; uint:
     ``(acc + S*2**w - S)/2``) in the dot product's frame (``gen.fp.dot_window``).
+    With ``cfg.fp_column_lanes = L`` the ``n`` column stages are ``L`` lanes shared over the
+    columns (:class:`~hw.fp_column_share.SharedColumnDrain`): a row in ``n / L`` cycles into a
+    registered result row, the same results.
 
     Parameters
     ----------
     cfg : LutConfig
         ``act_format`` fp16/bf16, ``table_format`` fp; ``tables_per_pe`` 1 and
-        ``output_buffer`` double (the FP PE keeps the per-PE output register).
+        ``output_buffer`` double (the FP PE keeps the per-PE output register);
+        ``fp_column_lanes`` None (a stage per column) or a divisor of ``n``.
     pe_module : str or None
         As :class:`~hw.lut_array.LutArray`: the PE's Verilog module name, emitted once.
     """
@@ -110,7 +115,8 @@ class FpTableArray(FPUnit):
 
         # -- operation state: the command and its scale beat are taken together ------------
         op = OperationControl(cfg)
-        drain = OutputDrain(cfg, self.o_result)
+        shared = cfg.fp_column_lanes is not None
+        drain = (SharedColumnDrain if shared else OutputDrain)(cfg, self.o_result)
         plane = Signal(cfg.plane_width)          # counts down: w-1 (MSB) .. 0
         first_plane, last_plane = Signal(), Signal()
         table = Signal(cfg.table_width, name="table_reg")
@@ -171,6 +177,10 @@ class FpTableArray(FPUnit):
                            FP32.width)
                     for c in range(cfg.n)] for r in range(cfg.m)]
 
+        if shared:
+            self._shared_stage(m, drain, op, op_done, pe_outs, sums, scales)
+            return m
+
         # -- output stage: the drained row through the correction and the weight scales ------
         out_format = Signal(WeightFormat)
         out_w = Signal(cfg.plane_width)
@@ -197,6 +207,37 @@ class FpTableArray(FPUnit):
         drain.elaborate(m, op_done, [(out_format, op.format), (out_w, op.w_bits),
                                      (out_scales, scales)])
         return m
+
+    def _shared_stage(self, m, drain, op, op_done, pe_outs, sums, scales):
+        """The drained row through ``fp_column_lanes`` shared column stages
+        (:class:`~hw.fp_column_share.SharedColumnDrain`) into the registered result row."""
+        cfg, act = self._cfg, self._cfg.act_fp
+        out_format = Signal(WeightFormat)
+        out_w = Signal(cfg.plane_width)
+        out_scales = Signal(cfg.weight_scale_width, name="out_scales")
+        row = Signal(cfg.fp_result_row_width, name="out_row_values")
+        row_sum = Signal(FP32.width, name="out_row_sum")
+        m.d.comb += [row.eq(Array(Cat(*outs) for outs in pe_outs)[drain.row]),
+                     row_sum.eq(Array(sums)[drain.row])]
+        columns = [dict(acc=row[c * 32:(c + 1) * 32],
+                        scale=out_scales[c * act.width:(c + 1) * act.width])
+                   for c in range(cfg.n)]
+
+        def add_lane(m, lane, ins):
+            if self._column_module is None:
+                unit = self.make_column()
+                m.d.comb += [getattr(unit, k).eq(v) for k, v in ins.items()]
+                out = unit.out
+            else:
+                out = Signal(FP32.width, name=f"lane_{lane}_out")
+                unit = Instance(self._column_module, o_out=out,
+                                **{f"i_{k}": v for k, v in ins.items()})
+            m.submodules[f"lane_{lane}"] = unit
+            return out
+
+        drain.elaborate(m, op_done, [(out_format, op.format), (out_w, op.w_bits),
+                                     (out_scales, scales)],
+                        columns, dict(s=row_sum, fmt=out_format, w=out_w), add_lane)
 
 
 class FpTableColumn(FPUnit):

@@ -199,7 +199,8 @@ if cocotb is not None:
         tb.result.set_pause_generator(iter(lambda: True, None))      # never ready
         env.send(random_op(rng, cfg, fmt, w))
         await env.until(tb.sources_idle, 1000, "the inputs to go in")
-        for _ in range(4):
+        # shared column lanes (fp_column_lanes) take fp_column_cycles per row before its beat
+        for _ in range(3 + cfg.fp_column_cycles):
             await RisingEdge(tb.clk)
         assert int(dut.o_result__valid.value) == 1, "no row waiting before the reset"
         await reset_and_check("rows waiting")

@@ -82,7 +82,8 @@ def main(argv=None):
                 ("--table-bits", args.fp_table_bits is not None),
                 ("--scale-block", args.fp_scale_block is not None),
                 ("--scale-stage-w", args.fp_scale_stage_w is not None),
-                ("--scale-sig-bits", args.fp_scale_sig_bits is not None))
+                ("--scale-sig-bits", args.fp_scale_sig_bits is not None),
+                ("--fp-column-lanes", args.fp_column_lanes is not None))
     if not args.compare:
         for flag, given in (("--quick", args.quick), ("--mac-shape", args.mac_shape),
                             ("--jobs", args.jobs != 1), ("--act", args.act != "int"),
@@ -197,6 +198,10 @@ def _add_fp_args(p, group):
                        metavar="P", help="with --act fp16/bf16: significant bits of the q "
                                          "tables' scales (default "
                                          f"{LutConfig().scale_sig_bits})")
+    group.add_argument("--fp-column-lanes", dest="fp_column_lanes", type=int, default=None,
+                       metavar="L", help="with --act fp16/bf16: the fp-table array's n column "
+                                         "output stages shared by L lanes (a divisor of n; "
+                                         "default: one per column)")
 
 
 def _main_compare_fp(p, args, cfg, out, argv):
@@ -227,12 +232,22 @@ def _main_compare_fp(p, args, cfg, out, argv):
                                     ("scale_sig_bits", "--scale-sig-bits")) if k in str(e)),
                     "--scale-block")
         p.error(f"{flag}: {e}")
-    mac_shape, rdir, command = _compare_setup(p, args, cfg, out, argv, args.act)
+    if args.fp_column_lanes is not None:
+        if "fp" not in tables:
+            p.error(f"--fp-column-lanes applies to the fp-table array: --lut-tables both or fp, "
+                    f"not {args.lut_tables}")
+        try:
+            fp_lut_config(cfg, args.act, "fp", lut_shape, fp_column_lanes=args.fp_column_lanes)
+        except (TypeError, ValueError) as e:
+            p.error(f"--fp-column-lanes: {e}")
+    label = args.act + ("" if args.fp_column_lanes is None else f"_cl{args.fp_column_lanes}")
+    mac_shape, rdir, command = _compare_setup(p, args, cfg, out, argv, label)
     try:
         res = compare_fp(cfg, rdir, args.act, lut_shape=lut_shape, mac_shape=mac_shape,
                          tables=tables, table_bits=table_bits, scale_block=scale_block,
                          scale_stage_w=scale_stage_w, scale_sig_bits=scale_sig_bits,
-                         jobs=args.jobs, liberty=args.liberty, gates=args.gates,
+                         fp_column_lanes=args.fp_column_lanes, jobs=args.jobs,
+                         liberty=args.liberty, gates=args.gates,
                          dedup=not args.no_dedup, timeout=args.timeout, command=command,
                          title="quick" if args.quick else None, depth=not args.no_depth)
     except LutTopMissing as e:

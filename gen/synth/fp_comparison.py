@@ -53,10 +53,11 @@ class LutTopMissing(RuntimeError):
 
 
 def fp_lut_config(cfg, act, table_format, shape, *, table_bits=8, scale_block=16,
-                  scale_stage_w=1, scale_sig_bits=24):
+                  scale_stage_w=1, scale_sig_bits=24, fp_column_lanes=None):
     """The LUT array with ``act`` activations and ``table_format`` tables at ``shape``
     (``cfg`` gives ``w_bits``, ``k_max``, the weight formats and the output stage;
-    ``scale_stage_w`` and ``scale_sig_bits`` apply to ``q`` tables only)."""
+    ``scale_stage_w`` and ``scale_sig_bits`` apply to ``q`` tables only,
+    ``fp_column_lanes`` to ``fp`` tables only)."""
     m, n, g = shape
     return LutConfig(m=m, n=n, g=g, symmetric=True, w_bits=cfg.w_bits, k_max=cfg.k_max,
                      weight_formats=cfg.weight_formats, tables_per_pe=cfg.tables_per_pe,
@@ -64,11 +65,13 @@ def fp_lut_config(cfg, act, table_format, shape, *, table_bits=8, scale_block=16
                      act_format=act, table_format=table_format,
                      table_bits=table_bits, scale_block=scale_block,
                      scale_stage_w=scale_stage_w if table_format == "q" else 1,
-                     scale_sig_bits=scale_sig_bits if table_format == "q" else 24)
+                     scale_sig_bits=scale_sig_bits if table_format == "q" else 24,
+                     fp_column_lanes=fp_column_lanes if table_format == "fp" else None)
 
 
 def compare_fp_designs(cfg, act, lut_shape=LUT_SHAPE, mac_shape=MAC_SHAPE, *, tables=("q", "fp"),
-                       table_bits=8, scale_block=16, scale_stage_w=1, scale_sig_bits=24):
+                       table_bits=8, scale_block=16, scale_stage_w=1, scale_sig_bits=24,
+                       fp_column_lanes=None):
     """The designs of one FP comparison: ``[{key, top, cfg, act, shape, role}]``.
 
     ``lut`` (``q`` tables) and ``lut_fp`` (``fp`` tables) as ``tables`` says; ``mac_dequant``
@@ -88,7 +91,8 @@ def compare_fp_designs(cfg, act, lut_shape=LUT_SHAPE, mac_shape=MAC_SHAPE, *, ta
                         "cfg": fp_lut_config(cfg, act, t, lut_shape, table_bits=table_bits,
                                              scale_block=scale_block,
                                              scale_stage_w=scale_stage_w,
-                                             scale_sig_bits=scale_sig_bits)})
+                                             scale_sig_bits=scale_sig_bits,
+                                             fp_column_lanes=fp_column_lanes)})
     for kind in ("mac_dequant", "mac_direct"):
         designs.append({"key": kind, "top": kind, "act": act, "cfg": mac_config(cfg, mac_shape),
                         "role": f"FP MAC ({kind[4:]}), own shape"})
@@ -132,7 +136,7 @@ def _breakdown(result, name):
 
 def compare_fp(cfg, out_dir, act="fp16", *, lut_shape=LUT_SHAPE, mac_shape=MAC_SHAPE,
                tables=("q", "fp"), table_bits=8, scale_block=16, scale_stage_w=1,
-               scale_sig_bits=24, jobs=1, liberty=None,
+               scale_sig_bits=24, fp_column_lanes=None, jobs=1, liberty=None,
                gates="generic", dedup=True, timeout=DEFAULT_TIMEOUT, yosys=None, command=None,
                title=None, depth=True):
     """Synthesize the designs of :func:`compare_fp_designs` and compare them; return the result.
@@ -145,7 +149,8 @@ def compare_fp(cfg, out_dir, act="fp16", *, lut_shape=LUT_SHAPE, mac_shape=MAC_S
     out = Path(out_dir)
     designs = compare_fp_designs(cfg, act, lut_shape, mac_shape, tables=tables,
                                  table_bits=table_bits, scale_block=scale_block,
-                                 scale_stage_w=scale_stage_w, scale_sig_bits=scale_sig_bits)
+                                 scale_stage_w=scale_stage_w, scale_sig_bits=scale_sig_bits,
+                                 fp_column_lanes=fp_column_lanes)
     results, figs, wall, warm_s = synthesize_designs(
         designs, out, cfg.w_bits, jobs=jobs, liberty=liberty, gates=gates, dedup=dedup,
         timeout=timeout, yosys=yosys, depth=depth,
@@ -163,6 +168,9 @@ def compare_fp(cfg, out_dir, act="fp16", *, lut_shape=LUT_SHAPE, mac_shape=MAC_S
                 f["scale_stage_w"] = d["cfg"].scale_stage_w
                 f["scale_lanes"] = d["cfg"].scale_lanes
                 f["scale_sig_bits"] = d["cfg"].scale_sig_bits
+            else:
+                f["fp_column_lanes"] = d["cfg"].fp_column_lanes
+                f["fp_column_cycles"] = d["cfg"].fp_column_cycles
     lines = []
     tile = "_tile" if "mac_dequant_tile" in figs else ""
     for t in tables:
@@ -185,7 +193,8 @@ def compare_fp(cfg, out_dir, act="fp16", *, lut_shape=LUT_SHAPE, mac_shape=MAC_S
         "precision": {"w_bits": cfg.w_bits, "act": act, "k_max": cfg.k_max,
                       "weight_formats": list(cfg.weight_formats),
                       "table_bits": table_bits, "scale_block": scale_block,
-                      "scale_stage_w": scale_stage_w, "scale_sig_bits": scale_sig_bits},
+                      "scale_stage_w": scale_stage_w, "scale_sig_bits": scale_sig_bits,
+                      "fp_column_lanes": fp_column_lanes},
         "tables": list(tables),
         "shapes": {"lut": tile_label(lut_shape), "mac": tile_label(mac_shape)},
         "macs_formula": FP_MACS_FORMULA,
@@ -249,7 +258,11 @@ def render_fp_compare_markdown(res):
           f"one FP32 scale of {p.get('scale_sig_bits', 24)} significant bits per "
           f"{p['scale_block']} groups, FP scale stage keeping pace with w >= "
           f"{p.get('scale_stage_w', 1)}), FP MAC in its own shape "
-          f"{res['shapes']['mac']} and again at the LUT's tile.", "",
+          f"{res['shapes']['mac']} and again at the LUT's tile."
+          + ("" if p.get("fp_column_lanes") is None else
+             f" `fp`: the column output stages shared by {p['fp_column_lanes']} lanes "
+             f"(`fp_column_lanes`: a result row in n / {p['fp_column_lanes']} cycles into a "
+             f"registered row, docs/fp-lut.md section 5)."), "",
           "## How the figures are formed", "",
           f"- **MACs per cycle**, LUT array: `{res['macs_formula']['array']}`, here w = {w}.",
           f"- **MACs per cycle**, FP MAC: `{res['macs_formula']['mac_dequant']}`.",

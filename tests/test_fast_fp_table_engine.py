@@ -161,3 +161,17 @@ def test_fp_layer_rtl_fp_n_option(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--rtl-fp-n must be in 1..256, not 0" in err[0], err
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_utilization_rows(engine):
+    """scripts/fp_utilization.py's rows on the small build: every GEMM exact, the ideal the
+    plane count, and the overhead the engine's constant 3 + m cycles at every w and shape."""
+    from tb.fast.fp_engine import utilization_rows
+    rows = utilization_rows(engine, [(4, 64, 8), (2, 256, 4)], (1, 2, 4))
+    assert len(rows) == 6
+    for r in rows:
+        m_, k, n_ = r["shape"]
+        tiles = -(-m_ // SMALL.m) * -(-n_ // SMALL.n)
+        assert r["ideal"] == tiles * -(-k // SMALL.g) * r["w"]
+        assert r["cycles"] - r["ideal"] == 3 + SMALL.m, r

@@ -37,7 +37,7 @@ from gen.golden import _group_indices, bit_planes, ideal_cycles, stored_tables, 
 from .runner import FastEngine, MismatchError, pack_fields
 
 __all__ = ["FpGemmJob", "FastFpEngine", "FastFpEngineBase", "fp_engine_beats", "int_words",
-           "fp32_bits"]
+           "fp32_bits", "utilization_rows"]
 
 #: the canonical FP32 NaN (docs/fp.md)
 _QNAN = np.uint32(0x7FC00000)
@@ -227,3 +227,27 @@ class FastFpEngine(FastFpEngineBase):
             from gen.model.fp_gemm import q_mpgemm_fast
             return q_mpgemm_fast(a, job.w, job.fmt, job.w_bits, self.cfg, wscales)
         raise ValueError(f"golden must be 'lut' or 'fast', not {job.golden!r}")
+
+
+def utilization_rows(eng, shapes, w_list, seed=7):
+    """One full-rate GEMM per shape ``(M, K, N)`` and ``w`` on a fast FP engine ``eng``
+    (random activations of its format, ``int`` weights, one weight scale per column), every
+    result checked bit-exactly against the fast golden: ``[{shape, w, cycles, ideal,
+    utilization}]`` with ``cycles`` the engine's ``o_cycles`` and ``ideal`` = ``M*N*K*w /
+    (m*n*g)`` over whole tiles."""
+    from gen.golden import random_weights
+    from gen.model.fp_gemm import to_act_bits
+    act = eng.cfg.act_format
+    rng = np.random.default_rng(seed)
+    rows = []
+    for shape in shapes:
+        m_, k, n_ = shape
+        for w in w_list:
+            a = to_act_bits(rng.standard_normal((m_, k)), act).astype(np.int64)
+            ws = to_act_bits(rng.uniform(0.01, 0.02, n_), act).astype(np.int64)
+            job = FpGemmJob(a, random_weights(rng, (k, n_), "int", w), "int", w, ws,
+                            name=f"{m_}x{k}x{n_} w{w}", golden="fast")
+            (r,) = eng.run([job])
+            rows.append({"shape": list(shape), "w": w, "cycles": int(r.cycles),
+                         "ideal": int(r.ideal), "utilization": r.ideal / r.cycles})
+    return rows

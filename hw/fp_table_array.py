@@ -177,10 +177,6 @@ class FpTableArray(FPUnit):
                            FP32.width)
                     for c in range(cfg.n)] for r in range(cfg.m)]
 
-        if shared:
-            self._shared_stage(m, drain, op, op_done, pe_outs, sums, scales)
-            return m
-
         # -- output stage: the drained row through the correction and the weight scales ------
         out_format = Signal(WeightFormat)
         out_w = Signal(cfg.plane_width)
@@ -189,55 +185,37 @@ class FpTableArray(FPUnit):
         row_sum = Signal(FP32.width, name="out_row_sum")
         m.d.comb += [row.eq(Array(Cat(*outs) for outs in pe_outs)[drain.row]),
                      row_sum.eq(Array(sums)[drain.row])]
-        cols = []
-        for c in range(cfg.n):
-            ins = dict(acc=row[c * 32:(c + 1) * 32], s=row_sum, fmt=out_format, w=out_w,
-                       scale=out_scales[c * act.width:(c + 1) * act.width])
-            if self._column_module is None:
-                unit = self.make_column()
-                m.d.comb += [getattr(unit, k).eq(v) for k, v in ins.items()]
-                out = unit.out
-            else:
-                out = Signal(FP32.width, name=f"col_{c}_out")
-                unit = Instance(self._column_module, o_out=out,
-                                **{f"i_{k}": v for k, v in ins.items()})
-            m.submodules[f"col_{c}"] = unit
-            cols.append(out)
-        m.d.comb += self.o_result.payload.eq(Cat(*cols))
-        drain.elaborate(m, op_done, [(out_format, op.format), (out_w, op.w_bits),
-                                     (out_scales, scales)])
-        return m
-
-    def _shared_stage(self, m, drain, op, op_done, pe_outs, sums, scales):
-        """The drained row through ``fp_column_lanes`` shared column stages
-        (:class:`~hw.fp_column_share.SharedColumnDrain`) into the registered result row."""
-        cfg, act = self._cfg, self._cfg.act_fp
-        out_format = Signal(WeightFormat)
-        out_w = Signal(cfg.plane_width)
-        out_scales = Signal(cfg.weight_scale_width, name="out_scales")
-        row = Signal(cfg.fp_result_row_width, name="out_row_values")
-        row_sum = Signal(FP32.width, name="out_row_sum")
-        m.d.comb += [row.eq(Array(Cat(*outs) for outs in pe_outs)[drain.row]),
-                     row_sum.eq(Array(sums)[drain.row])]
+        latch = [(out_format, op.format), (out_w, op.w_bits), (out_scales, scales)]
         columns = [dict(acc=row[c * 32:(c + 1) * 32],
                         scale=out_scales[c * act.width:(c + 1) * act.width])
                    for c in range(cfg.n)]
+        shared_ins = dict(s=row_sum, fmt=out_format, w=out_w)
+        if shared:
+            # fp_column_lanes stages shared by the columns into a registered result row
+            # (hw.fp_column_share.SharedColumnDrain)
+            drain.elaborate(m, op_done, latch, columns, shared_ins,
+                            lambda m, lane, ins: self._add_column(m, f"lane_{lane}", ins))
+            return m
+        cols = [self._add_column(m, f"col_{c}", dict(acc=columns[c]["acc"], **shared_ins,
+                                                    scale=columns[c]["scale"]))
+                for c in range(cfg.n)]
+        m.d.comb += self.o_result.payload.eq(Cat(*cols))
+        drain.elaborate(m, op_done, latch)
+        return m
 
-        def add_lane(m, lane, ins):
-            if self._column_module is None:
-                unit = self.make_column()
-                m.d.comb += [getattr(unit, k).eq(v) for k, v in ins.items()]
-                out = unit.out
-            else:
-                out = Signal(FP32.width, name=f"lane_{lane}_out")
-                unit = Instance(self._column_module, o_out=out,
-                                **{f"i_{k}": v for k, v in ins.items()})
-            m.submodules[f"lane_{lane}"] = unit
-            return out
-
-        drain.elaborate(m, op_done, [(out_format, op.format), (out_w, op.w_bits),
-                                     (out_scales, scales)],
-                        columns, dict(s=row_sum, fmt=out_format, w=out_w), add_lane)
+    def _add_column(self, m, name, ins):
+        """One column output stage as submodule ``name`` (a :class:`FpTableColumn`, or an
+        instance of ``column_module``) on the inputs ``ins``; its ``out``."""
+        if self._column_module is None:
+            unit = self.make_column()
+            m.d.comb += [getattr(unit, k).eq(v) for k, v in ins.items()]
+            out = unit.out
+        else:
+            out = Signal(FP32.width, name=f"{name}_out")
+            unit = Instance(self._column_module, o_out=out,
+                            **{f"i_{k}": v for k, v in ins.items()})
+        m.submodules[name] = unit
+        return out
 
 
 class FpTableColumn(FPUnit):

@@ -4,6 +4,7 @@ M x K x N = 64 x K x 256 GEMMs, K = 256, 1024, 4096, w = 1, 2, 4, under Verilato
 fast runner (tb/fast), every result checked bit-exactly:
 
     python scripts/fp_utilization.py --tables q     # M2N64K4, FP16, w_bits 4, k_max 4096
+    python scripts/fp_utilization.py --tables q --precompute   # activations in (i_act)
     python scripts/fp_utilization.py --tables fp --act bf16 --out build/util_fp
 
 Utilization = ideal / measured cycles, ideal = M*N*K*w / (m*n*g), measured = the engine's
@@ -25,16 +26,21 @@ def main(argv=None):
     p.add_argument("--tables", choices=("q", "fp"), default="q",
                    help="q: the quantized-table engine; fp: the fp-table engine (default q)")
     p.add_argument("--act", choices=("fp16", "bf16"), default="fp16")
+    p.add_argument("--precompute", action="store_true",
+                   help="q tables only: the engine builds the tables from activations (i_act)")
     p.add_argument("--out", default=None, help="build directory (default build/util_<tables>)")
     p.add_argument("--json", default=None, help="also write the rows here")
     args = p.parse_args(argv)
+    if args.precompute and args.tables != "q":
+        p.error("--precompute applies to --tables q only")
     from gen.config import LutConfig
     from tb.fast.fp_engine import FastFpEngine, utilization_rows
     from tb.fast.fp_table_engine import FastFpTableEngine
     cfg = LutConfig(act_format=args.act, table_format=args.tables, w_bits=4, m=2, n=64,
-                    k_max=4096)
+                    k_max=4096, precompute=args.precompute)
     cls = FastFpEngine if args.tables == "q" else FastFpTableEngine
-    eng = cls(cfg, Path(args.out or f"build/util_{args.tables}"))
+    pre = "_pre" if args.precompute else ""
+    eng = cls(cfg, Path(args.out or f"build/util_{args.tables}{pre}"))
     rows = utilization_rows(eng, SHAPES, (1, 2, 4))
     print(f"{eng.name}: M x K x N, w, cycles, ideal, utilization")
     for r in rows:

@@ -57,6 +57,11 @@ def test_fp_engine_beats_equal_golden_packing(cfg):
         # one row block's weights and weight scales; the engine reads them m_tiles times
         assert _ints(got["weights"]) * got["m_tiles"] == ref["weights"]
         assert _ints(got["wscales"]) * got["m_tiles"] == ref["wscales"]
+        if cfg.tables_per_pe == 1:
+            # the precompute engine's i_act beats (its config only adds precompute)
+            pre = q_gemm_streams(cfg.replace(precompute=True), job.a, job.w, fmt, w,
+                                 job.wscales)
+            assert _ints(got["acts"]) == pre["acts"]
 
 
 def test_fp_engine_beats_reject_bad_operands():
@@ -145,3 +150,24 @@ def test_fast_fp_runner_fails_on_a_mutant():
         eng = FastFpEngine(SMALL, BUILD / "fp_m2n4_no_negate")
     with pytest.raises(MismatchError):
         eng.run(_jobs(np.random.default_rng(9), SMALL))
+
+
+@pytest.mark.sim
+@pytest.mark.slow
+def test_fast_fp_runner_precompute(tmp_path):
+    """The engine with the hardware precompute (``i_act`` instead of tables and scales): every
+    format and w bit-exact, with and without pauses, and at full rate an overhead per GEMM that
+    depends on w only (at w < m the first tile also waits for the precompute's beats, one per m
+    cycles: docs/fp-lut-q-hw.md)."""
+    cfg = SMALL.replace(precompute=True)
+    eng = FastFpEngine(cfg, BUILD / "fp_m2n4_precompute")
+    assert sorted(s for s, _ in eng.inputs) == ["i_act", "i_cmd", "i_weight", "i_wscale"]
+    rng = np.random.default_rng(11)
+    bk = cfg.scale_block * cfg.g
+    jobs = [_job(rng, cfg, (2 * cfg.m, 4 * bk, 2 * cfg.n), f, w) for f, w in cfg.ops()]
+    over: dict = {}
+    for job, r in zip(jobs, eng.run(jobs)):
+        over.setdefault(job.w_bits, set()).add(r.cycles - r.ideal)
+    assert all(len(v) == 1 for v in over.values()), over
+    assert over[1] != over[2], over     # the first tile's wait at w = 1 < m
+    eng.run(jobs[:3], pause_in=0.3, pause_out=0.3, seed=3)

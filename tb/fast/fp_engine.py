@@ -69,7 +69,8 @@ def _wscales(wscales, cols, blocks, width):
 def fp_engine_beats(cfg: LutConfig, acts, w, fmt, w_bits, wscales):
     """Every beat of one FP engine GEMM ``A (M x K FP patterns) @ W (K x N)``, packed to words,
     padded to whole tiles (rows of +0, columns of weight code 0 with scale +0):
-    ``cmd`` (1 beat), ``tables`` and ``tscales`` (all row blocks), ``weights`` and ``wscales``
+    ``cmd`` (1 beat), ``tables`` and ``tscales`` (all row blocks), ``acts`` (all row blocks:
+    the ``i_act`` beats of the precompute engine instead), ``weights`` and ``wscales``
     (ONE row block: the engine re-reads them ``m_tiles`` times), and ``m_tiles``, ``n_tiles``,
     ``steps``, ``blocks``, ``wscales_full`` (the ``N x blocks`` patterns)."""
     from gen.fp_lut import block_k, pack_fp_engine_cmd
@@ -109,7 +110,12 @@ def fp_engine_beats(cfg: LutConfig, acts, w, fmt, w_bits, wscales):
     tsb = fp32_bits(ts).reshape(m_tiles, m, blocks).transpose(0, 2, 1)
     wsb = ws_pad.reshape(n_tiles, n, blocks).transpose(0, 2, 1)
     cmd = pack_fp_engine_cmd(cfg, fmt, w_bits, blocks, m_tiles, n_tiles)
+    # i_act (precompute): per row block and group, row r's activation i at field r*g + i,
+    # K padded with +0 to whole scale blocks (gen.fp_lut.pack_fp_acts)
+    a = np.pad(acts, ((0, 0), (0, groups * cfg.g - acts.shape[1])))
+    a = a.reshape(m_tiles, m, groups, cfg.g).transpose(0, 2, 1, 3)
     return {"cmd": int_words(cmd, cfg.fp_engine_cmd_width),
+            "acts": pack_fields(a.reshape(m_tiles * groups, -1), act.width),
             "tables": pack_fields(t.reshape(m_tiles * steps, -1), cfg.entry_width),
             "tscales": np.ascontiguousarray(tsb.reshape(m_tiles * blocks, m), dtype="<u4"),
             "weights": pack_fields(idx.reshape(-1, n), cfg.pe_index_width),
@@ -211,6 +217,12 @@ class FastFpEngine(FastFpEngineBase):
     engine = "FpLutEngine"
     per_gemm = ("i_cmd", "i_table", "i_tscale")
     per_tile = ("i_weight", "i_wscale")
+
+    def __init__(self, cfg: LutConfig, workdir, opt="-O2"):
+        if isinstance(cfg, LutConfig) and cfg.precompute:
+            # the hardware precompute takes the activations instead of tables and scales
+            self.per_gemm = ("i_cmd", "i_act")
+        super().__init__(cfg, workdir, opt=opt)
 
     def beats(self, job):
         return fp_engine_beats(self.cfg, job.a, job.w, job.fmt, job.w_bits, job.wscales)

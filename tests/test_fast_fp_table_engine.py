@@ -70,6 +70,7 @@ def engine():
     return FastFpTableEngine(SMALL, BUILD / "fp_table_m2n4")
 
 
+@pytest.mark.sim
 @pytest.mark.slow
 def test_fast_runner_every_format(engine):
     """Every format and w, several tiles, specials; no pauses, then random pauses on every
@@ -86,6 +87,7 @@ def test_fast_runner_every_format(engine):
     engine.run(jobs[:4], pause_in=0.3, pause_out=0.3, seed=5)
 
 
+@pytest.mark.sim
 @pytest.mark.slow
 def test_fast_runner_catches_wrong_results(engine, tmp_path):
     """A wrong expected result and an engine whose tables are not reused both fail."""
@@ -107,6 +109,7 @@ def test_fast_runner_catches_wrong_results(engine, tmp_path):
         broken.run([job])
 
 
+@pytest.mark.sim
 @pytest.mark.slow
 def test_fp_layer_linear_on_the_engine(engine):
     """``gen.model.fp_layer.fp_linear`` with ``fp`` tables on the emitted engine (one GEMM per
@@ -163,6 +166,7 @@ def test_fp_layer_rtl_fp_n_option(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.sim
 @pytest.mark.slow
 def test_utilization_rows(engine):
     """scripts/fp_utilization.py's rows on the small build: every GEMM exact, the ideal the

@@ -123,3 +123,16 @@ def test_emit_cli_bad_rows(args, message, tmp_path, capsys):
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "bad").exists()
+
+
+def test_rows_engine_keeps_pace_at_w1():
+    """The engine with R = m = 2 at w = 1, no pauses: the same results bit for bit, and fewer
+    cycles than with R = 1, whose first tile waits ``m`` cycles for every table beat."""
+    from .test_fp_engine import CFG, run_fp_engine
+    cfg = CFG.replace(g=2, n=2, scale_block=2, precompute=True)
+    cycles = {}
+    for rows in (1, 2):
+        got, want, cycles[rows], steps = run_fp_engine(cfg.replace(precompute_rows=rows), 2,
+                                                      48, 4, "uint", 1, seed=12)
+        assert got == want
+    assert cycles[2] < cycles[1], cycles

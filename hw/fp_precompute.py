@@ -12,7 +12,8 @@ Three steps per scale block of ``b`` groups (docs/fp-lut-q-hw.md, "Hardware prec
   exactly when some ``P`` is (a NaN or Inf activation, or an overflowing sum).
 * **scale** ``s = RNE_fp32(amax / Qmax)``: one restoring divider per row by the constant
   ``Qmax``, ``precompute_div_steps`` quotient bits per cycle.
-* **quantize**, one row of one group per cycle: the ``2**(g-1)`` sums ``T[idx]`` with index
+* **quantize**, ``precompute_rows`` rows of one group per cycle (one by default; each row
+  its own copy of the tree and the quantizer below): the ``2**(g-1)`` sums ``T[idx]`` with index
   MSB 0 (the stored half; the other half is their negation, exact) from a tree of FP32 adders
   that keeps the golden order, then ``q = clip(RNE(T / s), +-Qmax)`` for each by a restoring
   divider of the significands with a round bit and a sticky remainder
@@ -277,7 +278,8 @@ class FpTablePrecompute(wiring.Component):
     Blocks flow through three stages that overlap across blocks: the activations go into one
     of two banks of a block memory while their amax is taken (a pipeline of
     ``precompute_sum_stages`` cycles); the row dividers form the block's scales; the bank is
-    read back one row of one group per cycle (``m`` cycles per table beat) into a pipeline of
+    read back ``R = precompute_rows`` rows of one group per cycle (``m / R`` cycles per table
+    beat, ``LutConfig.precompute_beat_cycles``) into ``R`` copies of a pipeline of
     the table sums (``precompute_sum_stages`` cycles) and the quantizer
     (``precompute_quantize_stages``), which waits in front of the quantizer for the block's
     scales. Timing and ports: docs/fp-lut-q-hw.md, "Hardware precompute".

@@ -23,7 +23,8 @@ OPTION_OF = {"w_bits": "--w-bits", "a_bits": "--a-bits", "g": "--group", "m": "-
              "output_buffer": "--output-buffer", "act_format": "--act",
              "table_bits": "--table-bits", "scale_block": "--scale-block",
              "pipeline": "--pipeline", "scale_stage_w": "--scale-stage-w",
-             "scale_sig_bits": "--scale-sig-bits", "fp_column_lanes": "--fp-column-lanes"}
+             "scale_sig_bits": "--scale-sig-bits", "fp_column_lanes": "--fp-column-lanes",
+             "precompute_rows": "--precompute-rows"}
 
 #: config field -> the argparse destination of its option (where they differ)
 _DEST_OF = {"g": "group"}
@@ -114,6 +115,10 @@ def add_design_args(p):
     g.add_argument("--precompute", action="store_true",
                    help="engine only: build tables in hardware from activations (i_act) "
                         "instead of taking software-precomputed tables (i_table)")
+    g.add_argument("--precompute-rows", type=int, default=d.precompute_rows, metavar="R",
+                   help="with --precompute (q tables): rows of a group the precompute "
+                        "quantizes per cycle, a divisor of --m; R = m keeps pace with the "
+                        f"array at w = 1 (default {d.precompute_rows})")
     g.add_argument("--tables-per-pe", type=int, default=d.tables_per_pe, metavar="C",
                    help=f"tables per PE c, {_r(TABLES_PER_PE_RANGE)}: each PE sums c lookups "
                         f"per cycle into one accumulator, K per PE step = c*g "
@@ -144,6 +149,7 @@ def config_from_args(parser, args, **fields):
         return LutConfig(w_bits=args.w_bits, a_bits=args.a_bits, g=args.group, m=args.m,
                          n=args.n, k_max=args.k_max, symmetric=not args.no_symmetric,
                          weight_formats=formats, precompute=args.precompute,
+                         precompute_rows=args.precompute_rows,
                          tables_per_pe=args.tables_per_pe, accumulation=args.accumulation,
                          output_buffer=args.output_buffer, pipeline=args.pipeline,
                          **fields)

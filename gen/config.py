@@ -121,6 +121,9 @@ class LutConfig(FpWidths, PipelineStages, _TileConfig):
         Engine only: build the tables in hardware from activations (``i_act``) instead of
         taking tables precomputed by software (``i_table``, the paper's fused precompute);
         with ``q`` tables also their scales (``hw.fp_precompute``). Not with ``fp`` tables.
+    precompute_rows : int
+        Rows of a group the ``q`` precompute's table sums and quantizer handle per cycle
+        (a divisor of ``m``; 1 unless ``precompute``): a table beat every ``m / R`` cycles.
     tables_per_pe : int
         ``c``, tables per PE (1..16): a PE holds ``c`` consecutive groups of its row, looks up
         ``c`` entries per cycle, sums them in a narrow adder tree (``tree_width``) and adds the
@@ -168,6 +171,7 @@ class LutConfig(FpWidths, PipelineStages, _TileConfig):
     scale_stage_w: int = 1
     scale_sig_bits: int = 24
     fp_column_lanes: int = None
+    precompute_rows: int = 1
 
     _DERIVED = ("step_k", "tree_width", "pe_table_width", "pe_index_width",
                 "table_bits_per_cycle", "entry_width", "table_entries", "index_width",
@@ -245,7 +249,21 @@ class LutConfig(FpWidths, PipelineStages, _TileConfig):
                                  f"m result rows while the next block runs), not "
                                  f"{self.scale_block}")
         self._check_column_lanes()
+        self._check_precompute_rows()
         self._check_formats()
+
+    def _check_precompute_rows(self):
+        rows = self.precompute_rows
+        if isinstance(rows, bool) or not isinstance(rows, numbers.Integral):
+            raise TypeError(f"precompute_rows must be an integer, not {rows!r}")
+        if rows != 1 and not (self.precompute and self.table_format == "q"):
+            raise ValueError(f"precompute_rows applies to the q-table hardware precompute "
+                             f"only: it must be 1 without precompute, not {rows}")
+        allowed = [d for d in range(1, self.m + 1) if self.m % d == 0]
+        if int(rows) not in allowed:
+            raise ValueError(f"precompute_rows must be a divisor of m = {self.m} "
+                             f"({', '.join(map(str, allowed))}), not {rows}")
+        object.__setattr__(self, "precompute_rows", int(rows))
 
     def _check_column_lanes(self):
         lanes = self.fp_column_lanes
@@ -436,7 +454,8 @@ class LutConfig(FpWidths, PipelineStages, _TileConfig):
     def name(self):
         """Verilog module and file name: every parameter, so two different configs never share
         a name, e.g. ``lut_array_w2a8_g4_m2n64_k4096_sym`` (``_full`` for non-symmetric tables,
-        ``_fmt_<letters>`` for a restricted format set, ``_pre`` for hardware precompute,
+        ``_fmt_<letters>`` for a restricted format set, ``_pre`` for hardware precompute
+        (``_pre_r<R>`` quantizing R rows per cycle),
         ``_c<c>`` for several tables per PE, ``_shifted`` for shifted accumulation,
         ``_ob<row|none>`` for the output buffering, ``_p<stages>`` for pipelining, ``_cl<L>``
         for shared fp-table column stages; defaults add nothing)."""
@@ -460,6 +479,8 @@ class LutConfig(FpWidths, PipelineStages, _TileConfig):
             name += f"_p{self.pipeline}"
         if self.fp_column_lanes is not None:
             name += f"_cl{self.fp_column_lanes}"
+        if self.precompute_rows != 1:
+            return name + f"_pre_r{self.precompute_rows}"
         return name + ("_pre" if self.precompute else "")
 
     def _name_fields(self):

@@ -67,14 +67,21 @@ class FpWidths:
         """Quotient bits per cycle of the FP precompute's scale dividers (``q``,
         ``hw.fp_precompute.ScaleDivider``): the ``24 + t + 1`` bits of ``amax``'s significand
         times ``2**(t+1)`` over the cycles a block's division may take without delaying the
-        quantizer, ``scale_block * (m - 1) - 1`` (the quantizer spends ``m`` cycles on each of
-        the previous block's ``scale_block`` groups, the activations 1 cycle per group), at
+        quantizer, ``scale_block * (precompute_beat_cycles - 1) - 1`` (the quantizer spends
+        ``precompute_beat_cycles`` cycles on each of the previous block's ``scale_block``
+        groups, the activations 1 cycle per group), at
         least 1. The amax pipeline starts a division ``precompute_sum_stages - 1`` cycles
         after the block's last activation, and the table-sum pipeline lets the block's first
         row wait for its scales ``precompute_sum_stages`` cycles after it is read, so the
         slack is the same as without them."""
         bits = 24 + self.table_bits + 1
-        return -(-bits // max(1, self.scale_block * (self.m - 1) - 1))
+        return -(-bits // max(1, self.scale_block * (self.precompute_beat_cycles - 1) - 1))
+
+    @property
+    def precompute_beat_cycles(self):
+        """Cycles the FP precompute's quantizer spends on one table beat: ``m /
+        precompute_rows`` (it handles ``precompute_rows`` rows of a group per cycle)."""
+        return self.m // self.precompute_rows
 
     @property
     def precompute_div_cycles(self):
@@ -110,7 +117,7 @@ class FpWidths:
         adds nothing here. The pipeline registers add ``precompute_sum_stages - 1 +
         precompute_quantize_stages - 1`` cycles to it (4 at ``g = 4``, ``t = 8``)."""
         return (self.precompute_sum_stages - 1 + self.precompute_div_cycles + 1
-                + self.precompute_quantize_stages + self.m - 1)
+                + self.precompute_quantize_stages + self.precompute_beat_cycles - 1)
 
     @property
     def blocks_width(self):

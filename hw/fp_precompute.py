@@ -12,7 +12,8 @@ Three steps per scale block of ``b`` groups (docs/fp-lut-q-hw.md, "Hardware prec
   exactly when some ``P`` is (a NaN or Inf activation, or an overflowing sum).
 * **scale** ``s = RNE_fp32(amax / Qmax)``: one restoring divider per row by the constant
   ``Qmax``, ``precompute_div_steps`` quotient bits per cycle.
-* **quantize**, one row of one group per cycle: the ``2**(g-1)`` sums ``T[idx]`` with index
+* **quantize**, ``precompute_rows`` rows of one group per cycle (one by default; each row
+  its own copy of the tree and the quantizer below): the ``2**(g-1)`` sums ``T[idx]`` with index
   MSB 0 (the stored half; the other half is their negation, exact) from a tree of FP32 adders
   that keeps the golden order, then ``q = clip(RNE(T / s), +-Qmax)`` for each by a restoring
   divider of the significands with a round bit and a sticky remainder
@@ -259,6 +260,16 @@ class ScaleDivider(FPUnit):
         return m
 
 
+def _rep(name, j):
+    """Replica ``j``'s name: the first one keeps the name of the one-row design."""
+    return name if j == 0 else f"{name}{j}"
+
+
+def _part(value, j, width):
+    """Word ``j`` of ``width`` bits of ``value`` (the value itself when it is one word)."""
+    return value if len(value) == width else value[j * width:(j + 1) * width]
+
+
 class FpTablePrecompute(wiring.Component):
     """The ``q`` tables (``o_table``, one beat per group) and the table scales (``o_tscale``,
     one beat per scale block) of a stream of FP activations (``i_act``, one beat per group:
@@ -267,7 +278,8 @@ class FpTablePrecompute(wiring.Component):
     Blocks flow through three stages that overlap across blocks: the activations go into one
     of two banks of a block memory while their amax is taken (a pipeline of
     ``precompute_sum_stages`` cycles); the row dividers form the block's scales; the bank is
-    read back one row of one group per cycle (``m`` cycles per table beat) into a pipeline of
+    read back ``R = precompute_rows`` rows of one group per cycle (``m / R`` cycles per table
+    beat, ``LutConfig.precompute_beat_cycles``) into ``R`` copies of a pipeline of
     the table sums (``precompute_sum_stages`` cycles) and the quantizer
     (``precompute_quantize_stages``), which waits in front of the quantizer for the block's
     scales. Timing and ports: docs/fp-lut-q-hw.md, "Hardware precompute".
@@ -299,6 +311,16 @@ class FpTablePrecompute(wiring.Component):
                 m.d.sync += reg.eq(v)
             out.append(reg)
         return out
+
+    def _replica_acts(self, row_acts, rows_rd, j, row_w):
+        """The activations replica ``j``'s table sums take: its own row (a test mutant
+        overrides this)."""
+        return row_acts
+
+    def _replica_scale(self, q_scales, j):
+        """The scale replica ``j``'s quantizer divides by: its own row's (a test mutant
+        overrides this)."""
+        return _part(q_scales, j, 32)
 
     def _quantize_delay(self):
         """Cycles from the quantizer's inputs to its ``q`` (a test mutant overrides this)."""
@@ -398,22 +420,25 @@ class FpTablePrecompute(wiring.Component):
         with m.If(self.o_tscale.valid & self.o_tscale.ready & ~move):
             m.d.sync += ts_sent.eq(1)
 
-        # -- stage 3: read one row of one group per cycle; table sums; quantize ---------------
+        # -- stage 3: read ``R`` rows of one group per cycle (``precompute_rows``, replica
+        # ``j`` row ``b_row * R + j``); table sums; quantize -----------------------------------
         # ``run``: the whole pipeline moves (the beat register is free); ``run_sums``: the
         # part in front of the quantizer moves too (its last row has its block's scales)
+        n_rep, steps = cfg.precompute_rows, cfg.precompute_beat_cycles
         run, run_sums = Signal(), Signal()
         b_grp = Signal(range(b))
-        b_row = Signal(range(rows))
+        # (one bit, always 0, at m / R = 1: Verilator refuses the zero-width marks)
+        b_row = Signal(range(steps if n_rep == 1 else max(steps, 2)))
         b_bank = Signal()
         b_finished = Signal()              # the block's last row went into the quantizer
         issue = run_sums & (full != 0)
-        issue_last = issue & (b_row == rows - 1) & (b_grp == b - 1)
+        issue_last = issue & (b_row == steps - 1) & (b_grp == b - 1)
         acts_rd = data.View(fp_act_layout(cfg), rport.data)
         m.d.comb += rport.addr.eq(Mux(b_bank, b, 0) + b_grp)
-        row_acts = Signal(g * fmt.width)
-        m.d.comb += row_acts.eq(acts_rd.as_value().word_select(b_row, g * fmt.width))
+        row_w = g * fmt.width
+        rows_rd = acts_rd.as_value().word_select(b_row, n_rep * row_w)
         with m.If(issue):
-            with m.If(b_row == rows - 1):
+            with m.If(b_row == steps - 1):
                 m.d.sync += b_row.eq(0)
                 with m.If(b_grp == b - 1):
                     m.d.sync += [b_grp.eq(0), b_bank.eq(~b_bank)]
@@ -421,8 +446,14 @@ class FpTablePrecompute(wiring.Component):
                     m.d.sync += b_grp.eq(b_grp + 1)
             with m.Else():
                 m.d.sync += b_row.eq(b_row + 1)
-        m.submodules.table_sums = tsum = _GroupSums(fmt, g, "half")
-        m.d.comb += [tsum.acts.eq(row_acts), tsum.en.eq(run_sums)]
+        tsums = []
+        for j in range(n_rep):
+            row_acts = Signal(row_w, name=_rep("row_acts", j))
+            m.d.comb += row_acts.eq(_part(rows_rd, j, row_w))
+            m.submodules[_rep("table_sums", j)] = tsum = _GroupSums(fmt, g, "half")
+            m.d.comb += [tsum.acts.eq(self._replica_acts(row_acts, rows_rd, j, row_w)),
+                         tsum.en.eq(run_sums)]
+            tsums.append(tsum)
         # (valid, row, the block's last row) of the rows in the table-sum pipeline, by stage
         sum_marks = [(issue, b_row, issue_last)]
         for i in range(stages):
@@ -434,36 +465,45 @@ class FpTablePrecompute(wiring.Component):
                      run_sums.eq(run & (~q_valid | scale_ok))]
         block_done = run_sums & q_valid & q_last
 
-        m.submodules.quant = quant = self._quantizer(t, half, cfg.precompute_quantize_stages)
-        m.d.comb += [quant.scale.eq(Cat(*scale).word_select(q_row, 32)),
-                     quant.entries.eq(tsum.out)]
-        if cfg.precompute_quantize_stages > 1:
-            m.d.comb += quant.en.eq(run)
+        q_scales = Cat(*scale).word_select(q_row, 32 * n_rep)
+        quants = []
+        for j, tsum in enumerate(tsums):
+            quant = self._quantizer(t, half, cfg.precompute_quantize_stages)
+            m.submodules[_rep("quant", j)] = quant
+            m.d.comb += [quant.scale.eq(self._replica_scale(q_scales, j)),
+                         quant.entries.eq(tsum.out)]
+            if cfg.precompute_quantize_stages > 1:
+                m.d.comb += quant.en.eq(run)
+            quants.append(quant)
         # (valid, row) of the rows in the quantizer, by stage
         out_marks = [(run_sums & q_valid, q_row)]
         for i in range(self._quantize_delay()):
             out_marks.append(self._delay(m, zip(out_marks[-1], (True, False)),
                                          f"quant_mark{i}", run))
         out_valid, out_row = out_marks[-1]
-        qs = [quant.q[t * e:t * (e + 1)] for e in range(half)]
-        q_entries = Signal(cfg.table_row_width)
-        if cfg.symmetric:
-            m.d.comb += q_entries.eq(Cat(*qs))
-        else:                              # q[idx] = -q[~idx] for the index-MSB-1 half
-            mask = (1 << g) - 1
-            m.d.comb += q_entries.eq(Cat(*(qs[e] if e < half
-                                           else (-qs[~e & mask].as_signed())[:t]
-                                           for e in range(1 << g))))
+        q_entries = []
+        for j, quant in enumerate(quants):
+            qs = [quant.q[t * e:t * (e + 1)] for e in range(half)]
+            entries = Signal(cfg.table_row_width, name=_rep("q_entries", j))
+            if cfg.symmetric:
+                m.d.comb += entries.eq(Cat(*qs))
+            else:                              # q[idx] = -q[~idx] for the index-MSB-1 half
+                mask = (1 << g) - 1
+                m.d.comb += entries.eq(Cat(*(qs[e] if e < half
+                                             else (-qs[~e & mask].as_signed())[:t]
+                                             for e in range(1 << g))))
+            q_entries.append(entries)
         beat = Signal(cfg.table_width)
         beat_view = data.View(table_layout(cfg), beat)
         m.d.comb += self.o_table.payload.eq(beat)
         with m.If(self.o_table.valid & self.o_table.ready):
             m.d.sync += self.o_table.valid.eq(0)
         with m.If(run & out_valid):
-            for r in range(rows):
+            for r in range(steps):
                 with m.If(out_row == r):
-                    m.d.sync += beat_view[r].as_value().eq(q_entries)
-            with m.If(out_row == rows - 1):
+                    m.d.sync += [beat_view[r * n_rep + j].as_value().eq(q_entries[j])
+                                 for j in range(n_rep)]
+            with m.If(out_row == steps - 1):
                 m.d.sync += self.o_table.valid.eq(1)
 
         # the scale register frees on the edge the block's last row goes into the quantizer

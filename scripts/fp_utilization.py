@@ -5,6 +5,7 @@ fast runner (tb/fast), every result checked bit-exactly:
 
     python scripts/fp_utilization.py --tables q     # M2N64K4, FP16, w_bits 4, k_max 4096
     python scripts/fp_utilization.py --tables q --precompute   # activations in (i_act)
+    python scripts/fp_utilization.py --tables q --precompute --precompute-rows 2
     python scripts/fp_utilization.py --tables fp --act bf16 --out build/util_fp
 
 Utilization = ideal / measured cycles, ideal = M*N*K*w / (m*n*g), measured = the engine's
@@ -28,18 +29,28 @@ def main(argv=None):
     p.add_argument("--act", choices=("fp16", "bf16"), default="fp16")
     p.add_argument("--precompute", action="store_true",
                    help="q tables only: the engine builds the tables from activations (i_act)")
+    p.add_argument("--precompute-rows", type=int, default=1, metavar="R",
+                   help="with --precompute: rows the precompute quantizes per cycle, a "
+                        "divisor of m = 2 (default 1)")
     p.add_argument("--out", default=None, help="build directory (default build/util_<tables>)")
     p.add_argument("--json", default=None, help="also write the rows here")
     args = p.parse_args(argv)
     if args.precompute and args.tables != "q":
         p.error("--precompute applies to --tables q only")
+    if args.precompute_rows != 1 and not args.precompute:
+        p.error("--precompute-rows needs --precompute")
     from gen.config import LutConfig
     from tb.fast.fp_engine import FastFpEngine, utilization_rows
     from tb.fast.fp_table_engine import FastFpTableEngine
-    cfg = LutConfig(act_format=args.act, table_format=args.tables, w_bits=4, m=2, n=64,
-                    k_max=4096, precompute=args.precompute)
+    try:
+        cfg = LutConfig(act_format=args.act, table_format=args.tables, w_bits=4, m=2, n=64,
+                        k_max=4096, precompute=args.precompute,
+                        precompute_rows=args.precompute_rows)
+    except (TypeError, ValueError) as exc:
+        p.error(str(exc))
     cls = FastFpEngine if args.tables == "q" else FastFpTableEngine
-    pre = "_pre" if args.precompute else ""
+    pre = ("_pre" if args.precompute else "") + (
+        f"_r{args.precompute_rows}" if args.precompute_rows != 1 else "")
     eng = cls(cfg, Path(args.out or f"build/util_{args.tables}{pre}"))
     rows = utilization_rows(eng, SHAPES, (1, 2, 4))
     print(f"{eng.name}: M x K x N, w, cycles, ideal, utilization")

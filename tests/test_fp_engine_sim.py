@@ -71,3 +71,13 @@ def test_fp_engine_precompute_verilator(tmp_path):
     cfg = SMALL.replace(w_bits=4, scale_block=8, precompute=True)
     _check_cycles(run_fp_engine_sim(cfg, "verilator", tmp_path, seed=2722, effort="full"),
                   precompute_overhead(cfg))
+
+
+@pytest.mark.slow
+def test_fp_engine_precompute_rows_icarus(tmp_path):
+    """The precompute engine with ``precompute_rows`` 2 = m (two table-sum trees and
+    quantizers, a table beat per cycle), FP16, g = 4, w up to 2, every shape of ``full``
+    effort, with the overhead bound of ``precompute_latency`` for R = 2."""
+    cfg = SMALL.replace(precompute=True, precompute_rows=2)
+    _check_cycles(run_fp_engine_sim(cfg, "icarus", tmp_path, seed=2723, effort="full"),
+                  precompute_overhead(cfg))

@@ -428,7 +428,9 @@ class FpTablePrecompute(wiring.Component):
         run, run_sums = Signal(), Signal()
         b_grp = Signal(range(b))
         # (one bit, always 0, at m / R = 1: Verilator refuses the zero-width marks)
-        b_row = Signal(range(steps if n_rep == 1 else max(steps, 2)))
+        # at one cycle per beat a 0-bit counter would be a ``[-1:0]`` wire, which Verilator
+        # refuses: keep one bit (it stays 0)
+        b_row = Signal(range(max(steps, 2)))
         b_bank = Signal()
         b_finished = Signal()              # the block's last row went into the quantizer
         issue = run_sums & (full != 0)

@@ -4,6 +4,8 @@ trees and quantizers, R rows of a group per cycle), bit for bit against the gold
 ``gen.fp_lut.fp_tables`` / ``quantize_tables``: streams with gaps and back-pressure, the full
 rate (a table beat every ``m / R`` cycles) and the first beat's latency, reset, mutants whose
 second replica reads row 0's activations or scale; the config checks and the emit CLI."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -136,3 +138,15 @@ def test_rows_engine_keeps_pace_at_w1():
                                                       48, 4, "uint", 1, seed=12)
         assert got == want
     assert cycles[2] < cycles[1], cycles
+
+
+@pytest.mark.parametrize("m, rows", [(1, 1), (2, 2)])
+def test_one_cycle_per_beat_has_no_zero_width_wire(m, rows, tmp_path):
+    """At one cycle per table beat (m / R = 1) the beat's row counter keeps one bit: a 0-bit
+    one is emitted as a ``[-1:0]`` wire, which Verilator refuses (the m = 1 precompute engine
+    did not build under Verilator before)."""
+    from gen.emit import emit
+    cfg = LutConfig(act_format="fp16", table_format="q", w_bits=2, g=2, m=m, n=2, k_max=64,
+                    scale_block=2, precompute=True, precompute_rows=rows)
+    res = emit(cfg, tmp_path, top="engine")
+    assert "[-1:0]" not in Path(res["verilog"]).read_text()

@@ -152,8 +152,8 @@ class FastFpEngineBase(FastEngine):
     table_format = ""
     engine = ""
     #: input streams sent once per GEMM, and once per row block (replayed ``m_tiles`` times)
-    per_gemm: tuple = ()
-    per_tile: tuple = ()
+    per_gemm: tuple[str, ...] = ()
+    per_tile: tuple[str, ...] = ()
 
     def __init__(self, cfg: LutConfig, workdir, opt="-O2"):
         if not isinstance(cfg, LutConfig):
@@ -215,7 +215,7 @@ class FastFpEngine(FastFpEngineBase):
 
     table_format = "q"
     engine = "FpLutEngine"
-    per_gemm = ("i_cmd", "i_table", "i_tscale")
+    per_gemm: tuple[str, ...] = ("i_cmd", "i_table", "i_tscale")
     per_tile = ("i_weight", "i_wscale")
 
     def __init__(self, cfg: LutConfig, workdir, opt="-O2"):

@@ -9,20 +9,9 @@ from amaranth.lib import wiring
 from gen.config_fp import quantize_stage_cuts
 from gen.fp import FP32
 
-from .fp.common import FPUnit, exp_width
+from .fp.common import FPUnit, exp_width, normalize
 
 __all__ = ["EntryQuantizer", "normalize", "stage_register"]
-
-
-def normalize(m, sig, width, name):
-    """``sig`` shifted left until bit ``width - 1`` is set, and the shift (``sig`` != 0)."""
-    lz = Signal(range(width), name=f"{name}_lz")
-    for i in range(width):                        # later (higher) set bits win
-        with m.If(sig[i]):
-            m.d.comb += lz.eq(width - 1 - i)
-    norm = Signal(width, name=f"{name}_norm")
-    m.d.comb += norm.eq(sig << lz)
-    return norm, lz
 
 
 def stage_register(m, value, name, en=None):

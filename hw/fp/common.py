@@ -13,13 +13,26 @@ from amaranth.utils import bits_for
 
 from gen.fp import FPFormat, dot_window, fp_format
 
-__all__ = ["Term", "FPUnit", "exp_width"]
+__all__ = ["Term", "FPUnit", "exp_width", "normalize"]
 
 
 def exp_width(*fmts):
     """Signed width of every exponent signal: the products of the widest format, the frame
     below them and the biased result all fit (``2 * (2**exp_bits + sig_bits)`` plus a margin)."""
     return max(bits_for(2 * ((1 << f.exp_bits) + 2 * f.sig_bits + 64)) for f in fmts) + 1
+
+
+def normalize(m, sig, width, name):
+    """``sig`` shifted left until bit ``width - 1`` is set, and the shift (``sig`` != 0): the
+    leading-zero count of every rounding (:meth:`FPUnit.round_pack`) and of the precompute's
+    quantizer."""
+    lz = Signal(range(width), name=f"{name}_lz")
+    for i in range(width):                        # later (higher) set bits win
+        with m.If(sig[i]):
+            m.d.comb += lz.eq(width - 1 - i)
+    norm = Signal(width, name=f"{name}_norm")
+    m.d.comb += norm.eq(sig << lz)
+    return norm, lz
 
 
 @dataclass
@@ -91,12 +104,7 @@ class FPUnit(wiring.Component):
         e_lsb_p = Signal(signed(ew), name=f"{name}_e_lsb_p")
         m.d.comb += e_lsb_p.eq(e_lsb - pad)
 
-        lz = Signal(range(n), name=f"{name}_lz")
-        for i in range(n):                            # later (higher) set bits win
-            with m.If(mag[i]):
-                m.d.comb += lz.eq(n - 1 - i)
-        norm = Signal(n, name=f"{name}_norm")
-        m.d.comb += norm.eq(mag << lz)
+        norm, lz = normalize(m, mag, n, name)
         e_msb = Signal(signed(ew), name=f"{name}_e_msb")
         m.d.comb += e_msb.eq(e_lsb_p + (n - 1) - lz)
 

@@ -251,7 +251,9 @@ def scale_stage(r2, tscales, wscales, cfg: LutConfig):
     return out
 
 
-def _wscales(wscales, n, blocks, fmt):
+def wscale_patterns(wscales, n, blocks, fmt):
+    """``N x blocks`` weight-scale patterns of ``fmt`` (one per channel repeated over the
+    blocks when given as ``N``); ValueError on another shape or out-of-range patterns."""
     ws = np.asarray(wscales, dtype=np.int64)
     if ws.ndim == 1:
         ws = np.repeat(ws[:, None], blocks, axis=1)
@@ -287,7 +289,7 @@ def lut_q_mpgemm(acts, w, fmt, w_bits, cfg: LutConfig, wscales, trace=None):
     tables = fp_tables(acts, cfg)
     q, tscales = quantize_tables(tables, cfg)
     r2 = block_results(q, codes, fmt, w_bits, cfg)
-    ws = _wscales(wscales, codes.shape[1], r2.shape[2], act)
+    ws = wscale_patterns(wscales, codes.shape[1], r2.shape[2], act)
     if trace is not None:
         trace.update(tables=tables, q=q, tscales=tscales, r2=r2)
     return scale_stage(r2, tscales, ws, cfg)
@@ -361,7 +363,7 @@ def q_stream(cfg: LutConfig, acts, w, fmt, w_bits, wscales):
     trace: dict = {}
     expected = lut_q_mpgemm(acts, w, fmt, w_bits, cfg, wscales, trace)
     blocks = trace["r2"].shape[2]
-    ws = _wscales(wscales, cfg.n, blocks, act)
+    ws = wscale_patterns(wscales, cfg.n, blocks, act)
     return (pack_fp_cmd(cfg, fmt, w_bits, blocks), pack_q_tables(cfg, trace["q"]),
             _pack_weight_codes(cfg, codes, w_bits), pack_scales(cfg, trace["tscales"], ws),
             expected)
@@ -397,7 +399,7 @@ def q_gemm_streams(cfg: LutConfig, acts, w, fmt, w_bits, wscales):
     q, tscales = quantize_tables(fp_tables(acts, cfg), cfg)
     r2 = block_results(q, codes, fmt, w_bits, cfg)
     blocks = r2.shape[2]
-    ws = _wscales(wscales, cols, blocks, act)
+    ws = wscale_patterns(wscales, cols, blocks, act)
     ws = np.pad(ws, ((0, n_tiles * cfg.n - cols), (0, 0)))
     expected = scale_stage(r2, tscales, ws, cfg)
     aw = act.width

@@ -37,7 +37,7 @@ from gen.golden import _group_indices, bit_planes, ideal_cycles, stored_tables, 
 from .runner import FastEngine, MismatchError, pack_fields
 
 __all__ = ["FpGemmJob", "FastFpEngine", "FastFpEngineBase", "fp_engine_beats", "int_words",
-           "fp32_bits", "utilization_rows"]
+           "fp32_bits", "utilization_rows", "check_operands"]
 
 #: the canonical FP32 NaN (docs/fp.md)
 _QNAN = np.uint32(0x7FC00000)
@@ -55,15 +55,20 @@ def fp32_bits(x):
     return np.where(np.isnan(x), _QNAN, x.view(np.uint32))
 
 
-def _wscales(wscales, cols, blocks, width):
-    ws = np.asarray(wscales, dtype=np.int64)
-    if ws.ndim == 1:
-        ws = np.repeat(ws[:, None], blocks, axis=1)
-    if ws.shape != (cols, blocks):
-        raise ValueError(f"wscales must be N x blocks = {cols} x {blocks} (or N), not {ws.shape}")
-    if ws.size and (ws.min() < 0 or ws.max() >= 1 << width):
-        raise ValueError(f"wscales must be {width}-bit patterns")
-    return ws
+def check_operands(cfg, acts, w, k_min=0):
+    """``acts`` (M x K activation-format patterns) and ``W`` (K x N) of one FP engine GEMM as
+    int64 arrays; ValueError unless the shapes match, ``k_min <= K <= k_max`` and every
+    activation is a pattern of the format."""
+    act = cfg.act_fp
+    acts = np.asarray(acts, dtype=np.int64)
+    w = np.asarray(w, dtype=np.int64)
+    if acts.ndim != 2 or w.ndim != 2 or acts.shape[1] != w.shape[0]:
+        raise ValueError(f"acts {acts.shape} and W {w.shape} must be M x K and K x N")
+    if not k_min <= acts.shape[1] <= cfg.k_max:
+        raise ValueError(f"K must be in {k_min}..{cfg.k_max} (k_max), not {acts.shape[1]}")
+    if acts.size and (acts.min() < 0 or acts.max() >= 1 << act.width):
+        raise ValueError(f"acts must be {act.width}-bit patterns of {act.name}")
+    return acts, w
 
 
 def fp_engine_beats(cfg: LutConfig, acts, w, fmt, w_bits, wscales):
@@ -73,20 +78,13 @@ def fp_engine_beats(cfg: LutConfig, acts, w, fmt, w_bits, wscales):
     the ``i_act`` beats of the precompute engine instead), ``weights`` and ``wscales``
     (ONE row block: the engine re-reads them ``m_tiles`` times), and ``m_tiles``, ``n_tiles``,
     ``steps``, ``blocks``, ``wscales_full`` (the ``N x blocks`` patterns)."""
-    from gen.fp_lut import block_k, pack_fp_engine_cmd
+    from gen.fp_lut import block_k, pack_fp_engine_cmd, wscale_patterns
     from gen.model.fp_gemm import full_tables, quantize_tables_fast
     if cfg.table_format != "q":
         raise ValueError(f"table_format must be 'q' for the FP engine, not {cfg.table_format!r}")
     fmt = cfg.check_op(fmt, w_bits)
     act = cfg.act_fp
-    acts = np.asarray(acts, dtype=np.int64)
-    w = np.asarray(w, dtype=np.int64)
-    if acts.ndim != 2 or w.ndim != 2 or acts.shape[1] != w.shape[0]:
-        raise ValueError(f"acts {acts.shape} and W {w.shape} must be M x K and K x N")
-    if acts.shape[1] > cfg.k_max:
-        raise ValueError(f"K must be at most k_max = {cfg.k_max}, not {acts.shape[1]}")
-    if acts.size and (acts.min() < 0 or acts.max() >= 1 << act.width):
-        raise ValueError(f"acts must be {act.width}-bit patterns of {act.name}")
+    acts, w = check_operands(cfg, acts, w)
     rows, cols = acts.shape[0], w.shape[1]
     m, n, c = cfg.m, cfg.n, cfg.tables_per_pe
     m_tiles, n_tiles = -(-rows // m), -(-cols // n)
@@ -96,7 +94,7 @@ def fp_engine_beats(cfg: LutConfig, acts, w, fmt, w_bits, wscales):
     q, ts = quantize_tables_fast(tables, cfg)
     groups = tables.shape[1]
     blocks, steps = groups // cfg.scale_block, groups // c
-    ws = _wscales(wscales, cols, blocks, act.width)
+    ws = wscale_patterns(wscales, cols, blocks, act)
     ws_pad = np.pad(ws, ((0, n_tiles * n - cols), (0, 0)))
     # K padded with code 0 under +0 activations, columns with code 0 (as gen.fp_lut pads)
     codes = np.pad(weight_codes(w, fmt, w_bits),
@@ -229,8 +227,9 @@ class FastFpEngine(FastFpEngineBase):
 
     def expected(self, job):
         """The golden FP32 patterns of a job (``M x N`` uint32)."""
+        from gen.fp_lut import wscale_patterns
         blocks = -(-job.a.shape[1] // (self.cfg.scale_block * self.cfg.g))
-        wscales = _wscales(job.wscales, job.w.shape[1], blocks, self.cfg.act_fp.width)
+        wscales = wscale_patterns(job.wscales, job.w.shape[1], blocks, self.cfg.act_fp)
         a = np.asarray(job.a, dtype=np.int64)
         if job.golden == "lut":
             from gen.fp_lut import lut_q_mpgemm

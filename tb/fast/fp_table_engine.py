@@ -32,7 +32,7 @@ from gen.config import LutConfig
 from gen.golden import (_group_indices, bit_planes, pack_engine_cmd,
                         stored_tables, weight_codes)
 
-from .fp_engine import FastFpEngineBase, FpGemmJob, int_words
+from .fp_engine import FastFpEngineBase, FpGemmJob, check_operands, int_words
 from .runner import pack_fields
 
 __all__ = ["FastFpTableEngine", "fp_table_engine_beats", "FpGemmJob"]
@@ -66,14 +66,7 @@ def fp_table_engine_beats(cfg: LutConfig, acts, w, fmt, w_bits, wscales):
     _check_cfg(cfg)
     fmt = cfg.check_op(fmt, w_bits)
     act = cfg.act_fp
-    acts = np.asarray(acts, dtype=np.int64)
-    w = np.asarray(w, dtype=np.int64)
-    if acts.ndim != 2 or w.ndim != 2 or acts.shape[1] != w.shape[0]:
-        raise ValueError(f"acts {acts.shape} and W {w.shape} must be M x K and K x N")
-    if not 1 <= acts.shape[1] <= cfg.k_max:
-        raise ValueError(f"K must be in 1..{cfg.k_max} (k_max), not {acts.shape[1]}")
-    if acts.size and (acts.min() < 0 or acts.max() >= 1 << act.width):
-        raise ValueError(f"acts must be {act.width}-bit patterns of {act.name}")
+    acts, w = check_operands(cfg, acts, w, k_min=1)
     rows, cols = acts.shape[0], w.shape[1]
     m, n = cfg.m, cfg.n
     m_tiles, n_tiles = -(-rows // m), -(-cols // n)

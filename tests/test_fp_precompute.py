@@ -359,16 +359,23 @@ def test_precompute_full_rate(g, b, m):
     ``precompute_latency`` cycles after its block's last activation; every beat bit-exact.
     At ``m = 1`` the division has no slack: at most one missing beat per block. ``g = 4``,
     ``b = 16`` (the default point's unit) under ``slow``."""
-    cfg = q_cfg(g=g, b=b, m=m)
-    blocks = 4
-    acts = random_acts(np.random.default_rng([SEED, g, b, m]), cfg, blocks * b * g)
+    check_full_rate(q_cfg(g=g, b=b, m=m), [SEED, g, b, m])
+
+
+def check_full_rate(cfg, seed):
+    """Four scale blocks at full input rate: every beat bit-exact, the first one
+    ``precompute_latency`` cycles after its block's last activation, then a beat every
+    ``precompute_beat_cycles``; at one cycle per beat the division has no slack: within a
+    block a beat every cycle, at most one missing beat per block boundary."""
+    b, beat = cfg.scale_block, cfg.precompute_beat_cycles
+    acts = random_acts(np.random.default_rng(seed), cfg, 4 * b * cfg.g)
     took, made, tables, scales, want_t, want_s = run_full_rate(cfg, acts)
     assert tables == want_t and scales == want_s
     assert made[0] - took[b - 1] == cfg.precompute_latency
     gaps = np.diff(made).tolist()
-    if m > 1:
-        assert gaps == [m] * (len(made) - 1)
-    else:                          # within a block a beat every cycle, across at most one gap
+    if beat > 1:
+        assert gaps == [beat] * (len(made) - 1)
+    else:
         assert all(gap == 1 if (i + 1) % b else gap <= 2 for i, gap in enumerate(gaps))
 
 

@@ -12,7 +12,7 @@ import pytest
 from gen.config import LutConfig
 from hw.fp_precompute import FpTablePrecompute, _part
 
-from .test_fp_precompute import SEED, q_cfg, random_acts, run_full_rate, run_precompute, \
+from .test_fp_precompute import SEED, check_full_rate, q_cfg, random_acts, run_precompute, \
     run_reset
 
 
@@ -57,17 +57,8 @@ def test_rows_full_rate(g, b, m, rows):
     beat bit-exact. At ``m / R = 1`` the division has no slack (as at ``m = 1``): within a
     block a beat every cycle, at most one missing beat per block boundary."""
     cfg = r_cfg(rows, g=g, b=b, m=m)
-    beat = cfg.precompute_beat_cycles
-    assert beat == m // rows
-    acts = random_acts(np.random.default_rng([SEED, g, b, m, rows]), cfg, 4 * b * g)
-    took, made, tables, scales, want_t, want_s = run_full_rate(cfg, acts)
-    assert tables == want_t and scales == want_s
-    assert made[0] - took[b - 1] == cfg.precompute_latency
-    gaps = np.diff(made).tolist()
-    if beat > 1:
-        assert gaps == [beat] * (len(made) - 1)
-    else:
-        assert all(gap == 1 if (i + 1) % b else gap <= 2 for i, gap in enumerate(gaps))
+    assert cfg.precompute_beat_cycles == m // rows
+    check_full_rate(cfg, [SEED, g, b, m, rows])
 
 
 def test_rows_reset():
